@@ -1,0 +1,37 @@
+/**
+ * Configuration is the environment, parsed once at start with zod and
+ * documented in README.md ("Configuration"). Laptop-safe defaults.
+ */
+import { z } from 'zod';
+import { DEFAULT_ABHA_SYSTEMS } from './fhir/abha.js';
+
+const list = (fallback: string[]) =>
+  z.string().optional().transform((v) => (v ? v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean) : fallback));
+
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  MONGODB_URI: z.string().url().optional(),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('abha_vault'),
+  DATA_DIR: z.string().default('./data'),
+  MAX_BODY_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+  MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1000).default(64),
+  SEARCH_DEFAULT_COUNT: z.coerce.number().int().min(1).max(1000).default(20),
+  SEARCH_MAX_COUNT: z.coerce.number().int().min(1).max(1000).default(100),
+  ABHA_IDENTIFIER_SYSTEMS: list(DEFAULT_ABHA_SYSTEMS),
+  DB_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PUBLIC_BASE_URL: z.string().url().optional(),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = ConfigSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`Invalid configuration:\n${lines}`);
+  }
+  return parsed.data;
+}

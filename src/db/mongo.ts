@@ -1,0 +1,120 @@
+/**
+ * Connecting to the database (MONGODB_URI, or the embedded FerretDB), the
+ * collections the store uses and their indexes (created at start, idempotently).
+ *
+ * FerretDB has no multi-document transactions, so each write is a single
+ * document and uniqueness is a unique index; see README "Storage".
+ */
+import { MongoClient, type Collection, type Db, MongoError } from 'mongodb';
+import type { Config } from '../config.js';
+import { startEmbedded } from './embedded.js';
+import { FhirError, unavailable } from '../fhir/outcome.js';
+
+export interface RecordDoc {
+  _id: string; // `${recordId}/${version}`
+  recordId: string;
+  version: number;
+  provider: string;
+  identifierKey: string; // Bundle.identifier system|value
+  contentHash: string;
+  hiType: string;
+  abhaNumber: string | null;
+  abhaAddress: string | null;
+  careContext: string;
+  careContextDisplay: string | null;
+  recordDate: Date;
+  receivedAt: Date;
+  bytes: number;
+}
+
+/** The newest version of each record: what search and read-by-id serve. */
+export type CurrentDoc = Omit<RecordDoc, '_id'> & { _id: string /* recordId */ };
+
+export interface ContentDoc { _id: string /* `${recordId}/${version}` */; text: string }
+
+export interface CareContextDoc {
+  _id: string;
+  provider: string;
+  abhaNumber: string | null;
+  abhaAddress: string | null;
+  referenceNumber: string;
+  display: string | null;
+  hiTypes: string[];
+  firstSeen: Date;
+  lastSeen: Date;
+}
+
+export interface Collections {
+  versions: Collection<RecordDoc>;
+  current: Collection<CurrentDoc>;
+  contents: Collection<ContentDoc>;
+  careContexts: Collection<CareContextDoc>;
+}
+
+export function collections(db: Db): Collections {
+  return {
+    versions: db.collection<RecordDoc>('record_versions'),
+    current: db.collection<CurrentDoc>('records'),
+    contents: db.collection<ContentDoc>('record_contents'),
+    careContexts: db.collection<CareContextDoc>('care_contexts'),
+  };
+}
+
+/** Search keys: each search the API offers is served by one of these (newest first, then id). */
+export async function ensureIndexes(c: Collections): Promise<void> {
+  const order = { recordDate: -1, _id: -1 } as const;
+  await Promise.all([
+    c.versions.createIndex({ provider: 1, identifierKey: 1, version: 1 }, { unique: true, name: 'provider_identifier_version' }),
+    c.versions.createIndex({ recordId: 1, version: 1 }, { unique: true, name: 'record_version' }),
+    c.current.createIndex({ provider: 1, identifierKey: 1 }, { unique: true, name: 'provider_identifier' }),
+    c.current.createIndex({ provider: 1, ...order }, { name: 'provider_date' }),
+    c.current.createIndex({ provider: 1, abhaNumber: 1, ...order }, { name: 'provider_abha_number_date' }),
+    c.current.createIndex({ provider: 1, abhaAddress: 1, ...order }, { name: 'provider_abha_address_date' }),
+    c.current.createIndex({ provider: 1, careContext: 1, ...order }, { name: 'provider_care_context_date' }),
+    c.current.createIndex({ provider: 1, hiType: 1, ...order }, { name: 'provider_hitype_date' }),
+    c.careContexts.createIndex({ provider: 1, abhaNumber: 1 }, { name: 'provider_abha_number' }),
+    c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
+  ]);
+}
+
+export interface Database {
+  client: MongoClient;
+  db: Db;
+  uri: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export async function connectDatabase(config: Config, log: (msg: string) => void): Promise<Database> {
+  let uri = config.MONGODB_URI;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!uri) {
+    const embedded = await startEmbedded({ dataDir: config.DATA_DIR, log });
+    uri = embedded.uri;
+    stopEmbedded = () => embedded.stop();
+  }
+  const client = new MongoClient(uri, {
+    serverSelectionTimeoutMS: config.DB_TIMEOUT_MS,
+    connectTimeoutMS: config.DB_TIMEOUT_MS,
+    appName: 'abha-vault',
+  });
+  await client.connect();
+  const db = client.db(config.MONGODB_DB);
+  return {
+    client, db, uri, embedded: !!stopEmbedded,
+    async close() { await client.close(); await stopEmbedded?.(); },
+  };
+}
+
+/** Database failures become 503 OperationOutcomes; everything else passes through. */
+export function asUnavailable(e: unknown): unknown {
+  if (e instanceof FhirError) return e;
+  if (e instanceof MongoError && isConnectivity(e)) return unavailable('The database is unavailable; try again shortly');
+  return e;
+}
+
+function isConnectivity(e: MongoError): boolean {
+  const name = e.name;
+  return name === 'MongoServerSelectionError' || name === 'MongoNetworkError' || name === 'MongoNetworkTimeoutError'
+    || name === 'MongoTopologyClosedError' || name === 'MongoNotConnectedError' || (e as any).code === 91 /* ShutdownInProgress */;
+}

@@ -1,0 +1,58 @@
+/**
+ * OperationOutcome helpers and the one typed error every layer throws.
+ * `app.onError` is the only place that turns a FhirError into a response.
+ */
+
+export type Severity = 'fatal' | 'error' | 'warning' | 'information';
+/** The subset of http://hl7.org/fhir/issue-type the store uses. */
+export type IssueType =
+  | 'invalid' | 'structure' | 'required' | 'value' | 'invariant' | 'code-invalid'
+  | 'security' | 'login' | 'forbidden' | 'not-found' | 'not-supported' | 'duplicate'
+  | 'too-costly' | 'too-long' | 'business-rule' | 'conflict' | 'transient' | 'exception'
+  | 'throttled' | 'processing' | 'informational';
+
+export interface Issue {
+  severity: Severity;
+  code: IssueType;
+  diagnostics: string;
+  /** FHIRPath of the fault, e.g. `Bundle.entry[3].resource.authoredOn`. */
+  expression?: string;
+}
+
+export class FhirError extends Error {
+  constructor(
+    readonly status: number,
+    readonly issues: Issue[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(issues[0]?.diagnostics ?? `HTTP ${status}`);
+    this.name = 'FhirError';
+  }
+}
+
+export function error(code: IssueType, diagnostics: string, expression?: string): Issue {
+  return expression === undefined
+    ? { severity: 'error', code, diagnostics }
+    : { severity: 'error', code, diagnostics, expression };
+}
+
+export function operationOutcome(issues: Issue[]): fhir4.OperationOutcome {
+  return {
+    resourceType: 'OperationOutcome',
+    issue: issues.map((i) => ({
+      severity: i.severity,
+      code: i.code,
+      diagnostics: i.diagnostics,
+      ...(i.expression ? { expression: [i.expression] } : {}),
+    })),
+  };
+}
+
+export const fail = (status: number, code: IssueType, diagnostics: string, expression?: string) =>
+  new FhirError(status, [error(code, diagnostics, expression)]);
+
+export const badRequest = (diagnostics: string, expression?: string) =>
+  fail(400, 'invalid', diagnostics, expression);
+export const notFound = (diagnostics: string) => fail(404, 'not-found', diagnostics);
+export const unprocessable = (issues: Issue[]) => new FhirError(422, issues);
+export const unavailable = (diagnostics: string) => fail(503, 'transient', diagnostics);

@@ -1,0 +1,199 @@
+/**
+ * The ABDM profile engine: applies the record-type rules kept as data in
+ * ../profiles (one file per record type, each rule citing the IG element that
+ * states it). Adding a record type is a new file there, not a new branch here.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { type Issue, error } from './outcome.js';
+import type { DocumentFacts } from './document.js';
+import { abhaIdentity } from './abha.js';
+
+const cardinality = { min: z.number().int().min(0), max: z.union([z.number().int().min(0), z.literal('*')]), cite: z.string() };
+const requiredPath = z.object({ path: z.string().min(1), cite: z.string() }).transform((r) => ({ ...r, steps: compilePath(r.path) }));
+
+export const ProfileFile = z.object({
+  recordType: z.string(),
+  hiType: z.string(),
+  profile: z.string().url(),
+  source: z.string(),
+  /** The Composition.type codes that select this profile: a fixed `code`, or the enumerated `codes` of the bound value set. */
+  compositionType: z.object({
+    system: z.string(),
+    code: z.string().nullish(),
+    codes: z.array(z.string()).optional(),
+    valueSet: z.string().optional(),
+    cite: z.string(),
+    note: z.string().optional(),
+  }).refine((t) => !!t.code || (t.codes?.length ?? 0) > 0, 'compositionType needs a code or codes'),
+  compositionRequired: z.array(requiredPath),
+  sections: z.object({
+    ...cardinality,
+    slicing: z.enum(['open', 'closed']),
+    slices: z.array(z.object({
+      name: z.string(),
+      code: z.string().optional(),
+      system: z.string().optional(),
+      ...cardinality,
+      entry: z.object({
+        ...cardinality,
+        requireType: z.boolean(),
+        typeCite: z.string().optional(),
+        closed: z.boolean(),
+        targets: z.array(z.object({
+          resourceType: z.string(),
+          profiles: z.array(z.string()).optional(),
+          min: z.number().int().min(0).optional(),
+          max: z.union([z.number().int().min(0), z.literal('*')]).optional(),
+          cite: z.string(),
+        })),
+      }),
+    })),
+  }),
+  resources: z.record(z.string(), z.object({
+    profile: z.string(),
+    source: z.string(),
+    required: z.array(requiredPath),
+    note: z.string().optional(),
+  })),
+});
+export type ProfileFile = z.output<typeof ProfileFile>;
+
+const typeCodes = (p: ProfileFile): string[] => (p.compositionType.code ? [p.compositionType.code] : p.compositionType.codes ?? []);
+const limit = (max: number | '*') => (max === '*' ? Infinity : max);
+const showMax = (max: number | '*') => String(max);
+
+export class ProfileEngine {
+  readonly profiles: ProfileFile[];
+
+  constructor(readonly abhaSystems: readonly string[], dir = new URL('../../profiles/', import.meta.url).pathname) {
+    this.profiles = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => {
+      const parsed = ProfileFile.safeParse(JSON.parse(readFileSync(join(dir, f), 'utf8')));
+      if (!parsed.success) throw new Error(`profiles/${f} is not a valid profile file: ${parsed.error.message}`);
+      return parsed.data;
+    });
+  }
+
+  get supported(): string { return this.profiles.map((p) => `${p.hiType} (${typeCodes(p).join(' | ')})`).join(', '); }
+
+  /** The profile whose Composition.type the document carries, if any. */
+  select(composition: Record<string, any>): ProfileFile | undefined {
+    const codings: any[] = composition.type?.coding ?? [];
+    return this.profiles.find((p) => codings.some((c) => typeCodes(p).includes(c?.code) && (!c.system || c.system === p.compositionType.system)));
+  }
+
+  /** Issues found applying `profile` to a document that passed the document rules. */
+  check(profile: ProfileFile, bundle: Record<string, any>, facts: DocumentFacts): Issue[] {
+    const issues: Issue[] = [];
+    const cite = (rule: string) => ` [${profile.recordType}: ${rule}]`;
+    const C = 'Bundle.entry[0].resource';
+    const comp = facts.composition;
+
+    for (const r of profile.compositionRequired) missingPaths(comp, r.steps, C).forEach((p) => issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)));
+
+    // Sections and their entries.
+    const sections: any[] = Array.isArray(comp.section) ? comp.section : [];
+    const S = profile.sections;
+    if (sections.length < S.min || sections.length > limit(S.max)) {
+      issues.push(error('structure', `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${cite(S.cite)}`, `${C}.section`));
+    }
+    const sliceCounts = new Map<string, number>();
+    sections.forEach((section, si) => {
+      const here = `${C}.section[${si}]`;
+      const codes: string[] = (section?.code?.coding ?? []).map((c: any) => c?.code);
+      const slice = S.slices.find((s) => s.code === undefined || codes.includes(s.code));
+      if (!slice) {
+        if (S.slicing === 'closed') issues.push(error('code-invalid', `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`, `${here}.code`));
+        return;
+      }
+      sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
+      const E = slice.entry;
+      const entries: any[] = Array.isArray(section.entry) ? section.entry : [];
+      if (entries.length < E.min || entries.length > limit(E.max)) {
+        issues.push(error('structure', `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${cite(E.cite)}`, `${here}.entry`));
+      }
+      const targetCounts = new Map<string, number>();
+      entries.forEach((ref, ei) => {
+        const at = `${here}.entry[${ei}]`;
+        if (E.requireType && !ref?.type) issues.push(error('required', `Section entry must state its resource type in Reference.type${cite(E.typeCite ?? E.cite)}`, `${at}.type`));
+        const target = typeof ref?.reference === 'string' ? facts.resolve(ref.reference) : undefined;
+        if (!target) return; // unresolved references are reported by the document rules
+        const rt = target.resource.resourceType;
+        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${ref.type} but the entry is a ${rt}`, `${at}.type`));
+        const allowed = E.targets.find((t) => t.resourceType === rt);
+        if (!allowed) {
+          if (E.closed) issues.push(error('structure', `A ${rt} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
+          return;
+        }
+        targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);
+      });
+      for (const t of E.targets) {
+        const n = targetCounts.get(t.resourceType) ?? 0;
+        if ((t.min !== undefined && n < t.min) || (t.max !== undefined && n > limit(t.max))) {
+          issues.push(error('structure', `Section ${slice.name} must have ${t.min ?? 0}..${showMax(t.max ?? '*')} ${t.resourceType} entries, found ${n}${cite(t.cite)}`, `${here}.entry`));
+        }
+      }
+    });
+    for (const s of S.slices) {
+      const n = sliceCounts.get(s.name) ?? 0;
+      if (n < s.min || n > limit(s.max)) issues.push(error('structure', `Section ${s.name}${s.code ? ` (${s.code})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`, `${C}.section`));
+    }
+
+    // Required elements of entry resources.
+    const entries: any[] = bundle.entry;
+    entries.forEach((entry, i) => {
+      const rule = profile.resources[entry?.resource?.resourceType];
+      if (!rule) return;
+      for (const r of rule.required) {
+        missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`)
+          .forEach((p) => issues.push(error('required', `${entry.resource.resourceType}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`, p)));
+      }
+    });
+
+    // The patient must be identified by ABHA number and/or ABHA address.
+    if (facts.patient) {
+      const P = `Bundle.entry[${facts.patient.index}].resource`;
+      const id = abhaIdentity(facts.patient.resource.identifier, this.abhaSystems);
+      for (const m of id.malformed) issues.push(error('value', `ABHA identifier '${m.value.slice(0, 40)}' is neither a 14-digit ABHA number nor an ABHA address (name@abdm or name@sbx)`, `${P}.identifier[${m.index}].value`));
+      if (!id.abhaNumber && !id.abhaAddress) issues.push(error('required', 'The patient must be identified by an ABHA number (14 digits, with or without dashes) and/or an ABHA address (name@abdm, name@sbx) in Patient.identifier', `${P}.identifier`));
+    }
+    return issues;
+  }
+}
+
+/** A required path compiled once: steps of alternatives (`a|b.c` → [[a, b], [c]]). */
+export type CompiledPath = string[][];
+export const compilePath = (path: string): CompiledPath => path.split('.').map((step) => step.split('|'));
+
+/**
+ * FHIRPaths where `path` (dotted JSON names, `a|b` for alternatives) is missing
+ * under `node`. Only the last step is required, and only where its parent is
+ * present (`telecom.value`: every telecom present has a value); array parents
+ * are checked item by item. Paths of faults are built only when one is found.
+ */
+export function missingPaths(node: unknown, path: string | CompiledPath, base: string): string[] {
+  const steps = typeof path === 'string' ? compilePath(path) : path;
+  const out: string[] = [];
+  walk(node, steps, 0, () => base, out);
+  return out;
+}
+
+function walk(node: unknown, steps: CompiledPath, i: number, where: () => string, out: string[]) {
+  const obj = node as Record<string, unknown>;
+  const alternatives = steps[i];
+  let key: string | undefined;
+  for (const k of alternatives) { const v = obj[k]; if (v !== undefined && v !== null) { key = k; break; } }
+  if (i === steps.length - 1) {
+    if (key === undefined) out.push(`${where()}.${alternatives.join('|')}`);
+    return;
+  }
+  if (key === undefined) return; // the parent is absent: whether it must be there is a rule of its own
+  const value = obj[key];
+  if (Array.isArray(value)) {
+    for (let j = 0; j < value.length; j++) {
+      const item = value[j];
+      if (item && typeof item === 'object') walk(item, steps, i + 1, () => `${where()}.${key}[${j}]`, out);
+    }
+  } else if (value && typeof value === 'object') walk(value, steps, i + 1, () => `${where()}.${key}`, out);
+}

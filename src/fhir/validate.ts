@@ -1,0 +1,62 @@
+/**
+ * The upload validation pipeline: guard → FHIR R4 structure → document rules →
+ * ABDM profile rules. Every stage runs that can, so a rejection lists every
+ * problem found, not only the first.
+ */
+import { type Issue, error, fail, unprocessable } from './outcome.js';
+import { guard, type GuardLimits } from './guard.js';
+import { StructureValidator } from './structure.js';
+import { documentRules, type DocumentFacts } from './document.js';
+import { ProfileEngine, type ProfileFile } from './profiles.js';
+
+export interface ValidatorOptions extends GuardLimits {
+  abhaSystems: readonly string[];
+  maxIssues?: number;
+}
+
+export interface ValidDocument {
+  bundle: Record<string, any>;
+  profile: ProfileFile;
+  facts: DocumentFacts & { patient: NonNullable<DocumentFacts['patient']> };
+}
+
+export class DocumentValidator {
+  readonly structure: StructureValidator;
+  readonly profiles: ProfileEngine;
+
+  constructor(private options: ValidatorOptions, structure?: StructureValidator) {
+    this.structure = structure ?? new StructureValidator();
+    this.profiles = new ProfileEngine(options.abhaSystems);
+  }
+
+  /** Parses and validates an uploaded document; throws FhirError (400/413/422) when it is not acceptable. */
+  validateText(text: string): ValidDocument {
+    return this.validate(guard(text, this.options));
+  }
+
+  validate(parsed: unknown): ValidDocument {
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw unprocessable([error('structure', 'Expected a FHIR resource (a JSON object)', 'Bundle')]);
+    }
+    const bundle = parsed as Record<string, any>;
+    if (bundle.resourceType !== 'Bundle') {
+      throw unprocessable([error('structure', `Expected resourceType 'Bundle' (a FHIR document), found '${String(bundle.resourceType).slice(0, 60)}'`, 'resourceType')]);
+    }
+    const issues: Issue[] = [];
+    const max = this.options.maxIssues ?? 1000;
+    this.structure.validateResource(bundle, 'Bundle', issues, max);
+    const doc = documentRules(bundle);
+    issues.push(...doc.issues);
+    let profile: ProfileFile | undefined;
+    if (doc.facts) {
+      profile = this.profiles.select(doc.facts.composition);
+      if (!profile) {
+        const codes = (doc.facts.composition.type?.coding ?? []).map((c: any) => c?.code).join(', ') || doc.facts.composition.type?.text || 'none';
+        issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
+      } else issues.push(...this.profiles.check(profile, bundle, doc.facts));
+    }
+    if (issues.length > 0) throw unprocessable(issues.slice(0, max));
+    if (!profile || !doc.facts?.patient) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
+    return { bundle, profile, facts: doc.facts as ValidDocument['facts'] };
+  }
+}
