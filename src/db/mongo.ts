@@ -16,7 +16,8 @@ export interface RecordDoc {
   version: number;
   provider: string;
   identifierKey: string; // Bundle.identifier system|value
-  contentHash: string;
+  contentHash: string; // SHA-256 of the content without id/meta and insignificant whitespace
+  contentId: string; // SHA-256 of the exact uploaded text (record_contents._id)
   hiType: string;
   abhaNumber: string | null;
   abhaAddress: string | null;
@@ -28,9 +29,9 @@ export interface RecordDoc {
 }
 
 /** The newest version of each record: what search and read-by-id serve. */
-export type CurrentDoc = Omit<RecordDoc, '_id'> & { _id: string /* recordId */ };
+export type CurrentDoc = Omit<RecordDoc, '_id'> & { _id: string /* recordId */; versionId: string };
 
-export interface ContentDoc { _id: string /* `${recordId}/${version}` */; text: string }
+export interface ContentDoc { _id: string /* SHA-256 of text */; text: string }
 
 export interface CareContextDoc {
   _id: string;

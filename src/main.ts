@@ -1,0 +1,58 @@
+/**
+ * Process entry: config → database → app → listen; graceful shutdown on
+ * SIGINT/SIGTERM (stop accepting, let in-flight requests finish, close the
+ * database, stop the embedded FerretDB).
+ */
+import { serve } from '@hono/node-server';
+import { readFileSync } from 'node:fs';
+import { loadConfig } from './config.js';
+import { createLog } from './log.js';
+import { connectDatabase, collections, ensureIndexes } from './db/mongo.js';
+import { EmbeddedDatabaseError } from './db/embedded.js';
+import { DocumentValidator } from './fhir/validate.js';
+import { RecordStore } from './records/store.js';
+import { createApp } from './app.js';
+
+async function main() {
+  const config = loadConfig();
+  const log = createLog(config.LOG_LEVEL);
+  const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
+
+  const validator = new DocumentValidator({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS });
+  let database;
+  try {
+    database = await connectDatabase(config, (msg) => log.info(msg));
+  } catch (e) {
+    if (e instanceof EmbeddedDatabaseError) { console.error(e.message); process.exit(1); }
+    throw e;
+  }
+  log.info({ embedded: database.embedded, db: config.MONGODB_DB }, 'database connected');
+  const c = collections(database.db);
+  await ensureIndexes(c);
+
+  const app = createApp({ config, store: new RecordStore(c), validator, log, version });
+  const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
+    log.info({ url: `http://${info.address}:${info.port}` }, 'abha-vault listening');
+    console.log(`abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`);
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 15000);
+    server.close(async () => {
+      await database.close();
+      clearTimeout(force);
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((e) => {
+  console.error(`abha-vault failed to start: ${(e as Error).message}`);
+  process.exit(1);
+});

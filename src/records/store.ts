@@ -1,0 +1,147 @@
+/**
+ * Storage of records: one immutable document per version (record_versions),
+ * the newest version of each record (records: what search and read serve),
+ * and the exact uploaded text (record_contents, addressed by its SHA-256).
+ *
+ * Write order makes every step safe to repeat and nothing visible half-done:
+ * content (idempotent upsert) → version (the commit point, unique per provider,
+ * bundle identifier and version) → current pointer (conditional upsert) → care
+ * context. A retry of the same upload repairs any step a crash left undone.
+ */
+import { createHash } from 'node:crypto';
+import { v4 as uuidv4 } from 'uuid';
+import { MongoServerError, type Filter } from 'mongodb';
+import type { Collections, CurrentDoc, RecordDoc } from '../db/mongo.js';
+import { canonicalContent } from '../fhir/json-text.js';
+import type { IndexKeys } from './index-keys.js';
+import { cursorFilter, type SearchQuery } from './search.js';
+
+const DUPLICATE_KEY = 11000;
+const SERVER_SET = new Set(['id', 'meta']);
+const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
+/** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
+async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
+  try { await write; } catch (e) { if (!isDuplicate(e)) throw e; }
+}
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export interface UploadInput {
+  text: string;
+  keys: IndexKeys;
+  provider: string;
+  careContext: string;
+  careContextDisplay: string | null;
+  now: Date;
+}
+
+export interface UploadResult { created: boolean; record: RecordDoc }
+
+export class RecordStore {
+  constructor(private c: Collections) {}
+
+  async upload(input: UploadInput): Promise<UploadResult> {
+    const { keys, provider } = input;
+    const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
+    const contentId = sha256(input.text);
+    await ignoreDuplicate(this.c.contents.updateOne({ _id: contentId }, { $setOnInsert: { text: input.text } }, { upsert: true }));
+
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const latest = await this.c.versions.find({ provider, identifierKey: keys.identifierKey }).sort({ version: -1 }).limit(1).next();
+      if (latest && latest.contentHash === contentHash) {
+        await this.publish(latest);
+        return { created: false, record: latest };
+      }
+      const recordId = latest?.recordId ?? uuidv4();
+      const version = (latest?.version ?? 0) + 1;
+      const record: RecordDoc = {
+        _id: `${recordId}/${version}`,
+        recordId, version, provider,
+        identifierKey: keys.identifierKey,
+        contentHash, contentId,
+        hiType: keys.hiType,
+        abhaNumber: keys.abhaNumber,
+        abhaAddress: keys.abhaAddress,
+        careContext: input.careContext,
+        careContextDisplay: input.careContextDisplay,
+        recordDate: keys.recordDate,
+        receivedAt: input.now,
+        bytes: Buffer.byteLength(input.text),
+      };
+      try {
+        await this.c.versions.insertOne(record);
+      } catch (e) {
+        if (isDuplicate(e)) continue; // another upload took this version: look again
+        throw e;
+      }
+      await this.publish(record);
+      await this.rememberCareContext(record);
+      return { created: true, record };
+    }
+    throw new Error('Too many concurrent versions of one document');
+  }
+
+  /** Points the record's current entry at `v` unless a newer version is already there. */
+  private async publish(v: RecordDoc): Promise<void> {
+    const { _id, ...fields } = v;
+    // A duplicate key here means the current entry exists with this or a newer version.
+    await ignoreDuplicate(this.c.current.updateOne({ _id: v.recordId, version: { $lt: v.version } }, { $set: { ...fields, versionId: _id } }, { upsert: true }));
+  }
+
+  private async rememberCareContext(r: RecordDoc): Promise<void> {
+    const patientKey = r.abhaNumber ?? r.abhaAddress;
+    const upsert = () => this.c.careContexts.updateOne(
+      { _id: `${r.provider}|${patientKey}|${r.careContext}` },
+      {
+        $set: { provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext, lastSeen: r.receivedAt, ...(r.careContextDisplay ? { display: r.careContextDisplay } : {}) },
+        $setOnInsert: { firstSeen: r.receivedAt, ...(r.careContextDisplay ? {} : { display: null }) },
+        $addToSet: { hiTypes: r.hiType },
+      },
+      { upsert: true },
+    );
+    // Two first sightings at once: one insert wins, the other retries as an update.
+    try { await upsert(); } catch (e) { if (isDuplicate(e)) await upsert(); else throw e; }
+  }
+
+  async text(contentId: string): Promise<string | undefined> {
+    return (await this.c.contents.findOne({ _id: contentId }))?.text;
+  }
+
+  async current(provider: string, recordId: string): Promise<CurrentDoc | null> {
+    return this.c.current.findOne({ _id: recordId, provider });
+  }
+
+  async version(provider: string, recordId: string, version: number): Promise<RecordDoc | null> {
+    return this.c.versions.findOne({ _id: `${recordId}/${version}`, provider });
+  }
+
+  async history(provider: string, recordId: string, limit: number): Promise<RecordDoc[]> {
+    return this.c.versions.find({ recordId, provider }).sort({ version: -1 }).limit(limit).toArray();
+  }
+
+  /**
+   * One page of current records matching `scope` and the query, newest first,
+   * with the total and whether pages exist before and after it.
+   */
+  async search(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<{ total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }> {
+    const filter = { ...q.filter, ...scope } as Filter<CurrentDoc>;
+    const paged = q.cursor ? ({ $and: [filter, cursorFilter(q.cursor)] } as Filter<CurrentDoc>) : filter;
+    const backwards = q.cursor?.dir === 'prev';
+    const sort = backwards ? ({ recordDate: 1, _id: 1 } as const) : ({ recordDate: -1, _id: -1 } as const);
+    const [total, rows] = await Promise.all([
+      this.c.current.countDocuments(filter),
+      this.c.current.find(paged).sort(sort).limit(q.count + 1).toArray(),
+    ]);
+    const more = rows.length > q.count;
+    const page = rows.slice(0, q.count);
+    if (backwards) page.reverse();
+    return {
+      total, page,
+      hasNext: backwards ? true : more,
+      hasPrev: backwards ? more : q.cursor !== undefined,
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.c.current.db.command({ ping: 1 });
+  }
+}
