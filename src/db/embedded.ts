@@ -20,14 +20,15 @@ export const NO_GO_MESSAGE =
   'The embedded database (FerretDB) is built with Go, which is not installed: install Go 1.24 or newer (https://go.dev/doc/install), or set MONGODB_URI to use your own MongoDB.';
 
 /** Path of the launcher binary, building it first if this source has not been built yet. */
-export function ensureLauncher(log: (msg: string) => void = () => {}): string {
+export function ensureLauncher(log: (msg: string) => void = () => {}, opts: { cacheRoot?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const env = opts.env ?? process.env;
   const hash = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(readFileSync(join(SOURCE_DIR, f)));
-  const dir = join(PROJECT_ROOT, '.cache', 'ferretdb', hash.digest('hex').slice(0, 16));
+  const dir = join(opts.cacheRoot ?? join(PROJECT_ROOT, '.cache', 'ferretdb'), hash.digest('hex').slice(0, 16));
   const bin = join(dir, 'ferretdb-launcher');
   if (existsSync(bin)) return bin;
 
-  const go = spawnSync('go', ['version'], { encoding: 'utf8' });
+  const go = spawnSync('go', ['version'], { encoding: 'utf8', env });
   if (go.error || go.status !== 0) throw new EmbeddedDatabaseError(NO_GO_MESSAGE);
   log('Building the embedded database (FerretDB 1.24.2) once; this takes a minute or two...');
   mkdirSync(dir, { recursive: true });
@@ -35,7 +36,7 @@ export function ensureLauncher(log: (msg: string) => void = () => {}): string {
   const build = spawnSync('go', ['build', '-trimpath', '-o', tmp, '.'], {
     cwd: SOURCE_DIR,
     encoding: 'utf8',
-    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    env: { ...env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
   });
   if (build.status !== 0) {
     rmSync(tmp, { force: true });
