@@ -299,7 +299,12 @@ export class StructureValidator {
 
   /** Validates one resource (any R4 type); issues are appended to `out`. */
   validateResource(value: unknown, path: string, out: Issue[], limit = 1000): void {
-    new Run(out, limit).resource(value, path, this);
+    new Run(out, limit, this, path).resource(value);
+  }
+
+  /** The compiled node of a complex datatype (e.g. `Element`, for primitive extensions). */
+  complexNode(name: string): Node {
+    return this.node(name);
   }
 
   nodeFor(resourceType: string): Node | undefined {
@@ -317,41 +322,53 @@ function isBase64(v: unknown): boolean {
 const describe = (v: unknown) =>
   v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v === 'string' ? 'a string' : `a ${typeof v}`;
 
-/** One validation pass; stops adding issues after `limit`. */
+/**
+ * One validation pass; stops adding issues after `limit`. The FHIRPath of the
+ * current element is kept as a stack of segments and spelled out only when an
+ * issue is reported, so valid input builds no path strings.
+ */
 class Run {
-  constructor(private out: Issue[], private limit: number) {}
+  private segs: (string | number)[] = [];
+  private elementNode: Node;
 
-  private report(code: Issue['code'], diagnostics: string, expression: string) {
-    if (this.out.length < this.limit) this.out.push(error(code, diagnostics, expression));
+  constructor(private out: Issue[], private limit: number, private v: StructureValidator, root: string) {
+    this.segs.push(root);
+    this.elementNode = v.complexNode('Element');
   }
 
-  resource(value: unknown, path: string, v: StructureValidator) {
+  private at(extra?: string | number): string {
+    let p = '';
+    for (const s of this.segs) p += typeof s === 'number' ? `[${s}]` : p === '' ? s : `.${s}`;
+    return extra === undefined ? p : typeof extra === 'number' ? `${p}[${extra}]` : `${p}.${extra}`;
+  }
+
+  private report(code: Issue['code'], diagnostics: string, extra?: string | number) {
+    if (this.out.length < this.limit) this.out.push(error(code, diagnostics, this.at(extra)));
+  }
+
+  resource(value: unknown) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      this.report('structure', `Expected a resource (JSON object), found ${describe(value)}`, path);
+      this.report('structure', `Expected a resource (JSON object), found ${describe(value)}`);
       return;
     }
     const rt = (value as Record<string, unknown>).resourceType;
-    if (typeof rt !== 'string') {
-      this.report('required', 'Missing resourceType', path);
-      return;
-    }
-    const node = v.nodeFor(rt);
-    if (!node) {
-      this.report('structure', `Unknown resourceType '${rt}' (not an R4 resource)`, `${path}.resourceType`);
-      return;
-    }
-    this.object(value as Record<string, unknown>, node, path, v);
+    if (typeof rt !== 'string') { this.report('required', 'Missing resourceType'); return; }
+    const node = this.v.nodeFor(rt);
+    if (!node) { this.report('structure', `Unknown resourceType '${clip(rt)}' (not an R4 resource)`, 'resourceType'); return; }
+    this.object(value as Record<string, unknown>, node);
   }
 
-  private object(obj: Record<string, unknown>, node: Node, path: string, v: StructureValidator) {
+  private object(obj: Record<string, unknown>, node: Node) {
     let choiceSeen: Map<Field, string> | undefined;
+    let keys = 0;
+    const segs = this.segs;
     for (const key in obj) {
+      keys++;
       if (key === 'resourceType' && node.resource) continue;
       const underscore = key.charCodeAt(0) === 0x5f;
       const slot = node.slots.get(underscore ? key.slice(1) : key);
-      const here = `${path}.${key}`;
       if (!slot || (underscore && slot.type.kind !== 'primitive')) {
-        this.report('structure', `Unknown element '${key}' in ${node.name}`, here);
+        this.report('structure', `Unknown element '${clip(key)}' in ${node.name}`, key);
         continue;
       }
       const { field, type } = slot;
@@ -360,59 +377,61 @@ class Run {
         const other = choiceSeen.get(field);
         const base = underscore ? key.slice(1) : key;
         if (other !== undefined && other !== base) {
-          this.report('structure', `Only one of ${field.name}[x] may be present (found ${other} and ${base})`, here);
+          this.report('structure', `Only one of ${field.name}[x] may be present (found ${other} and ${base})`, key);
         }
         choiceSeen.set(field, base);
       }
       const value = obj[key];
-      if (underscore) this.primitiveExtension(value, field, here, v, obj[key.slice(1)]);
+      segs.push(key);
+      if (underscore) this.primitiveExtension(value, field, obj[key.slice(1)]);
       else if (field.array) {
-        if (!Array.isArray(value)) { this.report('structure', `${field.name} must be a JSON array (max ${field.max === Infinity ? '*' : field.max})`, here); continue; }
-        if (value.length === 0) { this.report('structure', `${field.name} must not be an empty array`, here); continue; }
-        if (value.length > field.max) this.report('structure', `${field.name} has ${value.length} items, at most ${field.max} allowed`, here);
-        const sparse = type.kind === 'primitive' && Array.isArray(obj['_' + key]);
-        for (let i = 0; i < value.length; i++) {
-          const item = value[i];
-          if (item === null && sparse) continue;
-          this.value(item, field, type, `${here}[${i}]`, v);
+        if (!Array.isArray(value)) this.report('structure', `${field.name} must be a JSON array (max ${field.max === Infinity ? '*' : field.max})`);
+        else if (value.length === 0) this.report('structure', `${field.name} must not be an empty array`);
+        else {
+          if (value.length > field.max) this.report('structure', `${field.name} has ${value.length} items, at most ${field.max} allowed`);
+          const sparse = type.kind === 'primitive' && Array.isArray(obj['_' + key]);
+          for (let i = 0; i < value.length; i++) {
+            const item = value[i];
+            if (item === null && sparse) continue;
+            segs.push(i);
+            this.value(item, field, type);
+            segs.pop();
+          }
         }
-      } else {
-        if (Array.isArray(value)) { this.report('structure', `${field.name} has max cardinality 1 and must not be an array`, here); continue; }
-        this.value(value, field, type, here, v);
-      }
+      } else if (Array.isArray(value)) this.report('structure', `${field.name} has max cardinality 1 and must not be an array`);
+      else this.value(value, field, type);
+      segs.pop();
     }
     for (const field of node.required) {
       let present = false;
       for (const k of field.keys) if (obj[k] !== undefined || obj['_' + k] !== undefined) { present = true; break; }
-      if (!present) this.report('required', `Missing required element ${field.name}${field.choice ? '[x]' : ''} (min ${field.min}) in ${node.name}`, `${path}.${field.name}`);
+      if (!present) this.report('required', `Missing required element ${field.name}${field.choice ? '[x]' : ''} (min ${field.min}) in ${node.name}`, field.name);
     }
-    if (Object.keys(obj).length === (node.resource ? 1 : 0)) this.report('structure', `${node.name} must not be empty`, path);
+    if (keys === (node.resource ? 1 : 0)) this.report('structure', `${node.name} must not be empty`);
   }
 
-  private value(value: unknown, field: Field, type: TypeRef, path: string, v: StructureValidator) {
+  private value(value: unknown, field: Field, type: TypeRef) {
     if (type.kind === 'primitive') {
-      if (!type.check(value)) this.report('value', `Invalid ${type.name}: expected ${type.expect}, found ${describe(value)}${typeof value === 'string' ? ` "${clip(value)}"` : ''}`, path);
+      if (!type.check(value)) this.report('value', `Invalid ${type.name}: expected ${type.expect}, found ${describe(value)}${typeof value === 'string' ? ` "${clip(value)}"` : ''}`);
       else if (field.codes && !field.codes.has(value as string)) {
-        this.report('code-invalid', `Code "${clip(value as string)}" is not in the required value set ${field.valueSet}`, path);
+        this.report('code-invalid', `Code "${clip(value as string)}" is not in the required value set ${field.valueSet}`);
       }
-    } else if (type.kind === 'resource') this.resource(value, path, v);
-    else if (value === null || typeof value !== 'object') this.report('structure', `Expected ${type.node.name} (JSON object), found ${describe(value)}`, path);
-    else this.object(value as Record<string, unknown>, type.node, path, v);
+    } else if (type.kind === 'resource') this.resource(value);
+    else if (value === null || typeof value !== 'object') this.report('structure', `Expected ${type.node.name} (JSON object), found ${describe(value)}`);
+    else this.object(value as Record<string, unknown>, type.node);
   }
 
   /** `_field`: the id/extension of a primitive (an array aligned with the values for repeating fields). */
-  private primitiveExtension(value: unknown, field: Field, path: string, v: StructureValidator, values: unknown) {
-    const elementNode = (v as any).nodes.get('Element') as Node;
-    const one = (item: unknown, p: string) => {
+  private primitiveExtension(value: unknown, field: Field, values: unknown) {
+    const one = (item: unknown) => {
       if (item === null) return;
-      if (typeof item !== 'object' || Array.isArray(item)) this.report('structure', `Expected an Element object, found ${describe(item)}`, p);
-      else this.object(item as Record<string, unknown>, elementNode, p, v);
+      if (typeof item !== 'object' || Array.isArray(item)) this.report('structure', `Expected an Element object, found ${describe(item)}`);
+      else this.object(item as Record<string, unknown>, this.elementNode);
     };
-    if (field.array) {
-      if (!Array.isArray(value)) { this.report('structure', `_${field.name} must be an array`, path); return; }
-      if (Array.isArray(values) && values.length !== value.length) this.report('structure', `_${field.name} must have as many items as ${field.name}`, path);
-      value.forEach((item, i) => one(item, `${path}[${i}]`));
-    } else one(value, path);
+    if (!field.array) { one(value); return; }
+    if (!Array.isArray(value)) { this.report('structure', `_${field.name} must be an array`); return; }
+    if (Array.isArray(values) && values.length !== value.length) this.report('structure', `_${field.name} must have as many items as ${field.name}`);
+    for (let i = 0; i < value.length; i++) { this.segs.push(i); one(value[i]); this.segs.pop(); }
   }
 }
 
