@@ -1,6 +1,13 @@
 /**
  * createApp(deps): the whole HTTP surface. Middleware, the feature routers,
- * and one onError that turns every failure into an OperationOutcome.
+ * and one onError that turns every failure into an OperationOutcome (and
+ * audits every refusal).
+ *
+ *   public       GET /healthz, /readyz, /fhir/metadata
+ *   hip          POST /fhir/Bundle; GET /fhir/Bundle, /fhir/Bundle/{id}[/_history[/{vid}]] (own records)
+ *   hiu          GET /fhir/Bundle, /fhir/Bundle/{id} with X-Consent-Id; GET /consents/{id} (own consents)
+ *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify; GET /fhir/AuditEvent
+ *   admin        GET /consents/{id}
  */
 import { Hono } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -10,14 +17,23 @@ import { FhirError, operationOutcome, fail, error } from './fhir/outcome.js';
 import { capabilityStatement } from './fhir/capability.js';
 import type { DocumentValidator } from './fhir/validate.js';
 import { asUnavailable } from './db/mongo.js';
-import type { AppEnv } from './http/caller.js';
+import { type AppEnv, authenticate } from './auth/caller.js';
+import type { Verifier } from './auth/keys.js';
 import { recordRoutes } from './records/routes.js';
 import type { RecordStore } from './records/store.js';
+import type { ConsentStore } from './consents/store.js';
+import { consentRoutes } from './consents/routes.js';
+import type { AuditLog } from './audit/log.js';
+import { auditRoutes } from './audit/routes.js';
+import { actionOf, actorOf } from './audit/http.js';
 
 export interface AppDeps {
   config: Config;
   store: RecordStore;
+  consents: ConsentStore;
+  audit: AuditLog;
   validator: DocumentValidator;
+  verifier: Verifier;
   log: Log;
   clock?: () => Date;
   version?: string;
@@ -27,7 +43,7 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 export function createApp(deps: AppDeps) {
   const clock = deps.clock ?? (() => new Date());
-  const { log } = deps;
+  const { log, config, audit } = deps;
   const app = new Hono<AppEnv>();
 
   app.use('*', async (c, next) => {
@@ -49,19 +65,37 @@ export function createApp(deps: AppDeps) {
   app.get('/fhir/metadata', (c) =>
     c.body(JSON.stringify(capabilityStatement(deps.validator.profiles.profiles, deps.version ?? '0.0.0', clock())), 200, { 'Content-Type': FHIR_JSON }));
 
-  app.route('/fhir/Bundle', recordRoutes({ store: deps.store, validator: deps.validator, config: deps.config, clock }));
+  // Everything below needs a verified bearer token.
+  app.use('*', authenticate(deps.verifier, { issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE, gatewayClients: config.AUTH_GATEWAY_CLIENTS }));
+  app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock }));
+  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock }));
+  app.route('/', auditRoutes(audit, clock));
 
   app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
 
-  app.onError((err, c) => {
+  app.onError(async (err, c) => {
     let e = asUnavailable(err);
     if (!(e instanceof FhirError)) {
       // Unexpected: log the kind of failure only (no request content), answer without internals.
-      log.error({ reqId: c.get('requestId'), err: { name: (err as Error).name, message: (err as Error).message?.slice(0, 200) } }, 'unhandled error');
+      log.error({ reqId: c.get('requestId'), err: { name: (err as Error).name, code: (err as { code?: unknown }).code, message: (err as Error).message?.slice(0, 200) } }, 'unhandled error');
       e = fail(500, 'exception', `Internal error; quote request id ${c.get('requestId')}`);
     }
     const fe = e as FhirError;
     if (fe.status === 503) log.warn({ reqId: c.get('requestId') }, 'database unavailable');
+    else if (fe.status < 500 && c.req.routePath !== '*') {
+      // Every refusal and rejection leaves a trace; if it cannot, the answer becomes 503.
+      try {
+        await audit.append({
+          action: actionOf(c.req.method, c.req.routePath), outcome: fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
+          status: fe.status, actor: actorOf(c), consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,
+          reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300), requestId: c.get('requestId'),
+        });
+      } catch (auditError) {
+        const u = asUnavailable(auditError);
+        if (u instanceof FhirError) { return c.body(JSON.stringify(operationOutcome(u.issues)), 503, { 'Content-Type': FHIR_JSON }); }
+        throw auditError;
+      }
+    }
     for (const [k, v] of Object.entries(fe.headers)) c.header(k, v);
     return c.body(JSON.stringify(operationOutcome(fe.issues)), fe.status as 400, { 'Content-Type': FHIR_JSON });
   });

@@ -23,6 +23,12 @@ export const ConfigSchema = z.object({
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_BASE_URL: z.string().url().optional(),
+  AUTH_JWKS_URL: z.string().url().optional(),
+  AUTH_PUBLIC_KEY_FILE: z.string().optional(),
+  AUTH_ISSUER: z.string().optional(),
+  AUTH_AUDIENCE: z.string().optional(),
+  AUTH_GATEWAY_CLIENTS: list([]),
+  CONSENT_SWEEP_MS: z.coerce.number().int().min(1000).default(60_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -12,12 +12,22 @@ import { EmbeddedDatabaseError } from './db/embedded.js';
 import { DocumentValidator } from './fhir/validate.js';
 import { RecordStore } from './records/store.js';
 import { createApp } from './app.js';
+import { ConsentStore } from './consents/store.js';
+import { AuditLog } from './audit/log.js';
+import { KeyConfigError, loadVerifier } from './auth/keys.js';
 
 async function main() {
   const config = loadConfig();
   const log = createLog(config.LOG_LEVEL);
   const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
+  let verifier;
+  try {
+    verifier = await loadVerifier(config);
+  } catch (e) {
+    if (e instanceof KeyConfigError) { console.error(e.message); process.exit(1); }
+    throw e;
+  }
   const validator = new DocumentValidator({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS });
   let database;
   try {
@@ -29,8 +39,18 @@ async function main() {
   log.info({ embedded: database.embedded, db: config.MONGODB_DB }, 'database connected');
   const c = collections(database.db);
   await ensureIndexes(c);
+  const consents = new ConsentStore(database.db);
+  const audit = new AuditLog(database.db);
+  await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
+  log.info({ keys: verifier.source }, 'token verification keys');
 
-  const app = createApp({ config, store: new RecordStore(c), validator, log, version });
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, validator, verifier, log, version });
+
+  // Consent erasure: expire consents at dataEraseAt and erase their terms.
+  const sweep = setInterval(() => {
+    consents.sweep(new Date()).then((n) => { if (n) log.info({ expired: n }, 'consents expired'); }, () => log.warn('consent sweep failed; will retry'));
+  }, config.CONSENT_SWEEP_MS);
+  sweep.unref();
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     log.info({ url: `http://${info.address}:${info.port}` }, 'abha-vault listening');
     console.log(`abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`);
@@ -41,6 +61,7 @@ async function main() {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    clearInterval(sweep);
     const force = setTimeout(() => process.exit(1), 15000);
     server.close(async () => {
       await database.close();

@@ -114,8 +114,13 @@ export function asUnavailable(e: unknown): unknown {
   return e;
 }
 
+const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]); // host unreachable, shutdown, stepdown, not primary
+const UNAVAILABLE_NAMES = new Set([
+  'MongoServerSelectionError', 'MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoTopologyClosedError',
+  'MongoNotConnectedError', 'MongoPoolClearedError', 'MongoPoolClosedError', 'MongoWaitQueueTimeoutError',
+]);
+
 function isConnectivity(e: MongoError): boolean {
-  const name = e.name;
-  return name === 'MongoServerSelectionError' || name === 'MongoNetworkError' || name === 'MongoNetworkTimeoutError'
-    || name === 'MongoTopologyClosedError' || name === 'MongoNotConnectedError' || (e as any).code === 91 /* ShutdownInProgress */;
+  return UNAVAILABLE_NAMES.has(e.name) || UNAVAILABLE_CODES.has(Number(e.code))
+    || e.hasErrorLabel('ResetPool') || e.hasErrorLabel('RetryableWriteError') || e.hasErrorLabel('TransientTransactionError');
 }

@@ -45,9 +45,10 @@ export function abhaIdentity(identifiers: unknown, systems: readonly string[]): 
   const out: AbhaIdentity = { malformed: [] };
   if (!Array.isArray(identifiers)) return out;
   identifiers.forEach((raw: IdentifierLike, index) => {
-    if (!raw || typeof raw.value !== 'string') return;
-    const typed = raw.type?.coding?.some((c) => c.system === NDHM_IDENTIFIER_TYPE && (c.code === 'ABHA' || c.code === 'HIN')) ?? false;
-    const claimed = typed || (raw.system !== undefined && systems.includes(raw.system.replace(/\/$/, '')));
+    if (!raw || typeof raw !== 'object' || typeof raw.value !== 'string') return;
+    const codings = Array.isArray(raw.type?.coding) ? raw.type!.coding! : [];
+    const typed = codings.some((c) => c?.system === NDHM_IDENTIFIER_TYPE && (c.code === 'ABHA' || c.code === 'HIN'));
+    const claimed = typed || (typeof raw.system === 'string' && systems.includes(raw.system.replace(/\/$/, '')));
     const number = normaliseAbhaNumber(raw.value);
     const address = normaliseAbhaAddress(raw.value);
     if (number && (claimed || NUMBER_DASHED.test(raw.value.trim()))) out.abhaNumber ??= number;

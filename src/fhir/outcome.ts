@@ -24,6 +24,8 @@ export class FhirError extends Error {
     readonly status: number,
     readonly issues: Issue[],
     readonly headers: Record<string, string> = {},
+    /** Why access was refused, for the audit trail only (never sent to the caller). */
+    readonly auditReason?: string,
   ) {
     super(issues[0]?.diagnostics ?? `HTTP ${status}`);
     this.name = 'FhirError';
@@ -53,6 +55,7 @@ export const fail = (status: number, code: IssueType, diagnostics: string, expre
 
 export const badRequest = (diagnostics: string, expression?: string) =>
   fail(400, 'invalid', diagnostics, expression);
-export const notFound = (diagnostics: string) => fail(404, 'not-found', diagnostics);
+export const notFound = (diagnostics: string, auditReason?: string) =>
+  new FhirError(404, [error('not-found', diagnostics)], {}, auditReason);
 export const unprocessable = (issues: Issue[]) => new FhirError(422, issues);
 export const unavailable = (diagnostics: string) => fail(503, 'transient', diagnostics);

@@ -60,6 +60,8 @@ export const ProfileFile = z.object({
 });
 export type ProfileFile = z.output<typeof ProfileFile>;
 
+/** `value` when it is an array, else [] (the structure stage reports the wrong type). */
+const list = (value: unknown): any[] => (Array.isArray(value) ? value : []);
 const typeCodes = (p: ProfileFile): string[] => (p.compositionType.code ? [p.compositionType.code] : p.compositionType.codes ?? []);
 const limit = (max: number | '*') => (max === '*' ? Infinity : max);
 const showMax = (max: number | '*') => String(max);
@@ -79,7 +81,7 @@ export class ProfileEngine {
 
   /** The profile whose Composition.type the document carries, if any. */
   select(composition: Record<string, any>): ProfileFile | undefined {
-    const codings: any[] = composition.type?.coding ?? [];
+    const codings = list(composition.type?.coding);
     return this.profiles.find((p) => codings.some((c) => typeCodes(p).includes(c?.code) && (!c.system || c.system === p.compositionType.system)));
   }
 
@@ -93,7 +95,7 @@ export class ProfileEngine {
     for (const r of profile.compositionRequired) missingPaths(comp, r.steps, C).forEach((p) => issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)));
 
     // Sections and their entries.
-    const sections: any[] = Array.isArray(comp.section) ? comp.section : [];
+    const sections = list(comp.section);
     const S = profile.sections;
     if (sections.length < S.min || sections.length > limit(S.max)) {
       issues.push(error('structure', `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${cite(S.cite)}`, `${C}.section`));
@@ -101,7 +103,7 @@ export class ProfileEngine {
     const sliceCounts = new Map<string, number>();
     sections.forEach((section, si) => {
       const here = `${C}.section[${si}]`;
-      const codes: string[] = (section?.code?.coding ?? []).map((c: any) => c?.code);
+      const codes: string[] = list(section?.code?.coding).map((c: any) => c?.code);
       const slice = S.slices.find((s) => s.code === undefined || codes.includes(s.code));
       if (!slice) {
         if (S.slicing === 'closed') issues.push(error('code-invalid', `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`, `${here}.code`));
@@ -109,7 +111,7 @@ export class ProfileEngine {
       }
       sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
       const E = slice.entry;
-      const entries: any[] = Array.isArray(section.entry) ? section.entry : [];
+      const entries = list(section?.entry);
       if (entries.length < E.min || entries.length > limit(E.max)) {
         issues.push(error('structure', `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${cite(E.cite)}`, `${here}.entry`));
       }
@@ -141,8 +143,7 @@ export class ProfileEngine {
     }
 
     // Required elements of entry resources.
-    const entries: any[] = bundle.entry;
-    entries.forEach((entry, i) => {
+    list(bundle.entry).forEach((entry, i) => {
       const rule = profile.resources[entry?.resource?.resourceType];
       if (!rule) return;
       for (const r of rule.required) {

@@ -51,7 +51,8 @@ export class DocumentValidator {
     if (doc.facts) {
       profile = this.profiles.select(doc.facts.composition);
       if (!profile) {
-        const codes = (doc.facts.composition.type?.coding ?? []).map((c: any) => c?.code).join(', ') || doc.facts.composition.type?.text || 'none';
+        const coding = doc.facts.composition.type?.coding;
+        const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || String(doc.facts.composition.type?.text ?? 'none').slice(0, 60);
         issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
       } else issues.push(...this.profiles.check(profile, bundle, doc.facts));
     }

@@ -1,22 +1,30 @@
 /**
- * /fhir/Bundle: a provider's upload, read, history and search of its own
- * records. Each handler parses, calls the core, writes, answers.
+ * /fhir/Bundle: a provider (hip) uploads, reads, searches and reads the history
+ * of its own records; a viewer (hiu) searches and reads a patient's records
+ * only as far as the live consent it names in X-Consent-Id allows. Every
+ * success is audited here; refusals are audited by the app's error handler.
  */
 import { Hono, type Context } from 'hono';
+import { v4 as uuidv4 } from 'uuid';
 import type { Config } from '../config.js';
 import type { DocumentValidator } from '../fhir/validate.js';
-import { badRequest, notFound } from '../fhir/outcome.js';
-import { type AppEnv, facilityCaller } from '../http/caller.js';
+import { badRequest, fail, notFound } from '../fhir/outcome.js';
+import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { indexKeys } from './index-keys.js';
-import { RecordStore } from './store.js';
+import type { RecordStore } from './store.js';
 import { encodeCursor, parseSearch } from './search.js';
 import { bundleText, etag, renderRecord } from './render.js';
 import type { CurrentDoc, RecordDoc } from '../db/mongo.js';
-import { v4 as uuidv4 } from 'uuid';
+import type { ConsentStore, ConsentDoc } from '../consents/store.js';
+import { consentFilter, consentUsable, decide } from '../consents/policy.js';
+import type { AuditLog } from '../audit/log.js';
+import { actorOf } from '../audit/http.js';
 
 export interface RecordDeps {
   store: RecordStore;
+  consents: ConsentStore;
+  audit: AuditLog;
   validator: DocumentValidator;
   config: Config;
   clock: () => Date;
@@ -25,14 +33,15 @@ export interface RecordDeps {
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const ID = /^[A-Za-z0-9-]{1,64}$/;
 const PRINTABLE = /^[\x20-\x7e]+$/;
+const patientsOf = (docs: { abhaAddress: string | null; abhaNumber: string | null }[]) =>
+  [...new Set(docs.flatMap((d) => [d.abhaAddress, d.abhaNumber].filter((x): x is string => !!x)))];
 
 export function recordRoutes(deps: RecordDeps) {
-  const { store, validator, config, clock } = deps;
+  const { store, consents, audit, validator, config, clock } = deps;
   const hiTypes = validator.profiles.profiles.map((p) => p.hiType);
   const r = new Hono<AppEnv>();
-  r.use('*', facilityCaller);
 
-  r.post('/', async (c) => {
+  r.post('/', requireRole('hip'), async (c) => {
     const careContext = c.req.header('x-care-context');
     if (!careContext) throw badRequest('X-Care-Context header required: the care context (referenceNumber) this record belongs to', 'X-Care-Context');
     if (careContext.length > 128 || !PRINTABLE.test(careContext)) throw badRequest('X-Care-Context must be 1-128 printable ASCII characters', 'X-Care-Context');
@@ -50,15 +59,18 @@ export function recordRoutes(deps: RecordDeps) {
       now: clock(),
     });
     const body = await versionText(record);
+    await audit.append({ action: 'record.upload', outcome: 'success', status: created ? 201 : 200, actor: actorOf(c), recordIds: [record.recordId], patients: patientsOf([record]), requestId: c.var.requestId });
     setVersionHeaders(c, record);
     c.header('Location', `${base(c)}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
     return c.body(body, created ? 201 : 200, { 'Content-Type': FHIR_JSON });
   });
 
-  r.get('/', async (c) => {
+  r.get('/', requireRole('hip', 'hiu'), async (c) => {
     const url = new URL(c.req.url);
     const q = parseSearch(url.searchParams, { defaultCount: config.SEARCH_DEFAULT_COUNT, maxCount: config.SEARCH_MAX_COUNT, hiTypes });
-    const result = await store.search({ provider: c.var.caller.facilityId }, q);
+    const consent = c.var.caller.role === 'hiu' ? await liveConsent(c, q.cursor === undefined) : undefined;
+    const scope = consent ? consentFilter(consent) : { provider: c.var.caller.facilityId };
+    const result = await store.search(scope, q);
     const link = (relation: string, cursor?: string) => {
       const p = new URLSearchParams(url.searchParams);
       p.delete('_cursor');
@@ -75,18 +87,36 @@ export function recordRoutes(deps: RecordDeps) {
       resource: await currentText(doc),
       extra: { search: { mode: 'match' } },
     })));
+    await audit.append({
+      action: 'record.search', outcome: 'success', status: 200, actor: actorOf(c), recordIds: result.page.map((d) => d._id),
+      patients: patientsOf(result.page), consentId: consent?._id ?? null, purpose: consent?.terms?.purpose ?? null, requestId: c.var.requestId,
+    });
     return c.body(bundleText({ resourceType: 'Bundle', id: uuidv4(), meta: { lastUpdated: clock().toISOString() }, type: 'searchset', total: result.total, link: links }, entries), 200, { 'Content-Type': FHIR_JSON });
   });
 
-  r.get('/:id', async (c) => {
-    const doc = await findCurrent(c);
+  r.get('/:id', requireRole('hip', 'hiu'), async (c) => {
+    const id = c.req.param('id');
+    let doc: CurrentDoc | null = null;
+    let consent: ConsentDoc | undefined;
+    if (c.var.caller.role === 'hiu') {
+      consent = await liveConsent(c, true);
+      doc = ID.test(id) ? await store.currentById(id) : null;
+      if (doc) {
+        const d = decide(consent, doc, c.var.caller, clock());
+        if (!d.allow) throw notFound(`Bundle/${id} not found under consent ${consent._id}`, d.reason);
+      }
+    } else doc = ID.test(id) ? await store.current(c.var.caller.facilityId, id) : null; // another provider's record is not found either
+    if (!doc) throw notFound(`Bundle/${id.slice(0, 64)} not found`);
+    await audit.append({ action: 'record.read', outcome: 'success', status: 200, actor: actorOf(c), recordIds: [doc._id], patients: patientsOf([doc]), consentId: consent?._id ?? null, purpose: consent?.terms?.purpose ?? null, requestId: c.var.requestId });
     if (c.req.header('if-none-match') === etag(doc.version)) return c.body(null, 304);
     setVersionHeaders(c, doc);
     return c.body(await currentText(doc), 200, { 'Content-Type': FHIR_JSON });
   });
 
-  r.get('/:id/_history', async (c) => {
-    const doc = await findCurrent(c);
+  r.get('/:id/_history', requireRole('hip'), async (c) => {
+    const id = c.req.param('id');
+    const doc = ID.test(id) ? await store.current(c.var.caller.facilityId, id) : null;
+    if (!doc) throw notFound(`Bundle/${id.slice(0, 64)} not found`);
     const versions = await store.history(c.var.caller.facilityId, doc.recordId, config.SEARCH_MAX_COUNT);
     const entries = await Promise.all(versions.map(async (v) => ({
       fullUrl: `${base(c)}/fhir/Bundle/${v.recordId}`,
@@ -96,24 +126,41 @@ export function recordRoutes(deps: RecordDeps) {
         response: { status: v.version === 1 ? '201' : '200', etag: etag(v.version), lastModified: v.receivedAt.toISOString() },
       },
     })));
+    await audit.append({ action: 'record.history', outcome: 'success', status: 200, actor: actorOf(c), recordIds: [doc._id], patients: patientsOf([doc]), requestId: c.var.requestId });
     return c.body(bundleText({ resourceType: 'Bundle', id: uuidv4(), meta: { lastUpdated: clock().toISOString() }, type: 'history', total: doc.version }, entries), 200, { 'Content-Type': FHIR_JSON });
   });
 
-  r.get('/:id/_history/:vid', async (c) => {
+  r.get('/:id/_history/:vid', requireRole('hip'), async (c) => {
     const id = c.req.param('id'), vid = c.req.param('vid');
-    if (!ID.test(id) || !/^[1-9]\d{0,8}$/.test(vid)) throw notFound(`Bundle/${id.slice(0, 64)}/_history/${vid.slice(0, 16)} not found`);
-    const v = await store.version(c.var.caller.facilityId, id, Number(vid));
-    if (!v) throw notFound(`Bundle/${id}/_history/${vid} not found`);
+    const v = ID.test(id) && /^[1-9]\d{0,8}$/.test(vid) ? await store.version(c.var.caller.facilityId, id, Number(vid)) : null;
+    if (!v) throw notFound(`Bundle/${id.slice(0, 64)}/_history/${vid.slice(0, 16)} not found`);
+    await audit.append({ action: 'record.vread', outcome: 'success', status: 200, actor: actorOf(c), recordIds: [v.recordId], patients: patientsOf([v]), requestId: c.var.requestId });
     setVersionHeaders(c, v);
     return c.body(await versionText(v), 200, { 'Content-Type': FHIR_JSON });
   });
 
-  async function findCurrent(c: Context<AppEnv>): Promise<CurrentDoc> {
-    const id = c.req.param('id') ?? '';
-    if (!ID.test(id)) throw notFound(`Bundle/${id.slice(0, 64)} not found`);
-    const doc = await store.current(c.var.caller.facilityId, id);
-    if (!doc) throw notFound(`Bundle/${id} not found`); // another provider's record is not found either
-    return doc;
+  /**
+   * The consent named in X-Consent-Id, read fresh from the database (no cache,
+   * so a revocation is effective at the next request), checked live and this
+   * viewer's, and (for a new pull) counted against its frequency.
+   */
+  async function liveConsent(c: Context<AppEnv>, newPull: boolean): Promise<ConsentDoc> {
+    const id = c.req.header('x-consent-id');
+    if (!id) throw badRequest('X-Consent-Id header required: a viewer fetches records under a consent', 'X-Consent-Id');
+    if (id.length > 128 || !PRINTABLE.test(id)) throw badRequest('X-Consent-Id is not a consent id', 'X-Consent-Id');
+    const consent = await consents.get(id);
+    const now = clock();
+    const usable = consentUsable(consent, c.var.caller, now);
+    if (!usable.allow) throw fail(403, 'forbidden', `Access under consent ${id} refused: ${usable.reason}`);
+    if (newPull) {
+      const pull = await consents.countPull(consent!, now);
+      if (!pull.ok) {
+        const e = fail(429, 'throttled', `Consent ${id} allows ${consent!.terms!.frequency.value} fetch(es) per ${consent!.terms!.frequency.unit}; try again later`);
+        e.headers['Retry-After'] = String(pull.retryAfterSec);
+        throw e;
+      }
+    }
+    return consent!;
   }
 
   async function textOf(contentId: string): Promise<string> {

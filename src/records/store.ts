@@ -110,6 +110,11 @@ export class RecordStore {
     return this.c.current.findOne({ _id: recordId, provider });
   }
 
+  /** A current record by id whoever its provider (for consent-checked reads). */
+  async currentById(recordId: string): Promise<CurrentDoc | null> {
+    return this.c.current.findOne({ _id: recordId });
+  }
+
   async version(provider: string, recordId: string, version: number): Promise<RecordDoc | null> {
     return this.c.versions.findOne({ _id: `${recordId}/${version}`, provider });
   }
@@ -123,7 +128,7 @@ export class RecordStore {
    * with the total and whether pages exist before and after it.
    */
   async search(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<{ total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }> {
-    const filter = { ...q.filter, ...scope } as Filter<CurrentDoc>;
+    const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
     const paged = q.cursor ? ({ $and: [filter, cursorFilter(q.cursor)] } as Filter<CurrentDoc>) : filter;
     const backwards = q.cursor?.dir === 'prev';
     const sort = backwards ? ({ recordDate: 1, _id: 1 } as const) : ({ recordDate: -1, _id: -1 } as const);

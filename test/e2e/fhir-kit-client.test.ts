@@ -7,14 +7,24 @@ import { Client } from 'fhir-kit-client';
 import { v4 as uuidv4 } from 'uuid';
 import { startServer, type RunningServer } from '../support/server.js';
 import { createGenerator } from '../../fixtures/generator.js';
+import { signDevToken } from '../../src/auth/token.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let server: RunningServer;
+let token: string;
 const db = `e2e_${process.pid}_${Date.now().toString(36)}`;
-beforeAll(async () => { server = await startServer({ MONGODB_URI: inject('mongoUri'), MONGODB_DB: db }); });
-afterAll(async () => { expect(await server?.stop()).toBe(0); });
+const dataDir = mkdtempSync(join(tmpdir(), 'abha-vault-e2e-'));
+beforeAll(async () => {
+  server = await startServer({ MONGODB_URI: inject('mongoUri'), MONGODB_DB: db, DATA_DIR: dataDir });
+  // the server made its development key pair in DATA_DIR; `npm run token` signs with the same key
+  token = await signDevToken(dataDir, { role: 'hip', facility: 'HOSP-E2E' });
+});
+afterAll(async () => { expect(await server?.stop()).toBe(0); rmSync(dataDir, { recursive: true, force: true }); });
 
 const client = (careContext = 'IPD-2024-0001') =>
-  new Client({ baseUrl: `${server.url}/fhir`, customHeaders: { 'X-Facility-Id': 'HOSP-E2E', 'X-Care-Context': careContext } });
+  new Client({ baseUrl: `${server.url}/fhir`, customHeaders: { Authorization: `Bearer ${token}`, 'X-Care-Context': careContext } });
 
 describe('a hospital integrator with fhir-kit-client', () => {
   const g = createGenerator(2024);

@@ -223,15 +223,6 @@ describe('documentRules: references', () => {
     expect(facts!.resolve('https://hospital.example.in/fhir/Encounter/e4')?.index).toBe(4);
   });
 
-  it('resolves Type/id references to urn:uuid entries by resource id', () => {
-    const b = load('prescription');
-    const patientId = b.entry[1].resource.id;
-    b.entry[0].resource.subject.reference = `Patient/${patientId}`;
-    const { issues, facts } = documentRules(b);
-    expect(issues).toEqual([]);
-    expect(facts!.patient?.index).toBe(1);
-  });
-
   it('reports a Composition.subject that points to a Practitioner', () => {
     const b = load('prescription');
     b.entry[0].resource.subject.reference = b.entry[2].fullUrl;

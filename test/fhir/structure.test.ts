@@ -228,6 +228,28 @@ describe('StructureValidator mutations (prescription.json)', () => {
     expect(validate(b)).toEqual([]);
   });
 
+  it('accepts aligned _field arrays for repeating primitives, with nulls where only one side has content', () => {
+    const b = load('prescription');
+    const ext = { extension: [{ url: 'http://example.org/fhir/StructureDefinition/given-note', valueString: 'nickname' }] };
+    b.entry[1].resource.name[0].given = ['Ravi', null];
+    b.entry[1].resource.name[0]._given = [null, ext];
+    expect(validate(b)).toEqual([]);
+    b.entry[1].resource.name[0]._given = [ext];
+    expect(brief(validate(b))).toEqual([['structure', `${P}.name[0]._given`]]);
+    // A null value needs a _given array beside it.
+    b.entry[1].resource.name[0]._given = ext;
+    expect(brief(validate(b))).toEqual([
+      ['value', `${P}.name[0].given[1]`],
+      ['structure', `${P}.name[0]._given`],
+    ]);
+  });
+
+  it('validates the content of a _field element', () => {
+    const b = load('prescription');
+    b.entry[7].resource._status = { extension: [{ url: 'http://example.org/x', valueString: 'y' }], foo: 1 };
+    expect(brief(validate(b))).toEqual([['structure', `${MR}._status.foo`]]);
+  });
+
   it('reports a _field that is not an Element object, or names a complex element', () => {
     const b = load('prescription');
     b.entry[7].resource._status = 'confirmed';

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, uploadHeaders as baseHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 import { topLevelMembers } from '../../src/fhir/json-text.js';
 
@@ -28,9 +28,11 @@ let t: TestApp;
 beforeAll(async () => { t = await createTestApp(); });
 afterAll(async () => { await t?.close(); });
 
-const post = (body: string, headers: Record<string, string> = uploadHeaders()) =>
-  t.app.request('/fhir/Bundle', { method: 'POST', body, headers });
-const get = (path: string, facility = 'H1') => t.app.request(path, { headers: { 'X-Facility-Id': facility } });
+/** Upload headers; `as` names the provider whose hip token the request carries. */
+const uploadHeaders = (facility = 'H1', careContext = 'OP-1', extra: Record<string, string> = {}) => ({ ...baseHeaders(careContext, extra), as: facility });
+const post = (body: string, { as = 'H1', ...headers }: Record<string, string> = uploadHeaders(), app = t) =>
+  app.request('/fhir/Bundle', { method: 'POST', body, headers, as: ['hip', as] });
+const get = (path: string, facility = 'H1', app = t) => app.request(path, { as: ['hip', facility] });
 const idOf = (res: Response) => res.headers.get('location')!.split('/')[5];
 const outcome = async (res: Response) => {
   const body = await res.json();
@@ -195,7 +197,7 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
 
   it('missing care context header → 400 naming X-Care-Context', async () => {
     const before = await countStored();
-    const res = await post(valid(), { 'Content-Type': 'application/fhir+json', 'X-Facility-Id': 'H1' });
+    const res = await post(valid(), { 'Content-Type': 'application/fhir+json' });
     expect(res.status).toBe(400);
     expect((await outcome(res)).issue[0].diagnostics).toContain('X-Care-Context');
     expect(await countStored()).toBe(before);
@@ -204,7 +206,7 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
   it('oversize body → 413', async () => {
     const small = await createTestApp({ MAX_BODY_BYTES: '2048' });
     try {
-      const res = await small.app.request('/fhir/Bundle', { method: 'POST', body: valid(), headers: uploadHeaders() });
+      const res = await post(valid(), uploadHeaders(), small);
       expect(res.status).toBe(413);
       expect((await outcome(res)).issue[0].code).toBe('too-long');
       expect(await small.collections.versions.countDocuments({})).toBe(0);
@@ -225,11 +227,14 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
     expect(exprs).toContain('Bundle.entry[1].resource.foo');
   });
 
-  it('missing X-Facility-Id → 401', async () => {
-    const res = await t.app.request('/fhir/Bundle', { method: 'POST', body: valid(), headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': 'OP-1' } });
+  it('no token → 401, and nothing stored', async () => {
+    const before = await countStored();
+    const res = await t.app.request('/fhir/Bundle', { method: 'POST', body: valid(), headers: baseHeaders() });
     expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toBe('Bearer');
     expect((await outcome(res)).issue[0].code).toBe('login');
     expect((await t.app.request('/fhir/Bundle')).status).toBe(401);
+    expect(await countStored()).toBe(before);
   });
 });
 
@@ -253,7 +258,7 @@ describe('read', () => {
     const read = await get(`/fhir/Bundle/${id}`, 'H-ETAG');
     expect(read.headers.get('etag')).toBe('W/"1"');
     expect(new Date(read.headers.get('last-modified')!).getTime()).toBeGreaterThan(0);
-    const cached = await t.app.request(`/fhir/Bundle/${id}`, { headers: { 'X-Facility-Id': 'H-ETAG', 'If-None-Match': 'W/"1"' } });
+    const cached = await t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': 'W/"1"' }, as: ['hip', 'H-ETAG'] });
     expect(cached.status).toBe(304);
   });
 });
@@ -338,7 +343,7 @@ describe('search', () => {
     expect(big.link[0].url).toContain('_count=100000');
     const many = await createTestApp({ SEARCH_MAX_COUNT: '3' });
     try {
-      const res = await many.app.request('/fhir/Bundle?_count=50', { headers: { 'X-Facility-Id': provider } });
+      const res = await get('/fhir/Bundle?_count=50', provider, many);
       expect(res.status).toBe(200);
     } finally { await many.close(); }
     const bad = await get('/fhir/Bundle?patient=x', provider);
@@ -355,8 +360,8 @@ describe('search', () => {
     try {
       const g2 = createGenerator(3);
       const p = g2.patient();
-      for (const r of g2.records(p, 5)) await small.app.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(r.bundle), headers: uploadHeaders('H-MAX') });
-      const res = await small.app.request('/fhir/Bundle?_count=50', { headers: { 'X-Facility-Id': 'H-MAX' } });
+      for (const r of g2.records(p, 5)) expect((await post(JSON.stringify(r.bundle), uploadHeaders('H-MAX'), small)).status).toBe(201);
+      const res = await get('/fhir/Bundle?_count=50', 'H-MAX', small);
       const page = await res.json();
       expect(page.total).toBe(5);
       expect(page.entry).toHaveLength(3);
@@ -388,8 +393,9 @@ describe('metadata and health', () => {
     expect((await t.app.request('/readyz')).status).toBe(200);
   });
 
-  it('unknown routes answer a 404 OperationOutcome', async () => {
-    const res = await t.app.request('/nope');
+  it('unknown routes answer a 404 OperationOutcome (401 without a token)', async () => {
+    expect((await t.app.request('/nope')).status).toBe(401);
+    const res = await t.request('/nope', { as: ['hip', 'H1'] });
     expect(res.status).toBe(404);
     await outcome(res);
   });

@@ -12,6 +12,14 @@ import { DocumentValidator } from '../../src/fhir/validate.js';
 import { RecordStore } from '../../src/records/store.js';
 import { createApp } from '../../src/app.js';
 import { StructureValidator } from '../../src/fhir/structure.js';
+import { ConsentStore } from '../../src/consents/store.js';
+import { AuditLog } from '../../src/audit/log.js';
+import { loadVerifier } from '../../src/auth/keys.js';
+import { signDevToken } from '../../src/auth/token.js';
+import type { Role } from '../../src/auth/caller.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let structure: StructureValidator | undefined;
 /** The compiled R4 definitions are shared within a test file (compiling takes ~0.5 s). */
@@ -20,6 +28,13 @@ export const sharedStructure = () => (structure ??= new StructureValidator());
 export interface TestApp {
   app: ReturnType<typeof createApp>;
   config: Config;
+  consents: ConsentStore;
+  audit: AuditLog;
+  /** A bearer token signed with this app's development key. */
+  token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
+  /** app.request as `role` of `facility` (no token when `as` is omitted). */
+  request(path: string, init?: RequestInit & { as?: [Role, string] }): Promise<Response>;
+  clock: { now: Date | undefined };
   client: MongoClient;
   collections: Collections;
   logs: string[];
@@ -29,7 +44,8 @@ export interface TestApp {
 let counter = 0;
 
 export async function createTestApp(env: Record<string, string> = {}, uri = inject('mongoUri')): Promise<TestApp> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', MONGODB_URI: uri, MONGODB_DB: `t_${process.pid}_${Date.now().toString(36)}_${counter++}`, DB_TIMEOUT_MS: '2000', ...env });
+  const dataDir = mkdtempSync(join(tmpdir(), 'abha-vault-app-'));
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, MONGODB_URI: uri, MONGODB_DB: `t_${process.pid}_${Date.now().toString(36)}_${counter++}`, DB_TIMEOUT_MS: '2000', ...env });
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: config.DB_TIMEOUT_MS });
   await client.connect();
   const db = client.db(config.MONGODB_DB);
@@ -38,17 +54,34 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const logs: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { logs.push(chunk.toString()); cb(); } });
   const validator = new DocumentValidator({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS }, sharedStructure());
-  const app = createApp({ config, store: new RecordStore(c), validator, log: createLog('info', sink) });
+  const clock: { now: Date | undefined } = { now: undefined };
+  const now = () => clock.now ?? new Date();
+  const consents = new ConsentStore(db);
+  const audit = new AuditLog(db, now);
+  await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
+  const verifier = await loadVerifier(config);
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, validator, verifier, log: createLog('info', sink), clock: now });
+  const tokens = new Map<string, Promise<string>>();
+  const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
+    const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
+    if (!tokens.has(key)) tokens.set(key, signDevToken(dataDir, { role, facility, ttlSec: opts.ttlSec }));
+    return tokens.get(key)!;
+  };
+  const request = async (path: string, init: RequestInit & { as?: [Role, string] } = {}) => {
+    const { as, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (as) headers.set('Authorization', `Bearer ${await token(as[0], as[1])}`);
+    return app.request(path, { ...rest, headers });
+  };
   return {
-    app, config, client, collections: c, logs,
-    async close() { await db.dropDatabase().catch(() => {}); await client.close(); },
+    app, config, client, collections: c, logs, consents, audit, token, request, clock,
+    async close() { await db.dropDatabase().catch(() => {}); await client.close(); rmSync(dataDir, { recursive: true, force: true }); },
   };
 }
 
-/** Headers of a provider upload. */
-export const uploadHeaders = (facility = 'H1', careContext = 'OP-1', extra: Record<string, string> = {}) => ({
+/** Headers of an upload (the caller is given separately, as a token). */
+export const uploadHeaders = (careContext = 'OP-1', extra: Record<string, string> = {}) => ({
   'Content-Type': 'application/fhir+json',
-  'X-Facility-Id': facility,
   'X-Care-Context': careContext,
   ...extra,
 });

@@ -1,0 +1,25 @@
+/** Audit helpers for HTTP handlers: who the caller is, as the audit records it. */
+import type { Context } from 'hono';
+import type { AppEnv } from '../auth/caller.js';
+import type { AuditInput } from './log.js';
+
+export function actorOf(c: Context<AppEnv>): AuditInput['actor'] {
+  const caller = c.get('caller');
+  return caller ? { role: caller.role, facility: caller.facilityId, subject: caller.subject } : { role: null, facility: null, subject: null };
+}
+
+/** The audit action for a route, e.g. `GET /fhir/Bundle/:id` → `record.read`. */
+export function actionOf(method: string, routePath: string): string {
+  const table: Record<string, string> = {
+    'POST /fhir/Bundle': 'record.upload',
+    'GET /fhir/Bundle': 'record.search',
+    'GET /fhir/Bundle/:id': 'record.read',
+    'GET /fhir/Bundle/:id/_history': 'record.history',
+    'GET /fhir/Bundle/:id/_history/:vid': 'record.vread',
+    'POST /v0.5/consents/hip/notify': 'consent.notify',
+    'POST /api/v3/consent/request/hip/notify': 'consent.notify',
+    'GET /consents/:id': 'consent.read',
+    'GET /fhir/AuditEvent': 'audit.query',
+  };
+  return table[`${method} ${routePath}`] ?? `http ${method} ${routePath}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * The audit trail: append-only and hash-chained. Event n stores the hash of
+ * event n-1; its own hash covers its content and that link, so editing,
+ * removing or reordering any stored event breaks verification from there on.
+ *
+ * Appends need a total order without transactions: each event's _id is its
+ * sequence number (unique), so two appends racing for one number cannot both
+ * win; the loser moves to the next. A small head document remembers the last
+ * number so an append never scans the log.
+ */
+import { createHash } from 'node:crypto';
+import { MongoServerError, type Collection, type Db } from 'mongodb';
+
+export interface AuditInput {
+  action: string; // e.g. record.upload, record.read, record.search, consent.notify, audit.query
+  outcome: 'success' | 'refused' | 'rejected' | 'error';
+  status: number;
+  actor: { role: string | null; facility: string | null; subject: string | null };
+  recordIds?: string[];
+  consentId?: string | null;
+  purpose?: string | null;
+  /** The patient whose records were touched (ABHA address or number), so they can ask who saw what. */
+  patients?: string[];
+  reason?: string;
+  requestId?: string;
+}
+
+export interface AuditEventDoc extends Required<Omit<AuditInput, 'reason' | 'requestId'>> {
+  _id: number;
+  time: Date;
+  reason: string | null;
+  requestId: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+interface HeadDoc { _id: string; seq: number; hash: string }
+
+export const GENESIS = '0'.repeat(64);
+
+/** The hash of an event: SHA-256 over its canonical JSON (fixed key order) including prevHash. */
+export function eventHash(e: Omit<AuditEventDoc, 'hash'>): string {
+  const canonical = JSON.stringify([e._id, e.time.toISOString(), e.action, e.outcome, e.status, e.actor.role, e.actor.facility, e.actor.subject,
+    e.recordIds, e.consentId, e.purpose, e.patients, e.reason, e.requestId, e.prevHash]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export class AuditLog {
+  readonly events: Collection<AuditEventDoc>;
+  private head: Collection<HeadDoc>;
+
+  constructor(db: Db, private clock: () => Date = () => new Date()) {
+    this.events = db.collection<AuditEventDoc>('audit_events');
+    this.head = db.collection<HeadDoc>('audit_head');
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.events.createIndex({ patients: 1, time: 1 }, { name: 'patient_time' });
+  }
+
+  async append(input: AuditInput): Promise<AuditEventDoc> {
+    const head = await this.head.findOne({ _id: 'head' });
+    let seq = head?.seq ?? 0;
+    let prevHash = head?.hash ?? GENESIS;
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      // The head may lag behind the log: walk forward to the true end.
+      for (;;) {
+        const next = await this.events.findOne({ _id: seq + 1 });
+        if (!next) break;
+        seq = next._id; prevHash = next.hash;
+      }
+      const base = {
+        _id: seq + 1,
+        time: this.clock(),
+        action: input.action,
+        outcome: input.outcome,
+        status: input.status,
+        actor: input.actor,
+        recordIds: input.recordIds ?? [],
+        consentId: input.consentId ?? null,
+        purpose: input.purpose ?? null,
+        patients: input.patients ?? [],
+        reason: input.reason ?? null,
+        requestId: input.requestId ?? null,
+        prevHash,
+      };
+      const event: AuditEventDoc = { ...base, hash: eventHash(base) };
+      try {
+        await this.events.insertOne(event);
+      } catch (e) {
+        if (e instanceof MongoServerError && e.code === 11000) continue; // another append took this number
+        throw e;
+      }
+      await this.head.updateOne({ _id: 'head', seq: { $lt: event._id } }, { $set: { seq: event._id, hash: event.hash } }, { upsert: true })
+        .catch((e) => { if (!(e instanceof MongoServerError && e.code === 11000)) throw e; });
+      return event;
+    }
+    throw new Error('audit log: too much contention');
+  }
+
+  /** Checks the whole chain; reports the first event that does not verify. */
+  async verify(): Promise<{ ok: true; count: number } | { ok: false; count: number; brokenAt: number; why: string }> {
+    let expectedSeq = 1, prevHash = GENESIS, count = 0;
+    for await (const e of this.events.find({}).sort({ _id: 1 })) {
+      count++;
+      if (e._id !== expectedSeq) return { ok: false, count, brokenAt: expectedSeq, why: `event ${expectedSeq} is missing (next is ${e._id})` };
+      if (e.prevHash !== prevHash) return { ok: false, count, brokenAt: e._id, why: 'prevHash does not match the previous event' };
+      const { hash, ...rest } = e;
+      if (eventHash(rest) !== hash) return { ok: false, count, brokenAt: e._id, why: 'content does not match its hash (edited)' };
+      prevHash = hash; expectedSeq++;
+    }
+    return { ok: true, count };
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Consent notifications from ABDM's consent manager (role cm), and reading a
+ * consent back (admin, or the consent's own HIU).
+ */
+import { Hono } from 'hono';
+import type { z } from 'zod';
+import type { Config } from '../config.js';
+import { type AppEnv, requireRole } from '../auth/caller.js';
+import { readJsonText } from '../http/body.js';
+import { guard } from '../fhir/guard.js';
+import { type Issue, error, fail, notFound, unprocessable } from '../fhir/outcome.js';
+import { ConsentNotifyV05, ConsentNotifyV3 } from './schema.js';
+import type { ConsentStore } from './store.js';
+import type { AuditLog } from '../audit/log.js';
+import { actorOf } from '../audit/http.js';
+
+export interface ConsentDeps { consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date }
+
+/** zod issues → OperationOutcome issues with the JSON path as expression. */
+export function zodIssues(e: z.ZodError): Issue[] {
+  return e.issues.slice(0, 100).map((i) => error(i.code === 'invalid_type' && i.message.includes('undefined') ? 'required' : 'value', i.message, i.path.join('.') || '(body)'));
+}
+
+export function consentRoutes(deps: ConsentDeps) {
+  const { consents, audit, config, clock } = deps;
+  const r = new Hono<AppEnv>();
+
+  const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
+    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), { maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH });
+    const parsed = schema.safeParse(body);
+    if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
+    const n = parsed.data.notification;
+    const result = await consents.apply(n, clock());
+    await audit.append({
+      action: 'consent.notify', outcome: 'success', status: 202, actor: actorOf(c), consentId: n.consentId,
+      purpose: n.consentDetail?.purpose.code ?? null, patients: n.consentDetail ? [n.consentDetail.patient.id.toLowerCase()] : [],
+      reason: `${n.status}: ${result}`, requestId: c.var.requestId,
+    });
+    return c.json({ consentId: n.consentId, status: n.status, result }, 202);
+  };
+  r.post('/v0.5/consents/hip/notify', requireRole('cm'), notify(ConsentNotifyV05));
+  r.post('/api/v3/consent/request/hip/notify', requireRole('cm'), notify(ConsentNotifyV3));
+
+  r.get('/consents/:id', requireRole('admin', 'hiu'), async (c) => {
+    const id = c.req.param('id');
+    const consent = id.length <= 128 ? await consents.get(id) : null;
+    if (!consent) throw notFound(`Consent ${id.slice(0, 128)} not found`);
+    const caller = c.var.caller;
+    if (caller.role === 'hiu' && (!consent.terms?.hiu || consent.terms.hiu !== caller.facilityId)) {
+      throw fail(403, 'forbidden', 'A consent can be read by admin or by the health information user it was granted to');
+    }
+    await audit.append({ action: 'consent.read', outcome: 'success', status: 200, actor: actorOf(c), consentId: consent._id, requestId: c.var.requestId });
+    const { _id, ...rest } = consent;
+    return c.json({ id: _id, ...rest });
+  });
+
+  return r;
+}

@@ -1,0 +1,56 @@
+/**
+ * ABDM consent notifications as the consent manager sends them to a HIP
+ * (v0.5 `/v0.5/consents/hip/notify`, v3 `/api/v3/consent/request/hip/notify`),
+ * validated with zod. Unknown fields are allowed (ABDM adds fields over time);
+ * the fields the store enforces are required and checked.
+ */
+import { z } from 'zod';
+
+export const HI_TYPES = ['Prescription', 'DiagnosticReport', 'OPConsultation', 'DischargeSummary', 'ImmunizationRecord', 'HealthDocumentRecord', 'WellnessRecord', 'Invoice'] as const;
+export const ACCESS_MODES = ['VIEW', 'STORE', 'QUERY', 'STREAM'] as const;
+export const FREQUENCY_UNITS = ['HOUR', 'DAY', 'WEEK', 'MONTH', 'YEAR'] as const;
+export const STATUSES = ['GRANTED', 'REVOKED', 'EXPIRED', 'DENIED'] as const;
+
+const isoDateTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date-time');
+const id = z.string().min(1).max(128);
+
+export const ConsentDetail = z.object({
+  schemaVersion: z.string().max(16).optional(),
+  consentId: id,
+  createdAt: isoDateTime,
+  patient: z.object({ id: z.string().min(3).max(128) }),
+  careContexts: z.array(z.object({ patientReference: z.string().max(128).optional(), careContextReference: z.string().min(1).max(128) })).min(1).max(10_000),
+  purpose: z.object({ text: z.string().max(256).optional(), code: z.string().min(1).max(32), refUri: z.string().max(512).optional() }),
+  hip: z.object({ id, name: z.string().max(256).optional() }),
+  hiu: z.object({ id, name: z.string().max(256).optional() }).optional(),
+  consentManager: z.object({ id: z.string().max(128) }).optional(),
+  requester: z.unknown().optional(),
+  hiTypes: z.array(z.enum(HI_TYPES)).min(1),
+  permission: z.object({
+    accessMode: z.enum(ACCESS_MODES),
+    dateRange: z.object({ from: isoDateTime, to: isoDateTime }).refine((r) => Date.parse(r.from) <= Date.parse(r.to), 'dateRange.from must not be after dateRange.to'),
+    dataEraseAt: isoDateTime,
+    frequency: z.object({ unit: z.enum(FREQUENCY_UNITS), value: z.number().int().min(1).max(1_000_000), repeats: z.number().int().min(0).optional() }),
+  }),
+}).passthrough();
+export type ConsentDetail = z.infer<typeof ConsentDetail>;
+
+const Notification = z.object({
+  consentId: id,
+  status: z.enum(STATUSES),
+  consentDetail: ConsentDetail.optional(),
+  signature: z.string().max(8192).optional(),
+  grantAcknowledgement: z.boolean().optional(),
+}).passthrough().superRefine((n, ctx) => {
+  if (n.status === 'GRANTED' && !n.consentDetail) ctx.addIssue({ code: 'custom', message: 'a GRANTED notification needs consentDetail', path: ['consentDetail'] });
+  if (n.consentDetail && n.consentDetail.consentId !== n.consentId) ctx.addIssue({ code: 'custom', message: 'consentDetail.consentId differs from notification.consentId', path: ['consentDetail', 'consentId'] });
+});
+
+export const ConsentNotifyV05 = z.object({
+  requestId: z.string().max(128).optional(),
+  timestamp: z.string().max(64).optional(),
+  notification: Notification,
+}).passthrough();
+
+export const ConsentNotifyV3 = z.object({ notification: Notification }).passthrough();
+export type ConsentNotification = z.infer<typeof Notification>;
