@@ -14,7 +14,8 @@ export function capabilityStatement(profiles: ProfileFile[], version: string, no
     format: ['application/fhir+json', 'json'],
     rest: [{
       mode: 'server',
-      documentation: 'Providers upload ABDM document Bundles (X-Facility-Id names the provider until token authentication is enabled; X-Care-Context names the care context). Uploads are validated against FHIR R4 and the ABDM profiles listed under supportedProfile.',
+      documentation: 'Providers (role hip) upload ABDM document Bundles, naming the care context in X-Care-Context; uploads are validated against FHIR R4 and the ABDM profiles listed under supportedProfile. Viewers (role hiu) search and read a patient\'s records under the consent named in X-Consent-Id.',
+      security: { service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth', display: 'OAuth' }] }], description: 'Bearer JWT (RS256) with claims role (hip, hiu, cm, admin) and facility.' },
       resource: [{
         type: 'Bundle',
         supportedProfile: [
