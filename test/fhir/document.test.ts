@@ -6,15 +6,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { documentRules } from '../../src/fhir/document.js';
 import type { Issue } from '../../src/fhir/outcome.js';
+import { FIXTURES, texts, load, brief, type FixtureName } from '../support/fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const FIXTURES = ['prescription', 'diagnostic-report', 'discharge-summary'] as const;
-type FixtureName = (typeof FIXTURES)[number];
-const texts = Object.fromEntries(
-  FIXTURES.map((f) => [f, readFileSync(path.join(repoRoot, 'fixtures', 'examples', `${f}.json`), 'utf8')]),
-) as Record<FixtureName, string>;
-const load = (name: FixtureName): any => JSON.parse(texts[name]);
-const brief = (issues: Issue[]) => issues.map((i) => [i.code, i.expression]);
 
 /** Rewrites every urn:uuid fullUrl as `${resourceType}/${newId}` and every reference to match. */
 function toTypeIdStyle(bundle: any, idFor: (rt: string, i: number) => string, base = ''): any {

@@ -9,15 +9,9 @@ import { DocumentValidator, type ValidDocument } from '../../src/fhir/validate.j
 import { DEFAULT_ABHA_SYSTEMS, NDHM_IDENTIFIER_TYPE } from '../../src/fhir/abha.js';
 import { missingPaths, compilePath } from '../../src/fhir/profiles.js';
 import { FhirError, type Issue } from '../../src/fhir/outcome.js';
+import { FIXTURES, texts, load, brief, type FixtureName } from '../support/fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const FIXTURES = ['prescription', 'diagnostic-report', 'discharge-summary'] as const;
-type FixtureName = (typeof FIXTURES)[number];
-const texts = Object.fromEntries(
-  FIXTURES.map((f) => [f, readFileSync(path.join(repoRoot, 'fixtures', 'examples', `${f}.json`), 'utf8')]),
-) as Record<FixtureName, string>;
-const load = (name: FixtureName): any => JSON.parse(texts[name]);
-const brief = (issues: Issue[]) => issues.map((i) => [i.code, i.expression]);
 
 let v: DocumentValidator;
 beforeAll(() => {

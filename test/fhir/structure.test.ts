@@ -7,15 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StructureValidator } from '../../src/fhir/structure.js';
 import type { Issue } from '../../src/fhir/outcome.js';
+import { FIXTURES, texts, load, type FixtureName } from '../support/fixtures.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const FIXTURES = ['prescription', 'diagnostic-report', 'discharge-summary'] as const;
-type FixtureName = (typeof FIXTURES)[number];
-const texts = Object.fromEntries(
-  FIXTURES.map((f) => [f, readFileSync(path.join(repoRoot, 'fixtures', 'examples', `${f}.json`), 'utf8')]),
-) as Record<FixtureName, string>;
-/** A fresh deep copy of a fixture bundle. */
-const load = (name: FixtureName): any => JSON.parse(texts[name]);
 
 let sv: StructureValidator;
 beforeAll(() => {
