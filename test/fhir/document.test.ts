@@ -1,14 +1,9 @@
 // Unit tests for the document-bundle rules (src/fhir/document.ts): R4 bdl-* invariants and the
 // IG DocumentBundle requirements, reference resolution by fullUrl and by Type/id.
 import { describe, it, expect } from 'vitest';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { documentRules } from '../../src/fhir/document.js';
-import type { Issue } from '../../src/fhir/outcome.js';
-import { FIXTURES, texts, load, brief, type FixtureName } from '../support/fixtures.js';
+import { FIXTURES, texts, load, brief } from '../support/fixtures.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Rewrites every urn:uuid fullUrl as `${resourceType}/${newId}` and every reference to match. */
 function toTypeIdStyle(bundle: any, idFor: (rt: string, i: number) => string, base = ''): any {

@@ -2,16 +2,12 @@
 // (src/fhir/validate.ts): record-type selection, section slicing, required elements of entry
 // resources, the patient's ABHA identity, and missingPaths semantics.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DocumentValidator, type ValidDocument } from '../../src/fhir/validate.js';
 import { DEFAULT_ABHA_SYSTEMS, NDHM_IDENTIFIER_TYPE } from '../../src/fhir/abha.js';
 import { missingPaths, compilePath } from '../../src/fhir/profiles.js';
-import { FhirError, type Issue } from '../../src/fhir/outcome.js';
+import { FhirError } from '../../src/fhir/outcome.js';
 import { FIXTURES, texts, load, brief, type FixtureName } from '../support/fixtures.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let v: DocumentValidator;
 beforeAll(() => {

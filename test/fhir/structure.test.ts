@@ -2,14 +2,10 @@
 // R4 StructureDefinitions: the fixtures are clean, and each targeted mutation yields the
 // expected issue code at the exact FHIRPath expression.
 import { describe, it, expect, beforeAll } from 'vitest';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { StructureValidator } from '../../src/fhir/structure.js';
 import type { Issue } from '../../src/fhir/outcome.js';
-import { FIXTURES, texts, load, type FixtureName } from '../support/fixtures.js';
+import { FIXTURES, load } from '../support/fixtures.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 let sv: StructureValidator;
 beforeAll(() => {
