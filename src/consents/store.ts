@@ -36,7 +36,7 @@ export interface ConsentDoc {
   artefact?: Record<string, unknown>;
 }
 
-interface UsageDoc { _id: string; count: number; expiresAt: Date }
+interface UsageDoc { _id: string; window: string; expiresAt: Date }
 
 export type ApplyResult = 'stored' | 'unchanged' | 'ignored-terminal';
 
@@ -50,7 +50,10 @@ export class ConsentStore {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.consents.createIndex({ status: 1, 'terms.dataEraseAt': 1 }, { name: 'status_erase_at' });
+    await Promise.all([
+      this.consents.createIndex({ status: 1, 'terms.dataEraseAt': 1 }, { name: 'status_erase_at' }),
+      this.usage.createIndex({ window: 1 }, { name: 'window' }),
+    ]);
   }
 
   get(id: string): Promise<ConsentDoc | null> {
@@ -115,19 +118,21 @@ export class ConsentStore {
 
   /**
    * Counts one data pull against the consent's frequency (value per unit) and
-   * says whether it is within it; when not, when the window ends.
+   * says whether it is within it; when not, when the window ends. Each pull
+   * claims a numbered slot by inserting it (unique _id), which is atomic on
+   * MongoDB and on FerretDB alike; a count-and-increment would not be.
    */
   async countPull(consent: ConsentDoc, now: Date): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
     const f = consent.terms!.frequency;
     const w = frequencyWindow(f.unit, now);
-    const id = `${consent._id}|${w.start.toISOString()}`;
-    let doc: UsageDoc | null = null;
-    for (let i = 0; i < 3 && !doc; i++) {
+    const window = `${consent._id}|${w.start.toISOString()}`;
+    let slot = (await this.usage.countDocuments({ window })) + 1;
+    for (; slot <= f.value; slot++) {
       try {
-        doc = await this.usage.findOneAndUpdate({ _id: id }, { $inc: { count: 1 }, $setOnInsert: { expiresAt: w.end } }, { upsert: true, returnDocument: 'after' });
+        await this.usage.insertOne({ _id: `${window}|${slot}`, window, expiresAt: w.end });
+        return { ok: true };
       } catch (e) { if (!isDuplicate(e)) throw e; }
     }
-    if (doc && doc.count <= f.value) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((w.end.getTime() - now.getTime()) / 1000)) };
   }
 }

@@ -15,6 +15,7 @@ import type { Collections, CurrentDoc, RecordDoc } from '../db/mongo.js';
 import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
+import { KeyedLock } from '../db/keyed-lock.js';
 
 const DUPLICATE_KEY = 11000;
 const SERVER_SET = new Set(['id', 'meta']);
@@ -37,6 +38,8 @@ export interface UploadInput {
 export interface UploadResult { created: boolean; record: RecordDoc }
 
 export class RecordStore {
+  private publishing = new KeyedLock();
+
   constructor(private c: Collections) {}
 
   async upload(input: UploadInput): Promise<UploadResult> {
@@ -84,7 +87,8 @@ export class RecordStore {
   private async publish(v: RecordDoc): Promise<void> {
     const { _id, ...fields } = v;
     // A duplicate key here means the current entry exists with this or a newer version.
-    await ignoreDuplicate(this.c.current.updateOne({ _id: v.recordId, version: { $lt: v.version } }, { $set: { ...fields, versionId: _id } }, { upsert: true }));
+    await this.publishing.run(v.recordId, () =>
+      ignoreDuplicate(this.c.current.updateOne({ _id: v.recordId, version: { $lt: v.version } }, { $set: { ...fields, versionId: _id } }, { upsert: true })));
   }
 
   private async rememberCareContext(r: RecordDoc): Promise<void> {
