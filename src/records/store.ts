@@ -102,8 +102,11 @@ export class RecordStore {
       },
       { upsert: true },
     );
-    // Two first sightings at once: one insert wins, the other retries as an update.
-    try { await upsert(); } catch (e) { if (isDuplicate(e)) await upsert(); else throw e; }
+    // Two first sightings at once: one insert wins, the other retries as an update
+    // (serialised per care context, as publishes are: $addToSet is not atomic on FerretDB).
+    await this.publishing.run(`cc|${r.provider}|${patientKey}|${r.careContext}`, async () => {
+      try { await upsert(); } catch (e) { if (isDuplicate(e)) await upsert(); else throw e; }
+    });
   }
 
   async text(contentId: string): Promise<string | undefined> {
