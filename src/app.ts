@@ -10,6 +10,7 @@
  *   admin        GET /consents/{id}
  */
 import { Hono } from 'hono';
+import { secureHeaders } from 'hono/secure-headers';
 import { v4 as uuidv4 } from 'uuid';
 import type { Config } from './config.js';
 import type { Log } from './log.js';
@@ -46,6 +47,8 @@ export function createApp(deps: AppDeps) {
   const { log, config, audit } = deps;
   const app = new Hono<AppEnv>();
 
+  // Security headers on every response; no CORS headers, so browsers on other origins are refused.
+  app.use('*', secureHeaders({ contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] }, crossOriginResourcePolicy: 'same-origin' }));
   app.use('*', async (c, next) => {
     const requestId = uuidv4();
     c.set('requestId', requestId);

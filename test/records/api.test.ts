@@ -411,3 +411,16 @@ describe('metadata and health', () => {
     for (const secret of [p.abhaNumber, p.abhaNumber.replace(/-/g, ''), p.abhaAddress, p.name.family]) expect(logs).not.toContain(secret);
   });
 });
+
+describe('response hygiene', () => {
+  it('sends security headers and no CORS permission on every response, errors included', async () => {
+    for (const res of [await t.app.request('/healthz'), await t.app.request('/fhir/Bundle'), await t.request('/fhir/Bundle/nope', { as: ['hip', 'H1'], headers: { Origin: 'https://evil.example' } })]) {
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+      expect(res.headers.get('strict-transport-security')).toBeTruthy();
+      expect(res.headers.get('access-control-allow-origin')).toBeNull();
+      expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+});
