@@ -9,7 +9,7 @@
  *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify; GET /fhir/AuditEvent
  *   admin        GET /consents/{id}
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
 import { v4 as uuidv4 } from 'uuid';
 import type { Config } from './config.js';
@@ -41,6 +41,17 @@ export interface AppDeps {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+/**
+ * The route pattern a request was for, even when a middleware (such as
+ * authentication) refused it before the handler ran: the last matched route
+ * that is not a catch-all middleware.
+ */
+function routeOf(c: Context): string {
+  const routes = c.req.matchedRoutes;
+  for (let i = routes.length - 1; i >= 0; i--) if (routes[i].method !== 'ALL') return routes[i].path;
+  return c.req.routePath;
+}
 
 export function createApp(deps: AppDeps) {
   const clock = deps.clock ?? (() => new Date());
@@ -85,11 +96,11 @@ export function createApp(deps: AppDeps) {
     }
     const fe = e as FhirError;
     if (fe.status === 503) log.warn({ reqId: c.get('requestId') }, 'database unavailable');
-    else if (fe.status < 500 && c.req.routePath !== '*') {
+    else if (fe.status < 500) {
       // Every refusal and rejection leaves a trace; if it cannot, the answer becomes 503.
       try {
         await audit.append({
-          action: actionOf(c.req.method, c.req.routePath), outcome: fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
+          action: actionOf(c.req.method, routeOf(c)), outcome: fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
           status: fe.status, actor: actorOf(c), consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,
           reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300), requestId: c.get('requestId'),
         });
