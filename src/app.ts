@@ -6,8 +6,9 @@
  *   public       GET /healthz, /readyz, /fhir/metadata
  *   hip          POST /fhir/Bundle; GET /fhir/Bundle, /fhir/Bundle/{id}[/_history[/{vid}]] (own records)
  *   hiu          GET /fhir/Bundle, /fhir/Bundle/{id} with X-Consent-Id; GET /consents/{id} (own consents)
- *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify; GET /fhir/AuditEvent
- *   admin        GET /consents/{id}
+ *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify,
+ *                /v0.5/health-information/hip/request; GET /fhir/AuditEvent
+ *   admin        GET /consents/{id}, /admin/health-information/transactions/{id}
  */
 import { Hono, type Context } from 'hono';
 import { secureHeaders } from 'hono/secure-headers';
@@ -27,12 +28,17 @@ import { consentRoutes } from './consents/routes.js';
 import type { AuditLog } from './audit/log.js';
 import { auditRoutes } from './audit/routes.js';
 import { actionOf, actorOf } from './audit/http.js';
+import type { HiTransfers } from './abdm/transfer.js';
+import type { GatewayClient } from './abdm/gateway.js';
+import { abdmRoutes } from './abdm/routes.js';
 
 export interface AppDeps {
   config: Config;
   store: RecordStore;
   consents: ConsentStore;
   audit: AuditLog;
+  transfers: HiTransfers;
+  gateway: GatewayClient;
   validator: DocumentValidator;
   verifier: Verifier;
   log: Log;
@@ -84,6 +90,7 @@ export function createApp(deps: AppDeps) {
   app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock }));
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock }));
   app.route('/', auditRoutes(audit, clock));
+  app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
 
   app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
 

@@ -29,6 +29,15 @@ export const ConfigSchema = z.object({
   AUTH_AUDIENCE: z.string().optional(),
   AUTH_GATEWAY_CLIENTS: list([]),
   CONSENT_SWEEP_MS: z.coerce.number().int().min(1000).default(60_000),
+  GATEWAY_BASE_URL: z.string().url().optional(),
+  GATEWAY_CLIENT_ID: z.string().optional(),
+  GATEWAY_CLIENT_SECRET: z.string().optional(),
+  GATEWAY_CM_ID: z.string().default('sbx'),
+  GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  HI_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
+  HI_PUSH_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
+  HI_PUSH_BACKOFF_MS: z.coerce.number().int().min(0).default(500),
+  HI_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

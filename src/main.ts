@@ -15,6 +15,8 @@ import { createApp } from './app.js';
 import { ConsentStore } from './consents/store.js';
 import { AuditLog } from './audit/log.js';
 import { KeyConfigError, loadVerifier } from './auth/keys.js';
+import { GatewayClient } from './abdm/gateway.js';
+import { HiTransfers } from './abdm/transfer.js';
 
 async function main() {
   const config = loadConfig();
@@ -44,7 +46,11 @@ async function main() {
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
   log.info({ keys: verifier.source }, 'token verification keys');
 
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, validator, verifier, log, version });
+  const gateway = new GatewayClient(config);
+  const transfers = new HiTransfers(database.db, c, consents, gateway, config, log);
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, validator, verifier, log, version });
+  const resumed = await transfers.resume();
+  if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 
   // Consent erasure: expire consents at dataEraseAt and erase their terms.
   const sweep = setInterval(() => {

@@ -20,6 +20,8 @@ export function actionOf(method: string, routePath: string): string {
     'POST /api/v3/consent/request/hip/notify': 'consent.notify',
     'GET /consents/:id': 'consent.read',
     'GET /fhir/AuditEvent': 'audit.query',
+    'POST /v0.5/health-information/hip/request': 'health-information.request',
+    'GET /admin/health-information/transactions/:id': 'health-information.read',
   };
   return table[`${method} ${routePath}`] ?? `http ${method} ${routePath}`;
 }

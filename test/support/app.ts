@@ -15,6 +15,8 @@ import { StructureValidator } from '../../src/fhir/structure.js';
 import { ConsentStore } from '../../src/consents/store.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { loadVerifier } from '../../src/auth/keys.js';
+import { GatewayClient } from '../../src/abdm/gateway.js';
+import { HiTransfers } from '../../src/abdm/transfer.js';
 import { signDevToken } from '../../src/auth/token.js';
 import type { Role } from '../../src/auth/caller.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +32,7 @@ export interface TestApp {
   config: Config;
   consents: ConsentStore;
   audit: AuditLog;
+  transfers: HiTransfers;
   /** A bearer token signed with this app's development key. */
   token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
   /** app.request as `role` of `facility` (no token when `as` is omitted). */
@@ -60,7 +63,10 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const audit = new AuditLog(db, now);
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
   const verifier = await loadVerifier(config);
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, validator, verifier, log: createLog('info', sink), clock: now });
+  const log = createLog('info', sink);
+  const gateway = new GatewayClient(config, now);
+  const transfers = new HiTransfers(db, c, consents, gateway, config, log, now);
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, validator, verifier, log, clock: now });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
@@ -74,7 +80,7 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
     return app.request(path, { ...rest, headers });
   };
   return {
-    app, config, client, collections: c, logs, consents, audit, token, request, clock,
+    app, config, client, collections: c, logs, consents, audit, transfers, token, request, clock,
     async close() { await db.dropDatabase().catch(() => {}); await client.close(); rmSync(dataDir, { recursive: true, force: true }); },
   };
 }
