@@ -7,7 +7,8 @@
  *   hip          POST /fhir/Bundle; GET /fhir/Bundle, /fhir/Bundle/{id}[/_history[/{vid}]] (own records)
  *   hiu          GET /fhir/Bundle, /fhir/Bundle/{id} with X-Consent-Id; GET /consents/{id} (own consents)
  *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify,
- *                /v0.5/health-information/hip/request; GET /fhir/AuditEvent
+ *                /v0.5/health-information/hip/request, /v0.5/care-contexts/discover,
+ *                /v0.5/links/link/init, /v0.5/links/link/confirm; GET /fhir/AuditEvent
  *   admin        GET /consents/{id}, /admin/health-information/transactions/{id}
  */
 import { Hono, type Context } from 'hono';
@@ -31,6 +32,9 @@ import { actionOf, actorOf } from './audit/http.js';
 import type { HiTransfers } from './abdm/transfer.js';
 import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
+import { linkingRoutes, consoleNotifier, type OtpNotifier } from './abdm/linking.js';
+import type { Collections } from './db/mongo.js';
+import type { Db } from 'mongodb';
 
 export interface AppDeps {
   config: Config;
@@ -39,6 +43,10 @@ export interface AppDeps {
   audit: AuditLog;
   transfers: HiTransfers;
   gateway: GatewayClient;
+  /** Where linking keeps its requests, and the care contexts it links. */
+  db: Db;
+  collections: Collections;
+  notifier?: OtpNotifier;
   validator: DocumentValidator;
   verifier: Verifier;
   log: Log;
@@ -91,6 +99,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock }));
   app.route('/', auditRoutes(audit, clock));
   app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
+  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? consoleNotifier, db: deps.db }));
 
   app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
 

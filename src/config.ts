@@ -38,6 +38,8 @@ export const ConfigSchema = z.object({
   HI_PUSH_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
   HI_PUSH_BACKOFF_MS: z.coerce.number().int().min(0).default(500),
   HI_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+  LINK_OTP_TTL_SEC: z.coerce.number().int().min(30).default(300),
+  LINK_OTP_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

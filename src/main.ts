@@ -48,7 +48,7 @@ async function main() {
 
   const gateway = new GatewayClient(config);
   const transfers = new HiTransfers(database.db, c, consents, gateway, config, log);
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, validator, verifier, log, version });
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 

@@ -22,6 +22,9 @@ export function actionOf(method: string, routePath: string): string {
     'GET /fhir/AuditEvent': 'audit.query',
     'POST /v0.5/health-information/hip/request': 'health-information.request',
     'GET /admin/health-information/transactions/:id': 'health-information.read',
+    'POST /v0.5/care-contexts/discover': 'care-context.discover',
+    'POST /v0.5/links/link/init': 'link.init',
+    'POST /v0.5/links/link/confirm': 'link.confirm',
   };
   return table[`${method} ${routePath}`] ?? `http ${method} ${routePath}`;
 }

@@ -43,6 +43,8 @@ export interface CareContextDoc {
   hiTypes: string[];
   firstSeen: Date;
   lastSeen: Date;
+  /** Set when the patient linked this care context to their ABHA address (discovery and linking). */
+  linked?: { abhaAddress: string; at: Date; linkRefNumber: string };
 }
 
 export interface Collections {

@@ -33,6 +33,8 @@ export interface TestApp {
   consents: ConsentStore;
   audit: AuditLog;
   transfers: HiTransfers;
+  /** One-time codes the linking notifier was asked to send. */
+  otps: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }[];
   /** A bearer token signed with this app's development key. */
   token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
   /** app.request as `role` of `facility` (no token when `as` is omitted). */
@@ -66,7 +68,8 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const log = createLog('info', sink);
   const gateway = new GatewayClient(config, now);
   const transfers = new HiTransfers(db, c, consents, gateway, config, log, now);
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, validator, verifier, log, clock: now });
+  const otps: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }[] = [];
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db, collections: c, notifier: { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
@@ -80,7 +83,7 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
     return app.request(path, { ...rest, headers });
   };
   return {
-    app, config, client, collections: c, logs, consents, audit, transfers, token, request, clock,
+    app, config, client, collections: c, logs, consents, audit, transfers, token, request, clock, otps,
     async close() { await db.dropDatabase().catch(() => {}); await client.close(); rmSync(dataDir, { recursive: true, force: true }); },
   };
 }
