@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps) {
   // Everything below needs a verified bearer token.
   app.use('*', authenticate(deps.verifier, { issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE, gatewayClients: config.AUTH_GATEWAY_CLIENTS }));
   app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock }));
-  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock }));
+  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, gateway: deps.gateway, log }));
   app.route('/', auditRoutes(audit, clock));
   app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
   app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? consoleNotifier, db: deps.db }));

@@ -13,8 +13,10 @@ import { ConsentNotifyV05, ConsentNotifyV3 } from './schema.js';
 import type { ConsentStore } from './store.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
+import type { GatewayClient } from '../abdm/gateway.js';
+import type { Log } from '../log.js';
 
-export interface ConsentDeps { consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date }
+export interface ConsentDeps { consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date; gateway?: GatewayClient; log?: Log }
 
 /** zod issues → OperationOutcome issues with the JSON path as expression. */
 export function zodIssues(e: z.ZodError): Issue[] {
@@ -22,7 +24,7 @@ export function zodIssues(e: z.ZodError): Issue[] {
 }
 
 export function consentRoutes(deps: ConsentDeps) {
-  const { consents, audit, config, clock } = deps;
+  const { consents, audit, config, clock, gateway, log } = deps;
   const r = new Hono<AppEnv>();
 
   const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
@@ -36,6 +38,12 @@ export function consentRoutes(deps: ConsentDeps) {
       purpose: n.consentDetail?.purpose.code ?? null, patients: n.consentDetail ? [n.consentDetail.patient.id.toLowerCase()] : [],
       reason: `${n.status}: ${result}`, requestId: c.var.requestId,
     });
+    // Acknowledge to the gateway (v0.5 on-notify) when one is configured.
+    const requestId = (parsed.data as { requestId?: string }).requestId;
+    if (gateway?.configured && requestId) {
+      void gateway.post('/v0.5/consents/hip/on-notify', { ...gateway.envelope(), acknowledgement: { status: 'OK', consentId: n.consentId }, resp: { requestId } })
+        .catch((e) => log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'));
+    }
     return c.json({ consentId: n.consentId, status: n.status, result }, 202);
   };
   r.post('/v0.5/consents/hip/notify', requireRole('cm'), notify(ConsentNotifyV05));

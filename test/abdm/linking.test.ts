@@ -132,3 +132,13 @@ describe('linking', () => {
     expect((await linkInit(['NOPE-9'])).error.message).toMatch(/NOPE-9/);
   });
 });
+
+describe('consent notifications are acknowledged to the gateway', () => {
+  it('sends on-notify with the consent id and the notification requestId', async () => {
+    const requestId = uuidv4(), consentId = uuidv4();
+    const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId, timestamp: new Date().toISOString(), notification: { consentId, status: 'REVOKED' } }) });
+    expect(res.status).toBe(202);
+    const ack = await gw.waitFor('/v0.5/consents/hip/on-notify', (c) => c.body.resp.requestId === requestId);
+    expect(ack.body.acknowledgement).toEqual({ status: 'OK', consentId });
+  });
+});
