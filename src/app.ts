@@ -35,6 +35,9 @@ import { abdmRoutes } from './abdm/routes.js';
 import { linkingRoutes, consoleNotifier, type OtpNotifier } from './abdm/linking.js';
 import type { Collections } from './db/mongo.js';
 import type { Db } from 'mongodb';
+import { rateLimit } from './http/rate-limit.js';
+import { Metrics } from './http/metrics.js';
+import { requireRole } from './auth/caller.js';
 
 export interface AppDeps {
   config: Config;
@@ -47,6 +50,7 @@ export interface AppDeps {
   db: Db;
   collections: Collections;
   notifier?: OtpNotifier;
+  metrics?: Metrics;
   validator: DocumentValidator;
   verifier: Verifier;
   log: Log;
@@ -70,6 +74,7 @@ function routeOf(c: Context): string {
 export function createApp(deps: AppDeps) {
   const clock = deps.clock ?? (() => new Date());
   const { log, config, audit } = deps;
+  const metrics = deps.metrics ?? new Metrics();
   const app = new Hono<AppEnv>();
 
   // Security headers on every response; no CORS headers, so browsers on other origins are refused.
@@ -82,6 +87,9 @@ export function createApp(deps: AppDeps) {
     c.header('X-Request-Id', requestId);
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Cache-Control', 'no-store');
+    const route = routeOf(c);
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.latency.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
     log.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
   });
 
@@ -93,8 +101,15 @@ export function createApp(deps: AppDeps) {
   app.get('/fhir/metadata', (c) =>
     c.body(JSON.stringify(capabilityStatement(deps.validator.profiles.profiles, deps.version ?? '0.0.0', clock())), 200, { 'Content-Type': FHIR_JSON }));
 
+  const serveMetrics = async (c: Context) => c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
+  if (config.METRICS_PUBLIC) app.get('/metrics', serveMetrics);
+
   // Everything below needs a verified bearer token.
   app.use('*', authenticate(deps.verifier, { issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE, gatewayClients: config.AUTH_GATEWAY_CLIENTS }));
+  if (!config.METRICS_PUBLIC) app.get('/metrics', requireRole('admin'), serveMetrics);
+  // Expensive routes are rate-limited per client.
+  const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);
+  for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent']) app.use(path, limited);
   app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock }));
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, gateway: deps.gateway, log }));
   app.route('/', auditRoutes(audit, clock));
@@ -111,7 +126,8 @@ export function createApp(deps: AppDeps) {
       e = fail(500, 'exception', `Internal error; quote request id ${c.get('requestId')}`);
     }
     const fe = e as FhirError;
-    if (fe.status === 503) log.warn({ reqId: c.get('requestId') }, 'database unavailable');
+    if (fe.status === 422 && c.req.method === 'POST' && routeOf(c) === '/fhir/Bundle') metrics.rejected(fe.issues);
+    if (fe.status === 503) { metrics.dbErrors.inc(); log.warn({ reqId: c.get('requestId') }, 'database unavailable'); }
     else if (fe.status < 500) {
       // Every refusal and rejection leaves a trace; if it cannot, the answer becomes 503.
       try {

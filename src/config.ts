@@ -17,6 +17,11 @@ export const ConfigSchema = z.object({
   DATA_DIR: z.string().default('./data'),
   MAX_BODY_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
   MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1000).default(64),
+  MAX_BUNDLE_ENTRIES: z.coerce.number().int().min(1).default(1000),
+  MAX_STRING_LENGTH: z.coerce.number().int().min(64).default(8 * 1024 * 1024),
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
+  RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(200),
+  METRICS_PUBLIC: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   SEARCH_DEFAULT_COUNT: z.coerce.number().int().min(1).max(1000).default(20),
   SEARCH_MAX_COUNT: z.coerce.number().int().min(1).max(1000).default(100),
   ABHA_IDENTIFIER_SYSTEMS: list(DEFAULT_ABHA_SYSTEMS),
@@ -52,3 +57,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return parsed.data;
 }
+
+/** The request-body limits every JSON route applies (guard). */
+export const guardLimits = (config: Config) => ({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, maxStringLength: config.MAX_STRING_LENGTH });
+
+/** The document validator's options from configuration. */
+export const validatorOptions = (config: Config) => ({ ...guardLimits(config), maxEntries: config.MAX_BUNDLE_ENTRIES, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS });

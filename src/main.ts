@@ -5,7 +5,7 @@
  */
 import { serve } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
-import { loadConfig } from './config.js';
+import { loadConfig, validatorOptions } from './config.js';
 import { createLog } from './log.js';
 import { connectDatabase, collections, ensureIndexes } from './db/mongo.js';
 import { EmbeddedDatabaseError } from './db/embedded.js';
@@ -17,6 +17,7 @@ import { AuditLog } from './audit/log.js';
 import { KeyConfigError, loadVerifier } from './auth/keys.js';
 import { GatewayClient } from './abdm/gateway.js';
 import { HiTransfers } from './abdm/transfer.js';
+import { Metrics } from './http/metrics.js';
 
 async function main() {
   const config = loadConfig();
@@ -30,7 +31,7 @@ async function main() {
     if (e instanceof KeyConfigError) { console.error(e.message); process.exit(1); }
     throw e;
   }
-  const validator = new DocumentValidator({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS });
+  const validator = new DocumentValidator(validatorOptions(config));
   let database;
   try {
     database = await connectDatabase(config, (msg) => log.info(msg));
@@ -48,7 +49,7 @@ async function main() {
 
   const gateway = new GatewayClient(config);
   const transfers = new HiTransfers(database.db, c, consents, gateway, config, log);
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version });
+  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true) });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 

@@ -13,7 +13,7 @@ import { Hono } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
 import { z } from 'zod';
 import type { Collection, Db } from 'mongodb';
-import type { Config } from '../config.js';
+import { type Config, guardLimits } from '../config.js';
 import type { Log } from '../log.js';
 import type { CareContextDoc, Collections } from '../db/mongo.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
@@ -50,7 +50,7 @@ interface LinkRequestDoc {
 }
 
 const id = z.string().min(1).max(128);
-const Discover = z.object({
+export const Discover = z.object({
   requestId: id, timestamp: z.string().max(64).optional(), transactionId: id,
   patient: z.object({
     id: z.string().min(3).max(128),
@@ -59,11 +59,11 @@ const Discover = z.object({
     name: z.string().max(256).optional(), gender: z.string().max(8).optional(), yearOfBirth: z.number().int().optional(),
   }).passthrough(),
 }).passthrough();
-const LinkInit = z.object({
+export const LinkInit = z.object({
   requestId: id, timestamp: z.string().max(64).optional(), transactionId: id,
   patient: z.object({ id: z.string().min(3).max(128), referenceNumber: z.string().min(1).max(128), careContexts: z.array(z.object({ referenceNumber: id })).min(1).max(500) }),
 }).passthrough();
-const LinkConfirm = z.object({
+export const LinkConfirm = z.object({
   requestId: id, timestamp: z.string().max(64).optional(),
   confirmation: z.object({ linkRefNumber: id, token: z.string().min(1).max(32) }),
 }).passthrough();
@@ -80,7 +80,7 @@ export function linkingRoutes(deps: LinkingDeps) {
   const r = new Hono<AppEnv>();
 
   const parse = async <T extends z.ZodTypeAny>(c: any, schema: T): Promise<z.infer<T>> => {
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), { maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH });
+    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
     const parsed = schema.safeParse(body);
     if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
     return parsed.data;

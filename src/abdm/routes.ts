@@ -5,7 +5,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import { type Config, guardLimits } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
@@ -47,7 +47,7 @@ export function abdmRoutes(deps: AbdmDeps) {
 
   r.post('/v0.5/health-information/hip/request', requireRole('cm'), async (c) => {
     if (!gateway.configured) throw fail(503, 'not-supported', 'The ABDM gateway is not configured (GATEWAY_BASE_URL)');
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), { maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH });
+    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
     const parsed = HiRequest.safeParse(body);
     if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
     const req = parsed.data;

@@ -34,6 +34,8 @@ export interface HiTransaction {
   requester: { publicKey: string; nonce: string; expiry: Date };
   sender?: { privateKey: string; publicKey: string; nonce: string };
   status: SessionStatus;
+  /** The consent's care contexts, kept so they can be reported even after the consent is erased. */
+  consentCareContexts: string[];
   recordIds: string[];
   pageCount: number;
   pagesSent: number;
@@ -77,6 +79,7 @@ export class HiTransfers {
       requester: { publicKey: input.keyMaterial.dhPublicKey.keyValue, nonce: input.keyMaterial.nonce, expiry: new Date(input.keyMaterial.dhPublicKey.expiry) },
       sender: { privateKey: key.privateKey, publicKey: key.x509PublicKey, nonce: key.nonce },
       status: 'ACKNOWLEDGED',
+      consentCareContexts: [...consent.terms!.careContexts],
       recordIds: [], pageCount: 0, pagesSent: 0, careContexts: {},
       error: null, notified: false, createdAt: now, updatedAt: now,
     };
@@ -119,7 +122,11 @@ export class HiTransfers {
       if (tx.status === 'ACKNOWLEDGED') {
         const consent = await this.consents.get(tx.consentId);
         const live = this.live(consent, tx);
-        if (live !== true) { await this.finish(tx, 'FAILED', live); tx = (await this.transactions.findOne({ _id: id }))!; }
+        if (live !== true) {
+          const careContexts = Object.fromEntries(tx.consentCareContexts.map((cc) => [cc, 'ERRORED' as const]));
+          await this.save(id, { careContexts });
+          tx = await this.finish({ ...tx, careContexts }, 'FAILED', live);
+        }
         else {
           const selected = await this.select(consent!, tx);
           const careContexts: Record<string, HiStatus> = {};
@@ -145,6 +152,11 @@ export class HiTransfers {
       .sort({ recordDate: 1, _id: 1 }).toArray();
   }
 
+  /** The current version of a selected record, if the consent and the requested dateRange still cover it. */
+  private covered(recordId: string, consent: ConsentDoc, tx: HiTransaction): Promise<CurrentDoc | null> {
+    return this.records.current.findOne({ $and: [{ _id: recordId }, consentFilter(consent), { recordDate: { $gte: tx.dateRange.from, $lte: tx.dateRange.to } }] });
+  }
+
   private async push(tx: HiTransaction): Promise<HiTransaction> {
     const size = this.config.HI_PAGE_SIZE;
     const careContexts = { ...tx.careContexts };
@@ -152,7 +164,8 @@ export class HiTransfers {
       const consent = await this.consents.get(tx.consentId); // a revocation mid-transfer stops the push
       const live = this.live(consent, tx);
       const ids = tx.recordIds.slice(page * size, (page + 1) * size);
-      const docs = (await Promise.all(ids.map((rid) => this.records.current.findOne({ _id: rid })))).filter((d): d is CurrentDoc => !!d);
+      // Each record is read again as it stands now and pushed only if the consent still covers it.
+      const docs = live === true ? (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d) : [];
       if (live !== true) {
         for (const rid of tx.recordIds.slice(page * size)) { const d = await this.records.current.findOne({ _id: rid }); if (d) careContexts[d.careContext] = 'ERRORED'; }
         await this.save(tx._id, { careContexts });

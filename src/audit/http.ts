@@ -23,6 +23,7 @@ export function actionOf(method: string, routePath: string): string {
     'POST /v0.5/health-information/hip/request': 'health-information.request',
     'GET /admin/health-information/transactions/:id': 'health-information.read',
     'POST /v0.5/care-contexts/discover': 'care-context.discover',
+    'GET /metrics': 'metrics.read',
     'POST /v0.5/links/link/init': 'link.init',
     'POST /v0.5/links/link/confirm': 'link.confirm',
   };

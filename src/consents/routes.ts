@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import type { z } from 'zod';
-import type { Config } from '../config.js';
+import { type Config, guardLimits } from '../config.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { guard } from '../fhir/guard.js';
@@ -28,7 +28,7 @@ export function consentRoutes(deps: ConsentDeps) {
   const r = new Hono<AppEnv>();
 
   const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), { maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH });
+    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
     const parsed = schema.safeParse(body);
     if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
     const n = parsed.data.notification;

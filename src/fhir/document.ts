@@ -3,7 +3,7 @@
  * bdl-10, bdl-11; "Documents" §3.3) and the IG's DocumentBundle profile ask of a
  * `document` Bundle, beyond each resource's own structure. Pure.
  */
-import { type Issue, error } from './outcome.js';
+import { type Issue, error, shown } from './outcome.js';
 
 export interface EntryRef { index: number; resource: Record<string, any> }
 
@@ -22,7 +22,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   const issues: Issue[] = [];
   const add = (code: Issue['code'], msg: string, expr: string) => issues.push(error(code, msg, expr));
 
-  if (bundle.type !== 'document') add('value', `Bundle.type must be 'document' (found '${bundle.type}') [DocumentBundle: Bundle.type fixed 'document']`, 'Bundle.type');
+  if (bundle.type !== 'document') add('value', `Bundle.type must be 'document' (found ${shown(bundle.type)}) [DocumentBundle: Bundle.type fixed 'document']`, 'Bundle.type');
   if (!bundle.identifier?.system || !bundle.identifier?.value) add('required', 'A document Bundle must have identifier.system and identifier.value [R4 bdl-9; DocumentBundle: Bundle.identifier.system, Bundle.identifier.value 1..1]', 'Bundle.identifier');
   if (!bundle.timestamp) add('required', 'A document Bundle must have a timestamp [R4 bdl-10; DocumentBundle: Bundle.timestamp 1..1]', 'Bundle.timestamp');
   if (!bundle.meta?.versionId) add('required', 'Bundle.meta.versionId is required [DocumentBundle: Bundle.meta.versionId 1..1]', 'Bundle.meta.versionId');
@@ -46,7 +46,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
       const m = TYPE_ID.exec(fullUrl);
       if (m) byTypeId.set(`${m[1]}/${m[2]}`, ref);
     }
-    if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {
+    if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {  // (other shapes are reported by the structure stage)
       const key = `${resource.resourceType}/${resource.id}`;
       if (!byTypeId.has(key)) byTypeId.set(key, ref);
     }
@@ -75,7 +75,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
 
   const first = entries[0]?.resource;
   if (!first || first.resourceType !== 'Composition') {
-    add('structure', `The first entry of a document must be a Composition [R4 bdl-11] (found ${first?.resourceType ?? 'nothing'})`, 'Bundle.entry[0].resource');
+    add('structure', `The first entry of a document must be a Composition [R4 bdl-11] (found ${first ? shown(first.resourceType) : 'nothing'})`, 'Bundle.entry[0].resource');
     return { issues };
   }
   const subjectRef = first.subject?.reference;
@@ -83,7 +83,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   if (typeof subjectRef !== 'string') add('required', 'Composition.subject.reference is required: the document must say whose record it is', 'Bundle.entry[0].resource.subject');
   else {
     const target = resolve(subjectRef);
-    if (target && target.resource.resourceType !== 'Patient') add('value', `Composition.subject must be a Patient (found ${target.resource.resourceType})`, 'Bundle.entry[0].resource.subject');
+    if (target && target.resource.resourceType !== 'Patient') add('value', `Composition.subject must be a Patient (found ${shown(target.resource.resourceType)})`, 'Bundle.entry[0].resource.subject');
     else patient = target;
   }
   return { issues, facts: { composition: first, patient, resolve } };

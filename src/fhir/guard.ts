@@ -3,18 +3,21 @@
  * sees the input, then parses. Pure.
  */
 import { FhirError, fail } from './outcome.js';
-import { nestingDepth } from './json-text.js';
+import { shape } from './json-text.js';
 
-export interface GuardLimits { maxBytes: number; maxDepth: number }
+export interface GuardLimits { maxBytes: number; maxDepth: number; maxStringLength?: number }
 
 export function guard(text: string, limits: GuardLimits): unknown {
   if (Buffer.byteLength(text, 'utf8') > limits.maxBytes) {
     throw fail(413, 'too-long', `Body exceeds the ${limits.maxBytes}-byte limit`);
   }
   if (text.trim() === '') throw fail(400, 'required', 'Empty body: expected a FHIR Bundle as JSON');
-  const depth = nestingDepth(text, limits.maxDepth);
-  if (depth > limits.maxDepth) {
+  const found = shape(text, limits.maxDepth, limits.maxStringLength ?? Infinity);
+  if (found.depth > limits.maxDepth) {
     throw fail(400, 'too-costly', `JSON nesting deeper than the limit of ${limits.maxDepth} levels`);
+  }
+  if (limits.maxStringLength !== undefined && found.longestString > limits.maxStringLength) {
+    throw fail(400, 'too-long', `A JSON string is longer than the limit of ${limits.maxStringLength} characters (MAX_STRING_LENGTH)`);
   }
   try {
     return JSON.parse(text);

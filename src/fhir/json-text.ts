@@ -26,16 +26,29 @@ function skipString(text: string, i: number): number {
  * exceeds `limit`. Malformed text is left for JSON.parse to report.
  */
 export function nestingDepth(text: string, limit: number): number {
-  let depth = 0, max = 0;
+  return shape(text, limit, Infinity).depth;
+}
+
+/**
+ * Nesting depth and longest string (in UTF-16 units of its JSON text,
+ * escapes included) in one pass, stopping early once either exceeds its limit.
+ */
+export function shape(text: string, depthLimit: number, stringLimit: number): { depth: number; longestString: number } {
+  let depth = 0, max = 0, longest = 0;
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    if (c === QUOTE) { i = skipString(text, i) - 1; continue; }
+    if (c === QUOTE) {
+      const end = skipString(text, i);
+      if (end - i - 2 > longest) { longest = end - i - 2; if (longest > stringLimit) break; }
+      i = end - 1;
+      continue;
+    }
     if (c === OPEN_OBJ || c === OPEN_ARR) {
-      if (++depth > max) { max = depth; if (max > limit) return max; }
+      if (++depth > max) { max = depth; if (max > depthLimit) break; }
     } else if (c === CLOSE_OBJ || c === CLOSE_ARR) depth--;
   }
-  return max;
+  return { depth: max, longestString: longest };
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;

@@ -59,3 +59,13 @@ export const notFound = (diagnostics: string, auditReason?: string) =>
   new FhirError(404, [error('not-found', diagnostics)], {}, auditReason);
 export const unprocessable = (issues: Issue[]) => new FhirError(422, issues);
 export const unavailable = (diagnostics: string) => fail(503, 'transient', diagnostics);
+
+/**
+ * A value from the request as it may appear in a diagnostic: never throws
+ * (input may be an object whose toString is not a function) and is clipped.
+ */
+export function shown(value: unknown, max = 60): string {
+  let text: string;
+  try { text = typeof value === 'string' ? value : JSON.stringify(value) ?? typeof value; } catch { text = typeof value; }
+  return text.length > max ? text.slice(0, max - 3) + '...' : text;
+}

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type Issue, error } from './outcome.js';
+import { type Issue, error, shown } from './outcome.js';
 import type { DocumentFacts } from './document.js';
 import { abhaIdentity } from './abha.js';
 
@@ -103,7 +103,7 @@ export class ProfileEngine {
     const sliceCounts = new Map<string, number>();
     sections.forEach((section, si) => {
       const here = `${C}.section[${si}]`;
-      const codes: string[] = list(section?.code?.coding).map((c: any) => c?.code);
+      const codes: string[] = list(section?.code?.coding).map((c: any) => c?.code).filter((c: unknown): c is string => typeof c === 'string');
       const slice = S.slices.find((s) => s.code === undefined || codes.includes(s.code));
       if (!slice) {
         if (S.slicing === 'closed') issues.push(error('code-invalid', `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`, `${here}.code`));
@@ -122,10 +122,10 @@ export class ProfileEngine {
         const target = typeof ref?.reference === 'string' ? facts.resolve(ref.reference) : undefined;
         if (!target) return; // unresolved references are reported by the document rules
         const rt = target.resource.resourceType;
-        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${ref.type} but the entry is a ${rt}`, `${at}.type`));
-        const allowed = E.targets.find((t) => t.resourceType === rt);
+        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${shown(ref.type)} but the entry is a ${shown(rt)}`, `${at}.type`));
+        const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
         if (!allowed) {
-          if (E.closed) issues.push(error('structure', `A ${rt} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
+          if (E.closed) issues.push(error('structure', `A ${shown(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
           return;
         }
         targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);
@@ -144,11 +144,12 @@ export class ProfileEngine {
 
     // Required elements of entry resources.
     list(bundle.entry).forEach((entry, i) => {
-      const rule = profile.resources[entry?.resource?.resourceType];
+      const rt = entry?.resource?.resourceType;
+      const rule = typeof rt === 'string' && Object.hasOwn(profile.resources, rt) ? profile.resources[rt] : undefined;
       if (!rule) return;
       for (const r of rule.required) {
         missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`)
-          .forEach((p) => issues.push(error('required', `${entry.resource.resourceType}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`, p)));
+          .forEach((p) => issues.push(error('required', `${rt}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`, p)));
       }
     });
 

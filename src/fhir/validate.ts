@@ -3,7 +3,7 @@
  * ABDM profile rules. Every stage runs that can, so a rejection lists every
  * problem found, not only the first.
  */
-import { type Issue, error, fail, unprocessable } from './outcome.js';
+import { type Issue, error, fail, shown, unprocessable } from './outcome.js';
 import { guard, type GuardLimits } from './guard.js';
 import { StructureValidator } from './structure.js';
 import { documentRules, type DocumentFacts } from './document.js';
@@ -12,6 +12,8 @@ import { ProfileEngine, type ProfileFile } from './profiles.js';
 export interface ValidatorOptions extends GuardLimits {
   abhaSystems: readonly string[];
   maxIssues?: number;
+  /** Most entries a document may carry (checked before any other validation). */
+  maxEntries?: number;
 }
 
 export interface ValidDocument {
@@ -40,24 +42,37 @@ export class DocumentValidator {
     }
     const bundle = parsed as Record<string, any>;
     if (bundle.resourceType !== 'Bundle') {
-      throw unprocessable([error('structure', `Expected resourceType 'Bundle' (a FHIR document), found '${String(bundle.resourceType).slice(0, 60)}'`, 'resourceType')]);
+      throw unprocessable([error('structure', `Expected resourceType 'Bundle' (a FHIR document), found ${shown(bundle.resourceType)}`, 'resourceType')]);
+    }
+    const entries = bundle.entry;
+    if (Array.isArray(entries) && this.options.maxEntries !== undefined && entries.length > this.options.maxEntries) {
+      throw unprocessable([error('too-costly', `The document has ${entries.length} entries; at most ${this.options.maxEntries} are accepted (MAX_BUNDLE_ENTRIES)`, 'Bundle.entry')]);
     }
     const issues: Issue[] = [];
     const max = this.options.maxIssues ?? 1000;
     this.structure.validateResource(bundle, 'Bundle', issues, max);
-    const doc = documentRules(bundle);
-    issues.push(...doc.issues);
     let profile: ProfileFile | undefined;
-    if (doc.facts) {
-      profile = this.profiles.select(doc.facts.composition);
-      if (!profile) {
-        const coding = doc.facts.composition.type?.coding;
-        const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || String(doc.facts.composition.type?.text ?? 'none').slice(0, 60);
-        issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
-      } else issues.push(...this.profiles.check(profile, bundle, doc.facts));
+    let facts: DocumentFacts | undefined;
+    try {
+      const doc = documentRules(bundle);
+      issues.push(...doc.issues);
+      facts = doc.facts;
+      if (facts) {
+        profile = this.profiles.select(facts.composition);
+        if (profile) issues.push(...this.profiles.check(profile, bundle, facts));
+        else {
+          const coding = facts.composition.type?.coding;
+          const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || shown(facts.composition.type?.text ?? 'none');
+          issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
+        }
+      }
+    } catch (e) {
+      // The later stages assume shapes the structure stage checks; when it found faults, those are the answer.
+      if (issues.length > 0) throw unprocessable(issues.slice(0, max));
+      throw e;
     }
     if (issues.length > 0) throw unprocessable(issues.slice(0, max));
-    if (!profile || !doc.facts?.patient) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
-    return { bundle, profile, facts: doc.facts as ValidDocument['facts'] };
+    if (!profile || !facts?.patient) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
+    return { bundle, profile, facts: facts as ValidDocument['facts'] };
   }
 }

@@ -5,7 +5,7 @@
 import { inject } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { Writable } from 'node:stream';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, validatorOptions, type Config } from '../../src/config.js';
 import { createLog } from '../../src/log.js';
 import { collections, ensureIndexes, type Collections } from '../../src/db/mongo.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
@@ -58,7 +58,7 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   await ensureIndexes(c);
   const logs: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { logs.push(chunk.toString()); cb(); } });
-  const validator = new DocumentValidator({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS }, sharedStructure());
+  const validator = new DocumentValidator(validatorOptions(config), sharedStructure());
   const clock: { now: Date | undefined } = { now: undefined };
   const now = () => clock.now ?? new Date();
   const consents = new ConsentStore(db);
