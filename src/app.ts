@@ -38,6 +38,7 @@ import type { Db } from 'mongodb';
 import { rateLimit } from './http/rate-limit.js';
 import { Metrics } from './http/metrics.js';
 import { requireRole } from './auth/caller.js';
+import { openApiRoutes } from './http/openapi.js';
 
 export interface AppDeps {
   config: Config;
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps) {
   app.get('/fhir/metadata', (c) =>
     c.body(JSON.stringify(capabilityStatement(deps.validator.profiles.profiles, deps.version ?? '0.0.0', clock())), 200, { 'Content-Type': FHIR_JSON }));
 
+  app.route('/', openApiRoutes()); // public: GET /openapi.json
   const serveMetrics = async (c: Context) => c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
   if (config.METRICS_PUBLIC) app.get('/metrics', serveMetrics);
 

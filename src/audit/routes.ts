@@ -59,7 +59,9 @@ export function auditRoutes(audit: AuditLog, clock: () => Date) {
       if (!m || !range) throw badRequest('date must be ge/gt/le/lt followed by a FHIR date, e.g. date=ge2024-01-01&date=le2024-12-31', 'date');
       if (m[1] === 'ge') time.$gte = range.start; else if (m[1] === 'gt') time.$gte = range.end; else if (m[1] === 'le') time.$lt = range.end; else time.$lt = range.start;
     }
-    const count = Math.min(Number(url.searchParams.get('_count') ?? 100) || 100, 1000);
+    const countParam = url.searchParams.get('_count');
+    if (countParam !== null && !/^[1-9]\d{0,5}$/.test(countParam)) throw badRequest('_count must be a positive integer', '_count');
+    const count = Math.min(Number(countParam ?? 100), 1000);
     const events = await audit.events.find({ patients: patient, ...(Object.keys(time).length ? { time } : {}) }).sort({ time: 1, _id: 1 }).limit(count).toArray();
     await audit.append({ action: 'audit.query', outcome: 'success', status: 200, actor: actorOf(c), patients: [patient], requestId: c.var.requestId });
     return c.json({

@@ -58,8 +58,8 @@ export function consentRoutes(deps: ConsentDeps) {
       throw fail(403, 'forbidden', 'A consent can be read by admin or by the health information user it was granted to');
     }
     await audit.append({ action: 'consent.read', outcome: 'success', status: 200, actor: actorOf(c), consentId: consent._id, requestId: c.var.requestId });
-    const { _id, ...rest } = consent;
-    return c.json({ id: _id, ...rest });
+    const { _id, artefact, ...rest } = consent;
+    return c.json({ id: _id, ...rest, ...(artefact ? { artefact: JSON.parse(artefact) } : {}) });
   });
 
   return r;

@@ -11,8 +11,8 @@ export const ACCESS_MODES = ['VIEW', 'STORE', 'QUERY', 'STREAM'] as const;
 export const FREQUENCY_UNITS = ['HOUR', 'DAY', 'WEEK', 'MONTH', 'YEAR'] as const;
 export const STATUSES = ['GRANTED', 'REVOKED', 'EXPIRED', 'DENIED'] as const;
 
-const isoDateTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date-time');
-const id = z.string().min(1).max(128);
+const isoDateTime = z.string().max(64).regex(/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/, 'must be an ISO 8601 date-time').refine((s) => !Number.isNaN(Date.parse(s)), 'must be a valid date-time');
+const id = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 export const ConsentDetail = z.object({
   schemaVersion: z.string().max(16).optional(),

@@ -33,7 +33,8 @@ export interface ConsentDoc {
   createdAt: Date | null;
   erasedAt: Date | null;
   terms?: ConsentTerms;
-  artefact?: Record<string, unknown>;
+  /** The consent artefact as received, kept as JSON text: its keys are the sender's, and may not be storable as document keys. */
+  artefact?: string;
 }
 
 interface UsageDoc { _id: string; window: string; expiresAt: Date }
@@ -76,7 +77,7 @@ export class ConsentStore {
         dataEraseAt: new Date(d.permission.dataEraseAt),
         frequency: { unit: d.permission.frequency.unit, value: d.permission.frequency.value, repeats: d.permission.frequency.repeats ?? null },
       };
-      const doc: ConsentDoc = { _id: n.consentId, status: 'GRANTED', statusAt: now, history: [{ status: 'GRANTED', at: now }], createdAt: new Date(d.createdAt), erasedAt: null, terms, artefact: d as Record<string, unknown> };
+      const doc: ConsentDoc = { _id: n.consentId, status: 'GRANTED', statusAt: now, history: [{ status: 'GRANTED', at: now }], createdAt: new Date(d.createdAt), erasedAt: null, terms, artefact: JSON.stringify(d) };
       try {
         await this.consents.insertOne(doc);
         return 'stored';

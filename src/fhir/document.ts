@@ -3,7 +3,7 @@
  * bdl-10, bdl-11; "Documents" §3.3) and the IG's DocumentBundle profile ask of a
  * `document` Bundle, beyond each resource's own structure. Pure.
  */
-import { type Issue, error, shown } from './outcome.js';
+import { type Issue, error, named, shown } from './outcome.js';
 
 export interface EntryRef { index: number; resource: Record<string, any> }
 
@@ -75,7 +75,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
 
   const first = entries[0]?.resource;
   if (!first || first.resourceType !== 'Composition') {
-    add('structure', `The first entry of a document must be a Composition [R4 bdl-11] (found ${first ? shown(first.resourceType) : 'nothing'})`, 'Bundle.entry[0].resource');
+    add('structure', `The first entry of a document must be a Composition [R4 bdl-11] (found ${first ? named(first.resourceType) : 'nothing'})`, 'Bundle.entry[0].resource');
     return { issues };
   }
   const subjectRef = first.subject?.reference;
@@ -83,7 +83,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   if (typeof subjectRef !== 'string') add('required', 'Composition.subject.reference is required: the document must say whose record it is', 'Bundle.entry[0].resource.subject');
   else {
     const target = resolve(subjectRef);
-    if (target && target.resource.resourceType !== 'Patient') add('value', `Composition.subject must be a Patient (found ${shown(target.resource.resourceType)})`, 'Bundle.entry[0].resource.subject');
+    if (target && target.resource.resourceType !== 'Patient') add('value', `Composition.subject must be a Patient (found ${named(target.resource.resourceType)})`, 'Bundle.entry[0].resource.subject');
     else patient = target;
   }
   return { issues, facts: { composition: first, patient, resolve } };

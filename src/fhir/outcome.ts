@@ -67,5 +67,10 @@ export const unavailable = (diagnostics: string) => fail(503, 'transient', diagn
 export function shown(value: unknown, max = 60): string {
   let text: string;
   try { text = typeof value === 'string' ? value : JSON.stringify(value) ?? typeof value; } catch { text = typeof value; }
-  return text.length > max ? text.slice(0, max - 3) + '...' : text;
+  if (text.length > max) text = text.slice(0, max - 3) + '...';
+  return typeof value === 'string' ? `'${text}'` : text;
 }
+
+/** Like `shown`, but a string is written bare (for names such as resource types). */
+export const named = (value: unknown, max = 60): string =>
+  typeof value === 'string' ? (value.length > max ? value.slice(0, max - 3) + '...' : value) : shown(value, max);

@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type Issue, error, shown } from './outcome.js';
+import { type Issue, error, named } from './outcome.js';
 import type { DocumentFacts } from './document.js';
 import { abhaIdentity } from './abha.js';
 
@@ -122,10 +122,10 @@ export class ProfileEngine {
         const target = typeof ref?.reference === 'string' ? facts.resolve(ref.reference) : undefined;
         if (!target) return; // unresolved references are reported by the document rules
         const rt = target.resource.resourceType;
-        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${shown(ref.type)} but the entry is a ${shown(rt)}`, `${at}.type`));
+        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${named(ref.type)} but the entry is a ${named(rt)}`, `${at}.type`));
         const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
         if (!allowed) {
-          if (E.closed) issues.push(error('structure', `A ${shown(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
+          if (E.closed) issues.push(error('structure', `A ${named(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
           return;
         }
         targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);

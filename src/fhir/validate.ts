@@ -3,7 +3,7 @@
  * ABDM profile rules. Every stage runs that can, so a rejection lists every
  * problem found, not only the first.
  */
-import { type Issue, error, fail, shown, unprocessable } from './outcome.js';
+import { type Issue, error, fail, named, shown, unprocessable } from './outcome.js';
 import { guard, type GuardLimits } from './guard.js';
 import { StructureValidator } from './structure.js';
 import { documentRules, type DocumentFacts } from './document.js';
@@ -62,7 +62,7 @@ export class DocumentValidator {
         if (profile) issues.push(...this.profiles.check(profile, bundle, facts));
         else {
           const coding = facts.composition.type?.coding;
-          const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || shown(facts.composition.type?.text ?? 'none');
+          const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || named(facts.composition.type?.text ?? 'none');
           issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
         }
       }

@@ -36,7 +36,7 @@ function consent(terms: Partial<ConsentTerms> = {}, doc: Partial<ConsentDoc> = {
     createdAt: new Date('2025-01-01T00:00:00Z'),
     erasedAt: null,
     terms: { ...baseTerms(), ...terms },
-    artefact: {},
+    artefact: '{}',
     ...doc,
   };
 }
