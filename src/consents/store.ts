@@ -8,6 +8,7 @@
 import { MongoServerError, type Collection, type Db } from 'mongodb';
 import type { ConsentNotification } from './schema.js';
 import { frequencyWindow } from './policy.js';
+import { KeyedLock } from '../db/keyed-lock.js';
 
 export type ConsentStatus = 'GRANTED' | 'REVOKED' | 'EXPIRED' | 'DENIED';
 
@@ -37,13 +38,14 @@ export interface ConsentDoc {
   artefact?: string;
 }
 
-interface UsageDoc { _id: string; window: string; expiresAt: Date }
+interface UsageDoc { _id: string; count: number; expiresAt: Date }
 
 export type ApplyResult = 'stored' | 'unchanged' | 'ignored-terminal';
 
 export class ConsentStore {
   readonly consents: Collection<ConsentDoc>;
   private usage: Collection<UsageDoc>;
+  private counting = new KeyedLock();
 
   constructor(db: Db) {
     this.consents = db.collection<ConsentDoc>('consents');
@@ -53,7 +55,7 @@ export class ConsentStore {
   async ensureIndexes(): Promise<void> {
     await Promise.all([
       this.consents.createIndex({ status: 1, 'terms.dataEraseAt': 1 }, { name: 'status_erase_at' }),
-      this.usage.createIndex({ window: 1 }, { name: 'window' }),
+      this.usage.createIndex({ expiresAt: 1 }, { name: 'expires_at' }),
     ]);
   }
 
@@ -119,21 +121,24 @@ export class ConsentStore {
 
   /**
    * Counts one data pull against the consent's frequency (value per unit) and
-   * says whether it is within it; when not, when the window ends. Each pull
-   * claims a numbered slot by inserting it (unique _id), which is atomic on
-   * MongoDB and on FerretDB alike; a count-and-increment would not be.
+   * says whether it is within it; when not, when the window ends. One counter
+   * document per consent and window, incremented by _id; the increment is
+   * atomic on MongoDB and serialised per consent in this process for the
+   * embedded FerretDB, which runs an update as a read then a write.
    */
   async countPull(consent: ConsentDoc, now: Date): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
     const f = consent.terms!.frequency;
     const w = frequencyWindow(f.unit, now);
-    const window = `${consent._id}|${w.start.toISOString()}`;
-    let slot = (await this.usage.countDocuments({ window })) + 1;
-    for (; slot <= f.value; slot++) {
-      try {
-        await this.usage.insertOne({ _id: `${window}|${slot}`, window, expiresAt: w.end });
-        return { ok: true };
-      } catch (e) { if (!isDuplicate(e)) throw e; }
-    }
+    const _id = `${consent._id}|${w.start.toISOString()}`;
+    const count = await this.counting.run(_id, async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const doc = await this.usage.findOneAndUpdate({ _id }, { $inc: { count: 1 }, $setOnInsert: { expiresAt: w.end } }, { upsert: true, returnDocument: 'after' });
+          return doc!.count;
+        } catch (e) { if (!isDuplicate(e) || attempt > 2) throw e; } // two first pulls raced to insert: update the winner's
+      }
+    });
+    if (count <= f.value) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((w.end.getTime() - now.getTime()) / 1000)) };
   }
 }

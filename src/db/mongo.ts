@@ -47,7 +47,11 @@ export interface CareContextDoc {
   linked?: { abhaAddress: string; at: Date; linkRefNumber: string };
 }
 
+/** A provider's bundle identifier → its record id (the upload path's entry point, looked up by _id). */
+export interface IdentifierDoc { _id: string /* `${provider}|${identifierKey}` */; recordId: string }
+
 export interface Collections {
+  identifiers: Collection<IdentifierDoc>;
   versions: Collection<RecordDoc>;
   current: Collection<CurrentDoc>;
   contents: Collection<ContentDoc>;
@@ -56,6 +60,7 @@ export interface Collections {
 
 export function collections(db: Db): Collections {
   return {
+    identifiers: db.collection<IdentifierDoc>('record_identifiers'),
     versions: db.collection<RecordDoc>('record_versions'),
     current: db.collection<CurrentDoc>('records'),
     contents: db.collection<ContentDoc>('record_contents'),

@@ -48,13 +48,13 @@ export class RecordStore {
     const contentId = sha256(input.text);
     await ignoreDuplicate(this.c.contents.updateOne({ _id: contentId }, { $setOnInsert: { text: input.text } }, { upsert: true }));
 
+    const recordId = await this.recordIdFor(provider, keys.identifierKey);
     for (let attempt = 0; attempt < 50; attempt++) {
-      const latest = await this.c.versions.find({ provider, identifierKey: keys.identifierKey }).sort({ version: -1 }).limit(1).next();
+      const latest = await this.latestVersion(recordId);
       if (latest && latest.contentHash === contentHash) {
         await this.publish(latest);
         return { created: false, record: latest };
       }
-      const recordId = latest?.recordId ?? uuidv4();
       const version = (latest?.version ?? 0) + 1;
       const record: RecordDoc = {
         _id: `${recordId}/${version}`,
@@ -81,6 +81,32 @@ export class RecordStore {
       return { created: true, record };
     }
     throw new Error('Too many concurrent versions of one document');
+  }
+
+  /**
+   * The record id of a provider's bundle identifier, assigned on first sight.
+   * Every lookup on the upload path is by _id: the one query shape the
+   * embedded FerretDB answers without scanning the collection.
+   */
+  private async recordIdFor(provider: string, identifierKey: string): Promise<string> {
+    const _id = `${provider}|${identifierKey}`;
+    const found = await this.c.identifiers.findOne({ _id });
+    if (found) return found.recordId;
+    try {
+      await this.c.identifiers.insertOne({ _id, recordId: uuidv4() });
+    } catch (e) { if (!isDuplicate(e)) throw e; } // another upload assigned it first
+    return (await this.c.identifiers.findOne({ _id }))!.recordId;
+  }
+
+  /** The newest stored version: from the current pointer, then forward by version number (the pointer may lag by one write). */
+  private async latestVersion(recordId: string): Promise<RecordDoc | null> {
+    const cur = await this.c.current.findOne({ _id: recordId });
+    let latest: RecordDoc | null = cur ? { ...cur, _id: cur.versionId } : null;
+    for (let v = (cur?.version ?? 0) + 1; ; v++) {
+      const next = await this.c.versions.findOne({ _id: `${recordId}/${v}` });
+      if (!next) return latest;
+      latest = next;
+    }
   }
 
   /** Points the record's current entry at `v` unless a newer version is already there. */
@@ -114,7 +140,8 @@ export class RecordStore {
   }
 
   async current(provider: string, recordId: string): Promise<CurrentDoc | null> {
-    return this.c.current.findOne({ _id: recordId, provider });
+    const doc = await this.c.current.findOne({ _id: recordId });
+    return doc?.provider === provider ? doc : null;
   }
 
   /** A current record by id whoever its provider (for consent-checked reads). */
@@ -123,7 +150,8 @@ export class RecordStore {
   }
 
   async version(provider: string, recordId: string, version: number): Promise<RecordDoc | null> {
-    return this.c.versions.findOne({ _id: `${recordId}/${version}`, provider });
+    const doc = await this.c.versions.findOne({ _id: `${recordId}/${version}` });
+    return doc?.provider === provider ? doc : null;
   }
 
   async history(provider: string, recordId: string, limit: number): Promise<RecordDoc[]> {
