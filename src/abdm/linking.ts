@@ -26,6 +26,7 @@ import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
 import { KeyedLock } from '../db/keyed-lock.js';
+import { demographicKey } from '../records/index-keys.js';
 
 /** Delivers a one-time code to the patient. */
 export interface OtpNotifier { send(message: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }): Promise<void> }
@@ -102,14 +103,24 @@ export function linkingRoutes(deps: LinkingDeps) {
     const address = normaliseAbhaAddress(req.patient.id);
     const number = (req.patient.verifiedIdentifiers ?? []).filter((v) => NUMBER_TYPES.has(v.type)).map((v) => normaliseAbhaNumber(v.value)).find(Boolean);
     const or = [...(address ? [{ abhaAddress: address }] : []), ...(number ? [{ abhaNumber: number }] : [])];
-    const found = or.length ? await records.careContexts.find({ provider: hip, $or: or }).toArray() : [];
+    let found = or.length ? await records.careContexts.find({ provider: hip, $or: or }).toArray() : [];
+    let matchedBy = [...(found.some((d) => address && d.abhaAddress === address) ? ['HEALTH_ID'] : []), ...(found.some((d) => number && d.abhaNumber === number) ? ['NDHM_HEALTH_NUMBER'] : [])];
+    if (found.length === 0) {
+      // No identifier matched: the verified demographics (name, gender, year of birth) the consent manager sent.
+      const key = demographicKey(req.patient.name, req.patient.gender, req.patient.yearOfBirth);
+      if (key) {
+        found = await records.careContexts.find({ provider: hip, demographicKey: key }).toArray();
+        // Demographics must point to one patient; several ABHA identities under one name are not disclosed.
+        if (new Set(found.map((d) => d.abhaAddress ?? d.abhaNumber)).size > 1) found = [];
+        matchedBy = found.length ? ['DEMOGRAPHICS'] : [];
+      }
+    }
     const unlinked = found.filter((d) => !d.linked);
-    const matchedBy = [...(found.some((d) => address && d.abhaAddress === address) ? ['HEALTH_ID'] : []), ...(found.some((d) => number && d.abhaNumber === number) ? ['NDHM_HEALTH_NUMBER'] : [])];
     await audit.append({ action: 'care-context.discover', outcome: 'success', status: 202, actor: actorOf(c), patients: [address, number].filter((x): x is string => !!x), reason: `${unlinked.length} unlinked care contexts`, requestId: c.var.requestId });
     callback('/v0.5/care-contexts/on-discover', {
       transactionId: req.transactionId,
       ...(found.length
-        ? { patient: { referenceNumber: address ?? number, display: req.patient.name ?? address ?? number, careContexts: unlinked.map(show), matchedBy } }
+        ? { patient: { referenceNumber: found[0].abhaAddress ?? found[0].abhaNumber, display: req.patient.name ?? found[0].abhaAddress ?? found[0].abhaNumber, careContexts: unlinked.map(show), matchedBy } }
         : { patient: null, error: { code: 1000, message: 'No patient found with these identifiers at this provider' } }),
       resp: { requestId: req.requestId },
     });
@@ -122,7 +133,10 @@ export function linkingRoutes(deps: LinkingDeps) {
     const address = normaliseAbhaAddress(req.patient.id);
     if (!address) throw unprocessable([{ severity: 'error', code: 'value', diagnostics: 'patient.id must be an ABHA address', expression: 'patient.id' }]);
     const wanted = [...new Set(req.patient.careContexts.map((x) => x.referenceNumber))];
-    const docs = await records.careContexts.find({ provider: hip, referenceNumber: { $in: wanted }, $or: [{ abhaAddress: address }, { abhaNumber: normaliseAbhaNumber(req.patient.referenceNumber) ?? '-' }] }).toArray();
+    // The patient is named by their ABHA address, and by the referenceNumber discovery returned (an ABHA address or number).
+    const ref = req.patient.referenceNumber;
+    const who = [{ abhaAddress: address }, { abhaAddress: normaliseAbhaAddress(ref) ?? '-' }, { abhaNumber: normaliseAbhaNumber(ref) ?? '-' }];
+    const docs = await records.careContexts.find({ provider: hip, referenceNumber: { $in: wanted }, $or: who }).toArray();
     const missing = wanted.filter((w) => !docs.some((d) => d.referenceNumber === w && !d.linked));
     if (missing.length) {
       await audit.append({ action: 'link.init', outcome: 'refused', status: 202, actor: actorOf(c), patients: [address], reason: `unknown or already linked: ${missing.join(', ').slice(0, 200)}`, requestId: c.var.requestId });

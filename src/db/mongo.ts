@@ -43,6 +43,8 @@ export interface CareContextDoc {
   hiTypes: string[];
   firstSeen: Date;
   lastSeen: Date;
+  /** See records/index-keys.ts demographicKey. */
+  demographicKey?: string | null;
   /** Set when the patient linked this care context to their ABHA address (discovery and linking). */
   linked?: { abhaAddress: string; at: Date; linkRefNumber: string };
 }
@@ -82,6 +84,7 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.current.createIndex({ provider: 1, hiType: 1, ...order }, { name: 'provider_hitype_date' }),
     c.careContexts.createIndex({ provider: 1, abhaNumber: 1 }, { name: 'provider_abha_number' }),
     c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
+    c.careContexts.createIndex({ provider: 1, demographicKey: 1 }, { name: 'provider_demographics' }),
   ]);
 }
 

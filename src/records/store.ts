@@ -77,7 +77,7 @@ export class RecordStore {
         throw e;
       }
       await this.publish(record);
-      await this.rememberCareContext(record);
+      await this.rememberCareContext(record, keys.demographicKey);
       return { created: true, record };
     }
     throw new Error('Too many concurrent versions of one document');
@@ -117,12 +117,12 @@ export class RecordStore {
       ignoreDuplicate(this.c.current.updateOne({ _id: v.recordId, version: { $lt: v.version } }, { $set: { ...fields, versionId: _id } }, { upsert: true })));
   }
 
-  private async rememberCareContext(r: RecordDoc): Promise<void> {
+  private async rememberCareContext(r: RecordDoc, demographicKey: string | null): Promise<void> {
     const patientKey = r.abhaNumber ?? r.abhaAddress;
     const upsert = () => this.c.careContexts.updateOne(
       { _id: `${r.provider}|${patientKey}|${r.careContext}` },
       {
-        $set: { provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext, lastSeen: r.receivedAt, ...(r.careContextDisplay ? { display: r.careContextDisplay } : {}) },
+        $set: { provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}), ...(r.careContextDisplay ? { display: r.careContextDisplay } : {}) },
         $setOnInsert: { firstSeen: r.receivedAt, ...(r.careContextDisplay ? {} : { display: null }) },
         $addToSet: { hiTypes: r.hiType },
       },

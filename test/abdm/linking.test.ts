@@ -142,3 +142,27 @@ describe('consent notifications are acknowledged to the gateway', () => {
     expect(ack.body.acknowledgement).toEqual({ status: 'OK', consentId });
   });
 });
+
+describe('discovery by verified demographics', () => {
+  it('finds the patient by name, gender and year of birth when no identifier matches, and links', async () => {
+    const other = g.patient();
+    const rec = g.record(other, 'Prescription', { careContext: { referenceNumber: 'OPD-D1', display: 'OPD D1' } });
+    expect((await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('OPD-D1'), as: ['hip', 'HIP-L'] })).status).toBe(201);
+    const gender = { male: 'M', female: 'F', other: 'O' }[other.gender];
+    const year = Number(other.birthDate.slice(0, 4));
+    const name = `${other.name.given}  ${other.name.family.toUpperCase()}`; // spacing and case do not matter
+    const requestId = uuidv4();
+    await cm('/v0.5/care-contexts/discover', { requestId, transactionId: uuidv4(), patient: { id: 'new.handle@sbx', name, gender, yearOfBirth: year } });
+    const body = (await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body;
+    expect(body.patient.matchedBy).toEqual(['DEMOGRAPHICS']);
+    expect(body.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-D1']);
+    expect(body.patient.referenceNumber).toBe(other.abhaAddress.toLowerCase());
+
+    const wrongYear = uuidv4();
+    await cm('/v0.5/care-contexts/discover', { requestId: wrongYear, transactionId: uuidv4(), patient: { id: 'new.handle@sbx', name, gender, yearOfBirth: year + 1 } });
+    expect((await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === wrongYear)).body.error).toBeTruthy();
+
+    const stored = await t.collections.careContexts.findOne({ provider: 'HIP-L', referenceNumber: 'OPD-D1' });
+    expect(JSON.stringify(stored)).not.toContain(other.name.family); // only a hash of the demographics is kept
+  });
+});

@@ -3,6 +3,10 @@
 //
 // Usage: ferretdb-launcher <data-dir> [listen-addr]   (default 127.0.0.1:0, a free port)
 //
+// SQLite runs in WAL mode (FerretDB's default) with synchronous=NORMAL unless
+// FERRETDB_SQLITE_SYNCHRONOUS says otherwise (FULL: an fsync at every commit,
+// durable across power loss; NORMAL: durable across process crashes).
+//
 // It prints one line, "MONGODB_URI=<uri>", once the listener is up, and exits
 // on SIGINT/SIGTERM or when its standard input closes (its parent is gone).
 package main
@@ -38,6 +42,16 @@ func main() {
 		os.Exit(1)
 	}
 
+	sync := os.Getenv("FERRETDB_SQLITE_SYNCHRONOUS")
+	switch sync {
+	case "":
+		sync = "normal"
+	case "normal", "full", "NORMAL", "FULL":
+	default:
+		fmt.Fprintln(os.Stderr, "ferretdb-launcher: FERRETDB_SQLITE_SYNCHRONOUS must be normal or full")
+		os.Exit(2)
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() { // the parent holds our stdin open; EOF means it has gone
@@ -48,7 +62,7 @@ func main() {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
+		SQLiteURL: "file:" + dir + "/?_pragma=synchronous(" + sync + ")",
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
