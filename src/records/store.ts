@@ -46,7 +46,7 @@ export class RecordStore {
     const { keys, provider } = input;
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
     const contentId = sha256(input.text);
-    await ignoreDuplicate(this.c.contents.updateOne({ _id: contentId }, { $setOnInsert: { text: input.text } }, { upsert: true }));
+    await ignoreDuplicate(this.c.contents.insertOne({ _id: contentId, text: input.text })); // content-addressed: a duplicate is the same text
 
     const recordId = await this.recordIdFor(provider, keys.identifierKey);
     for (let attempt = 0; attempt < 50; attempt++) {
@@ -110,28 +110,54 @@ export class RecordStore {
   }
 
   /** Points the record's current entry at `v` unless a newer version is already there. */
+  /**
+   * Points the record's current entry at `v` unless a newer version is already
+   * there. Reads and inserts are preferred to updates on this path: FerretDB
+   * 1.24 (SQLite) runs every update as a scan of the collection, so a first
+   * version is an insert, a repeat of the current version writes nothing, and
+   * only a new version of an existing record updates.
+   */
   private async publish(v: RecordDoc): Promise<void> {
     const { _id, ...fields } = v;
-    // A duplicate key here means the current entry exists with this or a newer version.
-    await this.publishing.run(v.recordId, () =>
-      ignoreDuplicate(this.c.current.updateOne({ _id: v.recordId, version: { $lt: v.version } }, { $set: { ...fields, versionId: _id } }, { upsert: true })));
+    const doc: CurrentDoc = { ...fields, _id: v.recordId, versionId: _id };
+    await this.publishing.run(v.recordId, async () => {
+      const cur = await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
+      if (cur && cur.version >= v.version) return;
+      if (!cur) {
+        try { await this.c.current.insertOne(doc); return; } catch (e) { if (!isDuplicate(e)) throw e; }
+      }
+      // A duplicate key here means the current entry exists with this or a newer version.
+      await ignoreDuplicate(this.c.current.replaceOne({ _id: v.recordId, version: { $lt: v.version } }, doc));
+    });
   }
 
+  /**
+   * Remembers the care context for discovery and linking: inserted at first
+   * sight, updated only when it gains a record type, a display or demographics
+   * (serialised per care context in this process; see publish for why updates
+   * are avoided).
+   */
   private async rememberCareContext(r: RecordDoc, demographicKey: string | null): Promise<void> {
     const patientKey = r.abhaNumber ?? r.abhaAddress;
-    const upsert = () => this.c.careContexts.updateOne(
-      { _id: `${r.provider}|${patientKey}|${r.careContext}` },
-      {
-        $set: { provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}), ...(r.careContextDisplay ? { display: r.careContextDisplay } : {}) },
-        $setOnInsert: { firstSeen: r.receivedAt, ...(r.careContextDisplay ? {} : { display: null }) },
-        $addToSet: { hiTypes: r.hiType },
-      },
-      { upsert: true },
-    );
-    // Two first sightings at once: one insert wins, the other retries as an update
-    // (serialised per care context, as publishes are: $addToSet is not atomic on FerretDB).
-    await this.publishing.run(`cc|${r.provider}|${patientKey}|${r.careContext}`, async () => {
-      try { await upsert(); } catch (e) { if (isDuplicate(e)) await upsert(); else throw e; }
+    const _id = `${r.provider}|${patientKey}|${r.careContext}`;
+    await this.publishing.run(`cc|${_id}`, async () => {
+      const known = await this.c.careContexts.findOne({ _id });
+      if (!known) {
+        try {
+          await this.c.careContexts.insertOne({
+            _id, provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext,
+            display: r.careContextDisplay, hiTypes: [r.hiType], firstSeen: r.receivedAt, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}),
+          });
+          return;
+        } catch (e) { if (!isDuplicate(e)) throw e; }
+      }
+      const current = known ?? (await this.c.careContexts.findOne({ _id }))!;
+      const changes = {
+        ...(current.hiTypes.includes(r.hiType) ? {} : { hiTypes: [...current.hiTypes, r.hiType] }),
+        ...(r.careContextDisplay && r.careContextDisplay !== current.display ? { display: r.careContextDisplay } : {}),
+        ...(demographicKey && demographicKey !== current.demographicKey ? { demographicKey } : {}),
+      };
+      if (Object.keys(changes).length) await this.c.careContexts.updateOne({ _id }, { $set: { ...changes, lastSeen: r.receivedAt } });
     });
   }
 

@@ -5,7 +5,7 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fhirDateRange, fhirDateStart, indexKeys } from '../../src/records/index-keys.js';
+import { demographicKey, fhirDateRange, fhirDateStart, indexKeys } from '../../src/records/index-keys.js';
 import {
   abhaIdentity,
   normaliseAbhaNumber,
@@ -16,6 +16,7 @@ import {
   NDHM_IDENTIFIER_TYPE,
 } from '../../src/fhir/abha.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
+import { createHash } from 'node:crypto';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const example = (name: string) => readFileSync(path.join(repoRoot, 'fixtures', 'examples', `${name}.json`), 'utf8');
@@ -93,6 +94,7 @@ describe('fhirDateStart', () => {
 
 describe('indexKeys of validated fixtures', () => {
   let validator: DocumentValidator;
+  const patientName = (doc: any) => { const n = doc.facts.patient.resource.name[0]; return n.text ?? [...(n.given ?? []), n.family].join(' '); };
   beforeAll(() => {
     validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
   });
@@ -105,7 +107,18 @@ describe('indexKeys of validated fixtures', () => {
       abhaNumber: '91441720935586',
       abhaAddress: 'ravi.kumar@sbx',
       recordDate: new Date(Date.parse(doc.facts.composition.date)),
+      demographicKey: createHash('sha256').update(`${patientName(doc).toLowerCase()}|${doc.facts.patient.resource.gender === 'male' ? 'M' : 'F'}|${doc.facts.patient.resource.birthDate.slice(0, 4)}`).digest('hex'),
     });
+  });
+
+  it('demographicKey: normalised name, gender code and year; null when one is missing', () => {
+    const k = demographicKey('Ravi  KUMAR', 'male', '1985');
+    expect(k).toBe(demographicKey('ravi kumar', 'M', 1985));
+    expect(k).not.toBe(demographicKey('ravi kumar', 'F', 1985));
+    expect(k).not.toBe(demographicKey('ravi kumar', 'M', 1986));
+    expect(demographicKey(undefined, 'M', 1985)).toBeNull();
+    expect(demographicKey('ravi', 'X', 1985)).toBeNull();
+    expect(demographicKey('ravi', 'M', 85)).toBeNull();
   });
 
   it('discharge-summary.json (ABHA number typed HIN)', () => {
