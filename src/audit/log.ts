@@ -5,8 +5,9 @@
  *
  * Appends need a total order without transactions: each event's _id is its
  * sequence number (unique), so two appends racing for one number cannot both
- * win; the loser moves to the next. A small head document remembers the last
- * number so an append never scans the log.
+ * win; the loser moves to the next. Within a process appends are queued and
+ * the chain's end is remembered; a small head document lets a new process find
+ * the end without scanning the log.
  */
 import { createHash } from 'node:crypto';
 import { MongoServerError, type Collection, type Db } from 'mongodb';
@@ -58,19 +59,37 @@ export class AuditLog {
     await this.events.createIndex({ patients: 1, time: 1 }, { name: 'patient_time' });
   }
 
-  async append(input: AuditInput): Promise<AuditEventDoc> {
-    const head = await this.head.findOne({ _id: 'head' });
-    let seq = head?.seq ?? 0;
-    let prevHash = head?.hash ?? GENESIS;
+  /**
+   * Appends one event. Appends from this process go one at a time through a
+   * queue and remember the chain's end, so an append is one insert; the
+   * unique _id still guards against other processes (on a clash the end is
+   * re-read from the database and the append retried). The head document is
+   * a hint for start-up, written every HEAD_EVERY appends without waiting.
+   */
+  append(input: AuditInput): Promise<AuditEventDoc> {
+    const run = this.queue.then(() => this.appendNow(input));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+  private end?: { seq: number; hash: string };
+  private static readonly HEAD_EVERY = 50;
+
+  private async appendNow(input: AuditInput): Promise<AuditEventDoc> {
     for (let attempt = 0; attempt < 1000; attempt++) {
-      // The head may lag behind the log: walk forward to the true end.
-      for (;;) {
-        const next = await this.events.findOne({ _id: seq + 1 });
-        if (!next) break;
-        seq = next._id; prevHash = next.hash;
+      if (!this.end) {
+        const head = await this.head.findOne({ _id: 'head' });
+        let seq = head?.seq ?? 0, hash = head?.hash ?? GENESIS;
+        for (;;) { // the head may lag behind the log: walk forward to the true end
+          const next = await this.events.findOne({ _id: seq + 1 });
+          if (!next) break;
+          seq = next._id; hash = next.hash;
+        }
+        this.end = { seq, hash };
       }
       const base = {
-        _id: seq + 1,
+        _id: this.end.seq + 1,
         time: this.clock(),
         action: input.action,
         outcome: input.outcome,
@@ -82,17 +101,20 @@ export class AuditLog {
         patients: input.patients ?? [],
         reason: input.reason ?? null,
         requestId: input.requestId ?? null,
-        prevHash,
+        prevHash: this.end.hash,
       };
       const event: AuditEventDoc = { ...base, hash: eventHash(base) };
       try {
         await this.events.insertOne(event);
       } catch (e) {
-        if (e instanceof MongoServerError && e.code === 11000) continue; // another append took this number
+        this.end = undefined; // whatever happened, learn the end from the database again
+        if (e instanceof MongoServerError && e.code === 11000) continue; // another process took this number
         throw e;
       }
-      await this.head.updateOne({ _id: 'head', seq: { $lt: event._id } }, { $set: { seq: event._id, hash: event.hash } }, { upsert: true })
-        .catch((e) => { if (!(e instanceof MongoServerError && e.code === 11000)) throw e; });
+      this.end = { seq: event._id, hash: event.hash };
+      if (event._id % AuditLog.HEAD_EVERY === 0 || event._id === 1) {
+        void this.head.updateOne({ _id: 'head', seq: { $lt: event._id } }, { $set: { seq: event._id, hash: event.hash } }, { upsert: true }).catch(() => undefined);
+      }
       return event;
     }
     throw new Error('audit log: too much contention');
