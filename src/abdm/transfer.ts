@@ -55,7 +55,7 @@ export interface HiRequestInput {
   keyMaterial: { dhPublicKey: { expiry: string; keyValue: string }; nonce: string };
 }
 
-const FINAL: SessionStatus[] = ['TRANSFERRED', 'FAILED'];
+const FINAL: SessionStatus[] = ['TRANSFERRED', 'FAILED']; // resume() skips these once notified
 
 export class HiTransfers {
   readonly transactions: Collection<HiTransaction>;
@@ -118,25 +118,23 @@ export class HiTransfers {
   private async execute(id: string): Promise<void> {
     let tx = await this.transactions.findOne({ _id: id });
     if (!tx) return;
-    if (!FINAL.includes(tx.status)) {
-      if (tx.status === 'ACKNOWLEDGED') {
-        const consent = await this.consents.get(tx.consentId);
-        const live = this.live(consent, tx);
-        if (live !== true) {
-          const careContexts = Object.fromEntries(tx.consentCareContexts.map((cc) => [cc, 'ERRORED' as const]));
-          await this.save(id, { careContexts });
-          tx = await this.finish({ ...tx, careContexts }, 'FAILED', live);
-        }
-        else {
-          const selected = await this.select(consent!, tx);
-          const careContexts: Record<string, HiStatus> = {};
-          await this.save(id, { status: 'TRANSFERRING', recordIds: selected.map((r) => r._id), pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts });
-          tx = (await this.transactions.findOne({ _id: id }))!;
-        }
-      }
-      if (tx.status === 'TRANSFERRING') tx = await this.push(tx);
-    }
+    if (tx.status === 'ACKNOWLEDGED') tx = await this.start(tx);
+    if (tx.status === 'TRANSFERRING') tx = await this.push(tx);
     if (!tx.notified) await this.notify(tx);
+  }
+
+  /** Selects the records to push, or ends the transaction when the consent is no longer live. */
+  private async start(tx: HiTransaction): Promise<HiTransaction> {
+    const consent = await this.consents.get(tx.consentId);
+    const live = this.live(consent, tx);
+    if (live !== true) {
+      const careContexts = Object.fromEntries(tx.consentCareContexts.map((cc) => [cc, 'ERRORED' as const]));
+      await this.save(tx._id, { careContexts });
+      return this.finish({ ...tx, careContexts }, 'FAILED', live);
+    }
+    const selected = await this.select(consent!, tx);
+    await this.save(tx._id, { status: 'TRANSFERRING', recordIds: selected.map((r) => r._id), pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts: {} });
+    return (await this.transactions.findOne({ _id: tx._id }))!;
   }
 
   private live(consent: ConsentDoc | null, tx: HiTransaction): true | string {
