@@ -13,15 +13,13 @@ import { Hono } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
 import { z } from 'zod';
 import type { Collection, Db } from 'mongodb';
-import { type Config, guardLimits } from '../config.js';
+import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import type { CareContextDoc, Collections } from '../db/mongo.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
-import { readJsonText } from '../http/body.js';
-import { guard } from '../fhir/guard.js';
+import { readJsonBody } from '../http/body.js';
 import { badRequest, unprocessable } from '../fhir/outcome.js';
 import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
-import { zodIssues } from '../consents/routes.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
@@ -80,12 +78,6 @@ export function linkingRoutes(deps: LinkingDeps) {
   const confirming = new KeyedLock();
   const r = new Hono<AppEnv>();
 
-  const parse = async <T extends z.ZodTypeAny>(c: any, schema: T): Promise<z.infer<T>> => {
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
-    return parsed.data;
-  };
   const hipOf = (c: any): string => {
     const hip = c.req.header('x-hip-id');
     if (!hip || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(hip)) throw badRequest('X-HIP-ID header required: the provider the gateway addresses', 'X-HIP-ID');
@@ -99,7 +91,7 @@ export function linkingRoutes(deps: LinkingDeps) {
 
   r.post('/v0.5/care-contexts/discover', requireRole('cm'), async (c) => {
     const hip = hipOf(c);
-    const req = await parse(c, Discover);
+    const req = await readJsonBody(c, Discover, config);
     const address = normaliseAbhaAddress(req.patient.id);
     const number = (req.patient.verifiedIdentifiers ?? []).filter((v) => NUMBER_TYPES.has(v.type)).map((v) => normaliseAbhaNumber(v.value)).find(Boolean);
     const or = [...(address ? [{ abhaAddress: address }] : []), ...(number ? [{ abhaNumber: number }] : [])];
@@ -129,7 +121,7 @@ export function linkingRoutes(deps: LinkingDeps) {
 
   r.post('/v0.5/links/link/init', requireRole('cm'), async (c) => {
     const hip = hipOf(c);
-    const req = await parse(c, LinkInit);
+    const req = await readJsonBody(c, LinkInit, config);
     const address = normaliseAbhaAddress(req.patient.id);
     if (!address) throw unprocessable([{ severity: 'error', code: 'value', diagnostics: 'patient.id must be an ABHA address', expression: 'patient.id' }]);
     const wanted = [...new Set(req.patient.careContexts.map((x) => x.referenceNumber))];
@@ -162,7 +154,7 @@ export function linkingRoutes(deps: LinkingDeps) {
   });
 
   r.post('/v0.5/links/link/confirm', requireRole('cm'), async (c) => {
-    const req = await parse(c, LinkConfirm);
+    const req = await readJsonBody(c, LinkConfirm, config);
     const { linkRefNumber, token } = req.confirmation;
     const outcome = await confirming.run(linkRefNumber, async (): Promise<{ ok: true; link: LinkRequestDoc } | { ok: false; why: string; link?: LinkRequestDoc }> => {
       const link = await links.findOne({ _id: linkRefNumber });

@@ -5,13 +5,11 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { type Config, guardLimits } from '../config.js';
+import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
-import { readJsonText } from '../http/body.js';
-import { guard } from '../fhir/guard.js';
-import { fail, notFound, unprocessable } from '../fhir/outcome.js';
-import { zodIssues } from '../consents/routes.js';
+import { readJsonBody } from '../http/body.js';
+import { fail, notFound } from '../fhir/outcome.js';
 import type { ConsentStore } from '../consents/store.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
@@ -47,10 +45,7 @@ export function abdmRoutes(deps: AbdmDeps) {
 
   r.post('/v0.5/health-information/hip/request', requireRole('cm'), async (c) => {
     if (!gateway.configured) throw fail(503, 'not-supported', 'The ABDM gateway is not configured (GATEWAY_BASE_URL)');
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
-    const parsed = HiRequest.safeParse(body);
-    if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
-    const req = parsed.data;
+    const req = await readJsonBody(c, HiRequest, config);
     const hi = req.hiRequest;
 
     // Refusals that need no transaction: the request is acknowledged as ERRORED.

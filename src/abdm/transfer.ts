@@ -129,7 +129,6 @@ export class HiTransfers {
     const live = this.live(consent, tx);
     if (live !== true) {
       const careContexts = Object.fromEntries(tx.consentCareContexts.map((cc) => [cc, 'ERRORED' as const]));
-      await this.save(tx._id, { careContexts });
       return this.finish({ ...tx, careContexts }, 'FAILED', live);
     }
     const selected = await this.select(consent!, tx);
@@ -158,17 +157,21 @@ export class HiTransfers {
   private async push(tx: HiTransaction): Promise<HiTransaction> {
     const size = this.config.HI_PAGE_SIZE;
     const careContexts = { ...tx.careContexts };
+    /** Ends the session FAILED, reporting the care contexts of every record not yet pushed as ERRORED. */
+    const fail = async (fromRecord: number, why: string) => {
+      for (const rid of tx.recordIds.slice(fromRecord)) {
+        const d = await this.records.current.findOne({ _id: rid });
+        if (d) careContexts[d.careContext] = 'ERRORED';
+      }
+      return this.finish({ ...tx, careContexts }, 'FAILED', why);
+    };
     for (let page = tx.pagesSent; page < tx.pageCount; page++) {
       const consent = await this.consents.get(tx.consentId); // a revocation mid-transfer stops the push
       const live = this.live(consent, tx);
-      const ids = tx.recordIds.slice(page * size, (page + 1) * size);
+      if (live !== true) return fail(page * size, live);
       // Each record is read again as it stands now and pushed only if the consent still covers it.
-      const docs = live === true ? (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d) : [];
-      if (live !== true) {
-        for (const rid of tx.recordIds.slice(page * size)) { const d = await this.records.current.findOne({ _id: rid }); if (d) careContexts[d.careContext] = 'ERRORED'; }
-        await this.save(tx._id, { careContexts });
-        return this.finish({ ...tx, careContexts }, 'FAILED', live);
-      }
+      const ids = tx.recordIds.slice(page * size, (page + 1) * size);
+      const docs = (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d);
       const entries = await Promise.all(docs.map(async (d) => {
         const content = await this.records.contents.findOne({ _id: d.contentId });
         const plaintext = renderRecord(content!.text, d);
@@ -192,11 +195,7 @@ export class HiTransfers {
       };
       const ok = await this.deliver(tx.dataPushUrl, body);
       for (const d of docs) careContexts[d.careContext] = ok === true && careContexts[d.careContext] !== 'ERRORED' ? 'DELIVERED' : 'ERRORED';
-      if (ok !== true) {
-        for (const rid of tx.recordIds.slice((page + 1) * size)) { const d = await this.records.current.findOne({ _id: rid }); if (d) careContexts[d.careContext] = 'ERRORED'; }
-        await this.save(tx._id, { careContexts });
-        return this.finish({ ...tx, careContexts }, 'FAILED', ok);
-      }
+      if (ok !== true) return fail((page + 1) * size, ok);
       await this.save(tx._id, { pagesSent: page + 1, careContexts });
     }
     return this.finish({ ...tx, careContexts }, 'TRANSFERRED', null);
@@ -220,8 +219,9 @@ export class HiTransfers {
     return why;
   }
 
+  /** Records the session's end and the care contexts' statuses in one write, dropping the private key. */
   private async finish(tx: HiTransaction, status: SessionStatus, error: string | null): Promise<HiTransaction> {
-    await this.save(tx._id, { status, error }, { sender: '' }); // the private key is not kept past the transaction
+    await this.save(tx._id, { status, error, careContexts: tx.careContexts }, { sender: '' });
     this.log.info({ transactionId: tx._id, status }, 'health-information transfer finished');
     return (await this.transactions.findOne({ _id: tx._id }))!;
   }

@@ -10,7 +10,8 @@
  * the end without scanning the log.
  */
 import { createHash } from 'node:crypto';
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey } from '../db/mongo.js';
 
 export interface AuditInput {
   action: string; // e.g. record.upload, record.read, record.search, consent.notify, audit.query
@@ -108,7 +109,7 @@ export class AuditLog {
         await this.events.insertOne(event);
       } catch (e) {
         this.end = undefined; // whatever happened, learn the end from the database again
-        if (e instanceof MongoServerError && e.code === 11000) continue; // another process took this number
+        if (isDuplicateKey(e)) continue; // another process took this number
         throw e;
       }
       this.end = { seq: event._id, hash: event.hash };

@@ -3,12 +3,10 @@
  * consent back (admin, or the consent's own HIU).
  */
 import { Hono } from 'hono';
-import type { z } from 'zod';
-import { type Config, guardLimits } from '../config.js';
+import type { Config } from '../config.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
-import { readJsonText } from '../http/body.js';
-import { guard } from '../fhir/guard.js';
-import { type Issue, error, fail, notFound, unprocessable } from '../fhir/outcome.js';
+import { readJsonBody } from '../http/body.js';
+import { fail, notFound } from '../fhir/outcome.js';
 import { ConsentNotifyV05, ConsentNotifyV3 } from './schema.js';
 import type { ConsentStore } from './store.js';
 import type { AuditLog } from '../audit/log.js';
@@ -18,20 +16,13 @@ import type { Log } from '../log.js';
 
 export interface ConsentDeps { consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date; gateway?: GatewayClient; log?: Log }
 
-/** zod issues → OperationOutcome issues with the JSON path as expression. */
-export function zodIssues(e: z.ZodError): Issue[] {
-  return e.issues.slice(0, 100).map((i) => error(i.code === 'invalid_type' && i.message.includes('undefined') ? 'required' : 'value', i.message, i.path.join('.') || '(body)'));
-}
-
 export function consentRoutes(deps: ConsentDeps) {
   const { consents, audit, config, clock, gateway, log } = deps;
   const r = new Hono<AppEnv>();
 
   const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
-    const body = guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config));
-    const parsed = schema.safeParse(body);
-    if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
-    const n = parsed.data.notification;
+    const body = await readJsonBody(c, schema, config);
+    const n = body.notification;
     const result = await consents.apply(n, clock());
     await audit.append({
       action: 'consent.notify', outcome: 'success', status: 202, actor: actorOf(c), consentId: n.consentId,
@@ -39,7 +30,7 @@ export function consentRoutes(deps: ConsentDeps) {
       reason: `${n.status}: ${result}`, requestId: c.var.requestId,
     });
     // Acknowledge to the gateway (v0.5 on-notify) when one is configured.
-    const requestId = (parsed.data as { requestId?: string }).requestId;
+    const requestId = (body as { requestId?: string }).requestId;
     if (gateway?.configured && requestId) {
       void gateway.post('/v0.5/consents/hip/on-notify', { ...gateway.envelope(), acknowledgement: { status: 'OK', consentId: n.consentId }, resp: { requestId } })
         .catch((e) => log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'));

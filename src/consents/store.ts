@@ -5,7 +5,8 @@
  * On revocation, expiry or at dataEraseAt the terms and artefact are erased,
  * keeping only id, status and times for the audit.
  */
-import { MongoServerError, type Collection, type Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
+import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import type { ConsentNotification } from './schema.js';
 import { frequencyWindow } from './policy.js';
 import { KeyedLock } from '../db/keyed-lock.js';
@@ -143,4 +144,3 @@ export class ConsentStore {
   }
 }
 
-const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === 11000;

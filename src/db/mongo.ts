@@ -5,7 +5,7 @@
  * FerretDB has no multi-document transactions, so each write is a single
  * document and uniqueness is a unique index; see README "Storage".
  */
-import { MongoClient, type Collection, type Db, MongoError } from 'mongodb';
+import { MongoClient, type Collection, type Db, MongoError, MongoServerError } from 'mongodb';
 import type { Config } from '../config.js';
 import { startEmbedded } from './embedded.js';
 import { FhirError, unavailable } from '../fhir/outcome.js';
@@ -116,6 +116,9 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
     async close() { await client.close(); await stopEmbedded?.(); },
   };
 }
+
+/** A unique-index clash (E11000): the write lost a race, or was already done. */
+export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerError && e.code === 11000;
 
 /** Database failures become 503 OperationOutcomes; everything else passes through. */
 export function asUnavailable(e: unknown): unknown {

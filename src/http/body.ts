@@ -3,7 +3,10 @@
  * while streaming (413), then strict UTF-8 decoding (400).
  */
 import type { Context } from 'hono';
-import { fail } from '../fhir/outcome.js';
+import type { z } from 'zod';
+import { type Config, guardLimits } from '../config.js';
+import { guard } from '../fhir/guard.js';
+import { type Issue, error, fail, unprocessable } from '../fhir/outcome.js';
 
 const JSON_TYPES = new Set(['application/fhir+json', 'application/json']);
 
@@ -34,3 +37,19 @@ export async function readJsonText(c: Context, maxBytes: number): Promise<string
 }
 
 const tooLarge = (max: number) => fail(413, 'too-long', `Body exceeds the ${max}-byte limit (MAX_BODY_BYTES)`);
+
+/** zod issues → OperationOutcome issues with the JSON path as expression. */
+export function zodIssues(e: z.ZodError): Issue[] {
+  return e.issues.slice(0, 100).map((i) => error(i.code === 'invalid_type' && i.message.includes('undefined') ? 'required' : 'value', i.message, i.path.join('.') || '(body)'));
+}
+
+/**
+ * A JSON request body checked against a zod schema: media type (415), size
+ * (413), depth and string length (400), then the schema (422 listing every
+ * problem).
+ */
+export async function readJsonBody<T extends z.ZodTypeAny>(c: Context, schema: T, config: Config): Promise<z.output<T>> {
+  const parsed = schema.safeParse(guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config)));
+  if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
+  return parsed.data;
+}

@@ -4,22 +4,20 @@
  * and the exact uploaded text (record_contents, addressed by its SHA-256).
  *
  * Write order makes every step safe to repeat and nothing visible half-done:
- * content (idempotent upsert) → version (the commit point, unique per provider,
- * bundle identifier and version) → current pointer (conditional upsert) → care
- * context. A retry of the same upload repairs any step a crash left undone.
+ * content (insert; a duplicate is the same text) → version (the commit point,
+ * unique per record and version) → current pointer → care context. A retry of
+ * the same upload repairs any step a crash left undone.
  */
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
-import { MongoServerError, type Filter } from 'mongodb';
-import type { Collections, CurrentDoc, RecordDoc } from '../db/mongo.js';
+import type { Filter } from 'mongodb';
+import { type Collections, type CurrentDoc, type RecordDoc, isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
 
-const DUPLICATE_KEY = 11000;
 const SERVER_SET = new Set(['id', 'meta']);
-const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
 async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
   try { await write; } catch (e) { if (!isDuplicate(e)) throw e; }
@@ -85,8 +83,8 @@ export class RecordStore {
 
   /**
    * The record id of a provider's bundle identifier, assigned on first sight.
-   * Every lookup on the upload path is by _id: the one query shape the
-   * embedded FerretDB answers without scanning the collection.
+   * Every lookup on the upload path is by _id, and every write is an insert
+   * where it can be (see publish).
    */
   private async recordIdFor(provider: string, identifierKey: string): Promise<string> {
     const _id = `${provider}|${identifierKey}`;
@@ -109,7 +107,6 @@ export class RecordStore {
     }
   }
 
-  /** Points the record's current entry at `v` unless a newer version is already there. */
   /**
    * Points the record's current entry at `v` unless a newer version is already
    * there. Reads and inserts are preferred to updates on this path: FerretDB
@@ -166,7 +163,7 @@ export class RecordStore {
   }
 
   async current(provider: string, recordId: string): Promise<CurrentDoc | null> {
-    const doc = await this.c.current.findOne({ _id: recordId });
+    const doc = await this.currentById(recordId);
     return doc?.provider === provider ? doc : null;
   }
 
