@@ -50,7 +50,8 @@ export class RecordStore {
     for (let attempt = 0; attempt < 50; attempt++) {
       const latest = await this.latestVersion(recordId);
       if (latest && latest.contentHash === contentHash) {
-        await this.publish(latest);
+        await this.publish(latest); // repairs what a crash after the version insert left undone
+        await this.rememberCareContext(latest, keys.demographicKey);
         return { created: false, record: latest };
       }
       const version = (latest?.version ?? 0) + 1;
