@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MongoClient } from 'mongodb';
@@ -23,7 +23,8 @@ export const NO_GO_MESSAGE =
 export function ensureLauncher(log: (msg: string) => void = () => {}, opts: { cacheRoot?: string; env?: NodeJS.ProcessEnv } = {}): string {
   const env = opts.env ?? process.env;
   const hash = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(readFileSync(join(SOURCE_DIR, f)));
+  const sources = ['go.mod', 'go.sum', ...readdirSync(SOURCE_DIR).filter((f) => f.endsWith('.go')).sort()];
+  for (const f of sources) hash.update(f).update(readFileSync(join(SOURCE_DIR, f)));
   const dir = join(opts.cacheRoot ?? join(PROJECT_ROOT, '.cache', 'ferretdb'), hash.digest('hex').slice(0, 16));
   const bin = join(dir, 'ferretdb-launcher');
   if (existsSync(bin)) return bin;

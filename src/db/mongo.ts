@@ -8,6 +8,7 @@
 import { MongoClient, type Collection, type Db, MongoError, MongoServerError } from 'mongodb';
 import type { Config } from '../config.js';
 import { startEmbedded } from './embedded.js';
+import { PatientIndex } from '../records/patient-index.js';
 import { FhirError, unavailable } from '../fhir/outcome.js';
 
 export interface RecordDoc {
@@ -52,12 +53,31 @@ export interface CareContextDoc {
 /** A provider's bundle identifier → its record id (the upload path's entry point, looked up by _id). */
 export interface IdentifierDoc { _id: string /* `${provider}|${identifierKey}` */; recordId: string }
 
+/** A record's facts in the patient index (records/patient-index.ts). */
+export interface IndexEntry {
+  version: number;
+  provider: string;
+  abhaNumber: string | null;
+  abhaAddress: string | null;
+  careContext: string;
+  hiType: string;
+  recordDate: Date;
+}
+
+/** One provider's patient (by ABHA number or address) and their current records. */
+export interface PatientIndexDoc { _id: string /* `${provider}|n:${number}` or `${provider}|a:${address}` */; entries: Record<string /* recordId */, IndexEntry> }
+
+/** Markers of one-time work done on a database (e.g. the patient index built). */
+export interface MetaDoc { _id: string; builtAt: Date; records: number }
+
 export interface Collections {
   identifiers: Collection<IdentifierDoc>;
   versions: Collection<RecordDoc>;
   current: Collection<CurrentDoc>;
   contents: Collection<ContentDoc>;
   careContexts: Collection<CareContextDoc>;
+  patientIndex: Collection<PatientIndexDoc>;
+  meta: Collection<MetaDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -67,6 +87,8 @@ export function collections(db: Db): Collections {
     current: db.collection<CurrentDoc>('records'),
     contents: db.collection<ContentDoc>('record_contents'),
     careContexts: db.collection<CareContextDoc>('care_contexts'),
+    patientIndex: db.collection<PatientIndexDoc>('patient_index'),
+    meta: db.collection<MetaDoc>('store_meta'),
   };
 }
 
@@ -86,6 +108,8 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
     c.careContexts.createIndex({ provider: 1, demographicKey: 1 }, { name: 'provider_demographics' }),
   ]);
+  // A store created before the patient index existed gets it built once, here, before it serves.
+  await new PatientIndex(c.patientIndex, c.meta).ensureBuilt(c.current);
 }
 
 export interface Database {

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -58,6 +59,11 @@ func main() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		stop()
 	}()
+
+	// _id lookups use an index (see idindex.go): existing tables first, new ones as they appear.
+	indexer := newIDPathIndexer(dir, func(err error) { fmt.Fprintln(os.Stderr, "ferretdb-launcher: _id index:", err) })
+	indexer.pass(ctx)
+	go indexer.run(ctx, 200*time.Millisecond)
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
