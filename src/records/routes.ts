@@ -58,7 +58,8 @@ export function recordRoutes(deps: RecordDeps) {
       careContextDisplay: display,
       now: clock(),
     });
-    const body = await versionText(record);
+    // A new version's content is the text just uploaded; a repeat answers with the stored version's own text.
+    const body = created ? renderRecord(text, record) : await versionText(record);
     await audit.append({ action: 'record.upload', outcome: 'success', status: created ? 201 : 200, actor: actorOf(c), recordIds: [record.recordId], patients: patientsOf([record]), requestId: c.var.requestId });
     setVersionHeaders(c, record);
     c.header('Location', `${base(c)}/fhir/Bundle/${record.recordId}/_history/${record.version}`);

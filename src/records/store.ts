@@ -5,8 +5,8 @@
  *
  * Write order makes every step safe to repeat and nothing visible half-done:
  * content (insert; a duplicate is the same text) → version (the commit point,
- * unique per record and version) → current pointer → care context. A retry of
- * the same upload repairs any step a crash left undone.
+ * unique per record and version) → current pointer → patient index → care
+ * context. A retry of the same upload repairs any step a crash left undone.
  */
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
@@ -16,6 +16,8 @@ import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
+import { PatientIndex, patientIndexKey } from './patient-index.js';
+import { matchesFilter, pinnedValue } from './match.js';
 
 const SERVER_SET = new Set(['id', 'meta']);
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
@@ -35,10 +37,19 @@ export interface UploadInput {
 
 export interface UploadResult { created: boolean; record: RecordDoc }
 
+export interface SearchPage { total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }
+
+/** Search order: record date, newest first, then id descending (as the collection query sorts). */
+const newestFirst = (a: { recordDate: Date; _id: string }, b: { recordDate: Date; _id: string }) =>
+  b.recordDate.getTime() - a.recordDate.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0);
+
 export class RecordStore {
   private publishing = new KeyedLock();
+  private index: PatientIndex;
 
-  constructor(private c: Collections) {}
+  constructor(private c: Collections) {
+    this.index = new PatientIndex(c.patientIndex, c.meta);
+  }
 
   async upload(input: UploadInput): Promise<UploadResult> {
     const { keys, provider } = input;
@@ -91,8 +102,10 @@ export class RecordStore {
     const _id = `${provider}|${identifierKey}`;
     const found = await this.c.identifiers.findOne({ _id });
     if (found) return found.recordId;
+    const recordId = uuidv4();
     try {
-      await this.c.identifiers.insertOne({ _id, recordId: uuidv4() });
+      await this.c.identifiers.insertOne({ _id, recordId });
+      return recordId;
     } catch (e) { if (!isDuplicate(e)) throw e; } // another upload assigned it first
     return (await this.c.identifiers.findOne({ _id }))!.recordId;
   }
@@ -127,6 +140,8 @@ export class RecordStore {
       // A duplicate key here means the current entry exists with this or a newer version.
       await ignoreDuplicate(this.c.current.replaceOne({ _id: v.recordId, version: { $lt: v.version } }, doc));
     });
+    // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
+    await this.index.put(doc);
   }
 
   /**
@@ -184,10 +199,41 @@ export class RecordStore {
 
   /**
    * One page of current records matching `scope` and the query, newest first,
-   * with the total and whether pages exist before and after it.
+   * with the total and whether pages exist before and after it. A search that
+   * names one provider and one patient (every viewer's; a provider's with
+   * patient-abha) is answered from the patient index; others query the
+   * records collection.
    */
-  async search(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<{ total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }> {
+  async search(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
     const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
+    const provider = pinnedValue(filter, 'provider');
+    const abhaNumber = pinnedValue(filter, 'abhaNumber'), abhaAddress = pinnedValue(filter, 'abhaAddress');
+    if (provider !== undefined && (abhaNumber !== undefined || abhaAddress !== undefined)) {
+      const key = patientIndexKey(provider, abhaNumber !== undefined ? { abhaNumber } : { abhaAddress: abhaAddress! });
+      return this.searchIndexed(key, filter, q);
+    }
+    return this.searchCollection(filter, q);
+  }
+
+  private async searchIndexed(key: string, filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
+    const matching = (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(newestFirst);
+    const backwards = q.cursor?.dir === 'prev';
+    const after = q.cursor ? matching.filter((e) => matchesFilter(e, cursorFilter(q.cursor!))) : matching;
+    const more = after.length > q.count;
+    const window = backwards ? after.slice(-q.count) : after.slice(0, q.count);
+    const docs = await Promise.all(window.map(async (e) => {
+      const doc = await this.c.current.findOne({ _id: e._id });
+      // The record itself decides: an entry lagging its record shortens the page, it never widens what is served.
+      return doc && matchesFilter(doc, filter) ? doc : null;
+    }));
+    return {
+      total: matching.length, page: docs.filter((d): d is CurrentDoc => d !== null),
+      hasNext: backwards ? true : more,
+      hasPrev: backwards ? more : q.cursor !== undefined,
+    };
+  }
+
+  private async searchCollection(filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
     const paged = q.cursor ? ({ $and: [filter, cursorFilter(q.cursor)] } as Filter<CurrentDoc>) : filter;
     const backwards = q.cursor?.dir === 'prev';
     const sort = backwards ? ({ recordDate: 1, _id: 1 } as const) : ({ recordDate: -1, _id: -1 } as const);
