@@ -35,6 +35,7 @@ const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 2000);
 const PER_PATIENT = 25;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const SEED = 20261125;
+const SEED_PARALLEL = 4;
 const HIP = 'BENCH-HIP', HIU = 'BENCH-HIU';
 
 const results: Record<string, unknown> = {};
@@ -97,15 +98,13 @@ async function main() {
   const patients: { consentId: string; abhaAddress: string }[] = [];
   const recordIds: string[] = [];
   const seedStart = Date.now();
-  for (let p = 0; p < PATIENTS; p++) {
-    const patient = g.patient();
-    const recs = g.records(patient, PER_PATIENT);
+  // Patients are generated in order (fixed seed) and stored SEED_PARALLEL at a time, each patient's 25 records at once.
+  const seedOne = async (patient: ReturnType<typeof g.patient>, recs: ReturnType<typeof g.records>) => {
     const uploaded = await Promise.all(recs.map(async (r) => {
       const text = JSON.stringify(r.bundle);
       const valid = validator.validateText(text);
       return store.upload({ text, keys: indexKeys(valid, config.ABHA_IDENTIFIER_SYSTEMS), provider: HIP, careContext: r.careContext.referenceNumber, careContextDisplay: r.careContext.display, now: new Date() });
     }));
-    for (const u of uploaded) recordIds.push(u.record.recordId);
     const consentId = uuidv4();
     await consents.apply({
       consentId, status: 'GRANTED',
@@ -117,8 +116,15 @@ async function main() {
         permission: { accessMode: 'VIEW', dateRange: { from: '1900-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' }, dataEraseAt: '2100-01-01T00:00:00Z', frequency: { unit: 'HOUR', value: 1_000_000 } },
       },
     }, new Date());
-    patients.push({ consentId, abhaAddress: patient.abhaAddress });
-    if ((p + 1) % 250 === 0) console.log(`  seeded ${p + 1} patients (${recordIds.length} records) in ${Math.round((Date.now() - seedStart) / 1000)} s`);
+    return { consentId, abhaAddress: patient.abhaAddress, recordIds: uploaded.map((u) => u.record.recordId) };
+  };
+  for (let p = 0; p < PATIENTS; p += SEED_PARALLEL) {
+    const batch = Array.from({ length: Math.min(SEED_PARALLEL, PATIENTS - p) }, () => { const patient = g.patient(); return { patient, recs: g.records(patient, PER_PATIENT) }; });
+    for (const s of await Promise.all(batch.map((b) => seedOne(b.patient, b.recs)))) {
+      recordIds.push(...s.recordIds);
+      patients.push({ consentId: s.consentId, abhaAddress: s.abhaAddress });
+    }
+    if (patients.length % 250 < SEED_PARALLEL) console.log(`  seeded ${patients.length} patients (${recordIds.length} records) in ${Math.round((Date.now() - seedStart) / 1000)} s`);
   }
   results.seed = { patients: PATIENTS, records: recordIds.length, seconds: Math.round((Date.now() - seedStart) / 1000) };
   await client.close();

@@ -192,6 +192,12 @@ export class StructureValidator {
     for (const sd of types) if (sd.kind === 'primitive-type') this.primitives.set(sd.type, this.compilePrimitive(sd));
     this.resourceTypes = new Set(concrete);
     for (const t of concrete) this.node(t);
+    for (const sd of types) if (sd.kind === 'complex-type' && this.sds.get(sd.type) === sd) this.node(sd.type);
+    // Everything is compiled: the definitions (about 80 MB of heap: texts, mappings, whole code
+    // systems) are not needed any more, and a lookup of a type not compiled by now fails loudly.
+    this.sds.clear();
+    this.backboneCache.clear();
+    this.terminology = new Terminology();
   }
 
   private compilePrimitive(sd: SD): Primitive {
