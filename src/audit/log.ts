@@ -10,7 +10,7 @@
  * the end without scanning the log.
  */
 import { createHash } from 'node:crypto';
-import type { Collection, Db } from 'mongodb';
+import { MongoBulkWriteError, type Collection, type Db } from 'mongodb';
 import { isDuplicateKey } from '../db/mongo.js';
 
 export interface AuditInput {
@@ -38,6 +38,15 @@ export interface AuditEventDoc extends Required<Omit<AuditInput, 'reason' | 'req
 
 interface HeadDoc { _id: string; seq: number; hash: string }
 
+interface Pending { input: AuditInput; resolve: (e: AuditEventDoc) => void; reject: (e: unknown) => void }
+
+/** The index of the first write that failed in an ordered bulk insert, when the error says. */
+function firstFailedIndex(e: MongoBulkWriteError): number | undefined {
+  const errors = Array.isArray(e.writeErrors) ? e.writeErrors : [e.writeErrors];
+  const indexes = errors.map((w) => w?.index).filter((i): i is number => typeof i === 'number');
+  return indexes.length ? Math.min(...indexes) : undefined;
+}
+
 export const GENESIS = '0'.repeat(64);
 
 /** The hash of an event: SHA-256 over its canonical JSON (fixed key order) including prevHash. */
@@ -61,64 +70,106 @@ export class AuditLog {
   }
 
   /**
-   * Appends one event. Appends from this process go one at a time through a
-   * queue and remember the chain's end, so an append is one insert; the
-   * unique _id still guards against other processes (on a clash the end is
-   * re-read from the database and the append retried). The head document is
-   * a hint for start-up, written every HEAD_EVERY appends without waiting.
+   * Appends one event; resolves once it is stored. Appends from this process
+   * are group-committed: while one batch is being written, new events wait,
+   * and the next batch takes all of them (up to BATCH_MAX) as one ordered
+   * insertMany, chained in memory from the remembered end. So an append costs
+   * a share of one insert, and the order of the chain is the order of append
+   * calls. The unique _id still guards against other processes: on a clash
+   * the events stored before it stand, the end is re-read from the database,
+   * and the rest are chained again from there. The head document is a hint
+   * for start-up, written every HEAD_EVERY events without waiting.
    */
   append(input: AuditInput): Promise<AuditEventDoc> {
-    const run = this.queue.then(() => this.appendNow(input));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return new Promise((resolve, reject) => {
+      this.pending.push({ input, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
   }
 
-  private queue: Promise<unknown> = Promise.resolve();
+  private pending: Pending[] = [];
+  private writing = false;
   private end?: { seq: number; hash: string };
   private static readonly HEAD_EVERY = 50;
+  private static readonly BATCH_MAX = 500;
 
-  private async appendNow(input: AuditInput): Promise<AuditEventDoc> {
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      if (!this.end) {
-        const head = await this.head.findOne({ _id: 'head' });
-        let seq = head?.seq ?? 0, hash = head?.hash ?? GENESIS;
-        for (;;) { // the head may lag behind the log: walk forward to the true end
-          const next = await this.events.findOne({ _id: seq + 1 });
-          if (!next) break;
-          seq = next._id; hash = next.hash;
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.pending.length) {
+        const batch = this.pending.splice(0, AuditLog.BATCH_MAX);
+        try {
+          await this.writeBatch(batch);
+        } catch (e) {
+          for (const p of batch) p.reject(e);
         }
-        this.end = { seq, hash };
       }
-      const base = {
-        _id: this.end.seq + 1,
-        time: this.clock(),
-        action: input.action,
-        outcome: input.outcome,
-        status: input.status,
-        actor: input.actor,
-        recordIds: input.recordIds ?? [],
-        consentId: input.consentId ?? null,
-        purpose: input.purpose ?? null,
-        patients: input.patients ?? [],
-        reason: input.reason ?? null,
-        requestId: input.requestId ?? null,
-        prevHash: this.end.hash,
-      };
-      const event: AuditEventDoc = { ...base, hash: eventHash(base) };
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Stores `batch` in order; resolves each append as its event is stored (retries after clashes with other processes). */
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let rest = batch;
+    for (let attempt = 0; rest.length && attempt < 1000; attempt++) {
+      const end = this.end ?? (this.end = await this.readEnd());
+      const time = this.clock();
+      let prev = end;
+      const events = rest.map(({ input }) => {
+        const base = {
+          _id: prev.seq + 1,
+          time,
+          action: input.action,
+          outcome: input.outcome,
+          status: input.status,
+          actor: input.actor,
+          recordIds: input.recordIds ?? [],
+          consentId: input.consentId ?? null,
+          purpose: input.purpose ?? null,
+          patients: input.patients ?? [],
+          reason: input.reason ?? null,
+          requestId: input.requestId ?? null,
+          prevHash: prev.hash,
+        };
+        const event: AuditEventDoc = { ...base, hash: eventHash(base) };
+        prev = { seq: event._id, hash: event.hash };
+        return event;
+      });
+      let stored = events.length;
       try {
-        await this.events.insertOne(event);
+        await this.events.insertMany(events, { ordered: true });
       } catch (e) {
         this.end = undefined; // whatever happened, learn the end from the database again
-        if (isDuplicateKey(e)) continue; // another process took this number
-        throw e;
+        const failedAt = e instanceof MongoBulkWriteError ? firstFailedIndex(e) : 0;
+        if (!isDuplicateKey(e) || failedAt === undefined) throw e;
+        stored = failedAt; // an ordered insert stops at the first failure: the events before it are stored
       }
-      this.end = { seq: event._id, hash: event.hash };
-      if (event._id % AuditLog.HEAD_EVERY === 0 || event._id === 1) {
-        void this.head.updateOne({ _id: 'head', seq: { $lt: event._id } }, { $set: { seq: event._id, hash: event.hash } }, { upsert: true }).catch(() => undefined);
+      for (let i = 0; i < stored; i++) rest[i].resolve(events[i]);
+      if (stored === events.length) {
+        this.end = prev;
+        this.writeHeadHint(events);
       }
-      return event;
+      rest = rest.slice(stored); // another process took the next number: chain the rest again from the true end
     }
-    throw new Error('audit log: too much contention');
+    if (rest.length) throw new Error('audit log: too much contention');
+  }
+
+  private writeHeadHint(events: AuditEventDoc[]) {
+    const last = events[events.length - 1];
+    if (!events.some((e) => e._id % AuditLog.HEAD_EVERY === 0 || e._id === 1)) return;
+    void this.head.updateOne({ _id: 'head', seq: { $lt: last._id } }, { $set: { seq: last._id, hash: last.hash } }, { upsert: true }).catch(() => undefined);
+  }
+
+  /** The chain's end: from the head hint, then forward over any events stored after it. */
+  private async readEnd(): Promise<{ seq: number; hash: string }> {
+    const head = await this.head.findOne({ _id: 'head' });
+    let seq = head?.seq ?? 0, hash = head?.hash ?? GENESIS;
+    for (;;) { // the head may lag behind the log: walk forward to the true end
+      const next = await this.events.findOne({ _id: seq + 1 });
+      if (!next) return { seq, hash };
+      seq = next._id; hash = next.hash;
+    }
   }
 
   /** Checks the whole chain; reports the first event that does not verify. */

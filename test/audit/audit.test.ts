@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, sharedStructure, type TestApp } from '../support/app.js';
 import { createGenerator, type GeneratedRecord, type SyntheticPatient } from '../../fixtures/generator.js';
-import { eventHash, GENESIS, type AuditEventDoc } from '../../src/audit/log.js';
+import { AuditLog, eventHash, GENESIS, type AuditEventDoc } from '../../src/audit/log.js';
 import type { Role } from '../../src/auth/caller.js';
 import type { Issue } from '../../src/fhir/outcome.js';
 
@@ -282,6 +282,50 @@ describe('concurrent appends', () => {
       // every input made it, once
       const stored = await t.audit.events.find({}).toArray();
       expect(new Set(stored.map((e) => e.requestId)).size).toBe(30);
+    } finally { await t.close(); }
+  });
+
+  it('two writers on one database (two processes) racing for numbers: every append stored once, one valid chain', async () => {
+    const t = await createTestApp();
+    try {
+      const other = new AuditLog(t.client.db(t.config.MONGODB_DB)); // a second process's log, its own remembered end
+      const append = (log: AuditLog, i: number) => log.append({ action: 'record.read', outcome: 'success', status: 200, actor: actor('hip', 'H-C'), requestId: `two-${i}` });
+      // Waves, so both writers batch several events and keep clashing on the next numbers.
+      for (let wave = 0; wave < 4; wave++) {
+        const events = await Promise.all(Array.from({ length: 40 }, (_, i) => append(i % 2 ? other : t.audit, wave * 40 + i)));
+        expect(new Set(events.map((e) => e._id)).size).toBe(40);
+      }
+      expect(await t.audit.verify()).toEqual({ ok: true, count: 160 });
+      const stored = await t.audit.events.find({}).toArray();
+      expect(new Set(stored.map((e) => e.requestId)).size).toBe(160);
+    } finally { await t.close(); }
+  });
+
+  it('a batch that meets a number another process took keeps what it stored and chains the rest after that event', async () => {
+    const t = await createTestApp();
+    try {
+      const input = (i: number) => ({ action: 'record.read', outcome: 'success' as const, status: 200, actor: actor('hip', 'H-C'), requestId: `gap-${i}` });
+      expect((await t.audit.append(input(0)))._id).toBe(1); // this process now remembers the end as 1
+      // Another process's event 4, written behind this one's back.
+      const base = { _id: 4, time: new Date(), action: 'record.read', outcome: 'success' as const, status: 200, actor: actor('hip', 'H-OTHER'), recordIds: [], consentId: null, purpose: null, patients: [], reason: null, requestId: 'other', prevHash: 'f'.repeat(64) };
+      const theirs: AuditEventDoc = { ...base, hash: eventHash(base) };
+      await t.audit.events.insertOne(theirs);
+      const events = await Promise.all([1, 2, 3, 4, 5].map((i) => t.audit.append(input(i))));
+      expect(events.map((e) => e._id)).toEqual([2, 3, 5, 6, 7]);
+      expect(events.map((e) => e.requestId)).toEqual(['gap-1', 'gap-2', 'gap-3', 'gap-4', 'gap-5']);
+      expect(events[1].prevHash).toBe(events[0].hash);
+      expect(events[2].prevHash).toBe(theirs.hash); // chained after the event it met
+      expect(await t.audit.events.countDocuments({})).toBe(7);
+    } finally { await t.close(); }
+  });
+
+  it('events of one process are chained in the order append was called', async () => {
+    const t = await createTestApp();
+    try {
+      const events = await Promise.all(Array.from({ length: 25 }, (_, i) =>
+        t.audit.append({ action: 'record.read', outcome: 'success', status: 200, actor: actor('hip', 'H-C'), requestId: `order-${i}` })));
+      expect(events.map((e) => e.requestId)).toEqual(Array.from({ length: 25 }, (_, i) => `order-${i}`));
+      expect(events.map((e) => e._id)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     } finally { await t.close(); }
   });
 
