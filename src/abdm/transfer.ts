@@ -18,6 +18,7 @@ import type { Collections, CurrentDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter } from '../consents/policy.js';
 import { renderRecord } from '../records/render.js';
+import { readContent } from '../records/content.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { type GatewayClient, sleep } from './gateway.js';
 
@@ -173,8 +174,9 @@ export class HiTransfers {
       const ids = tx.recordIds.slice(page * size, (page + 1) * size);
       const docs = (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d);
       const entries = await Promise.all(docs.map(async (d) => {
-        const content = await this.records.contents.findOne({ _id: d.contentId });
-        const plaintext = renderRecord(content!.text, d);
+        const text = await readContent(this.records.contents, d.contentId);
+        if (text === undefined) throw new Error(`record content ${d.contentId} is missing`);
+        const plaintext = renderRecord(text, d);
         return {
           content: encrypt({ plaintext, senderNonce: tx.sender!.nonce, requesterNonce: tx.requester.nonce, senderPrivateKey: tx.sender!.privateKey, requesterPublicKey: tx.requester.publicKey }),
           media: 'application/fhir+json',

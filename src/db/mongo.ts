@@ -5,7 +5,7 @@
  * FerretDB has no multi-document transactions, so each write is a single
  * document and uniqueness is a unique index; see README "Storage".
  */
-import { MongoClient, type Collection, type Db, MongoError, MongoServerError } from 'mongodb';
+import { MongoClient, type Binary, type Collection, type Db, MongoError, MongoServerError } from 'mongodb';
 import type { Config } from '../config.js';
 import { startEmbedded } from './embedded.js';
 import { PatientIndex } from '../records/patient-index.js';
@@ -32,7 +32,8 @@ export interface RecordDoc {
 /** The newest version of each record: what search and read-by-id serve. */
 export type CurrentDoc = Omit<RecordDoc, '_id'> & { _id: string /* recordId */; versionId: string };
 
-export interface ContentDoc { _id: string /* SHA-256 of text */; text: string }
+/** The exact uploaded text: `z` its raw DEFLATE (records/content.ts); `text` in documents written before compression. */
+export interface ContentDoc { _id: string /* SHA-256 of text */; z?: Binary; text?: string }
 
 export interface CareContextDoc {
   _id: string;

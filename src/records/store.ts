@@ -18,6 +18,7 @@ import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
 import { PatientIndex, patientIndexKey } from './patient-index.js';
 import { matchesFilter, pinnedValue } from './match.js';
+import { packContent, readContent } from './content.js';
 
 const SERVER_SET = new Set(['id', 'meta']);
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
@@ -55,7 +56,7 @@ export class RecordStore {
     const { keys, provider } = input;
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
     const contentId = sha256(input.text);
-    await ignoreDuplicate(this.c.contents.insertOne({ _id: contentId, text: input.text })); // content-addressed: a duplicate is the same text
+    await ignoreDuplicate(this.c.contents.insertOne(await packContent(contentId, input.text))); // content-addressed: a duplicate is the same text
 
     const recordId = await this.recordIdFor(provider, keys.identifierKey);
     for (let attempt = 0; attempt < 50; attempt++) {
@@ -175,7 +176,7 @@ export class RecordStore {
   }
 
   async text(contentId: string): Promise<string | undefined> {
-    return (await this.c.contents.findOne({ _id: contentId }))?.text;
+    return readContent(this.c.contents, contentId);
   }
 
   async current(provider: string, recordId: string): Promise<CurrentDoc | null> {

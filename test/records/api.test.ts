@@ -8,6 +8,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders as baseHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 import { topLevelMembers } from '../../src/fhir/json-text.js';
+import { readContent } from '../../src/records/content.js';
 
 const example = (name: string) => readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
 /** The example with a fresh Bundle.identifier, re-serialised (loses decimal formatting). */
@@ -69,6 +70,31 @@ describe('upload of valid documents', () => {
     for (const m of members) expect(read.includes(raw.slice(m.start, m.end)), `member ${m.key}`).toBe(true);
     const trailingZeros = (x: string) => x.match(/\d+\.\d*0\b/g) ?? [];
     expect(trailingZeros(read)).toEqual(trailingZeros(raw));
+  });
+
+  it('stores the text compressed, and serves back its exact bytes (non-ASCII and odd whitespace included)', async () => {
+    const b = JSON.parse(withIdentifier(example('prescription')));
+    b.entry[0].resource.title = 'Prescription — डॉ. शर्मा 🩺 "quoted" \\ back\u0001slash';
+    const raw = JSON.stringify(b, null, 3).replace('"resourceType"', '"resourceType"   ');
+    const res = await post(raw);
+    expect(res.status).toBe(201);
+    const v = (await t.collections.versions.findOne({ recordId: idOf(res) }))!;
+    const doc = (await t.collections.contents.findOne({ _id: v.contentId }))!;
+    expect(doc.text).toBeUndefined();
+    expect(doc.z!.buffer.length).toBeLessThan(Buffer.byteLength(raw) / 3);
+    const read = await (await get(`/fhir/Bundle/${idOf(res)}`)).text();
+    const members = topLevelMembers(raw).filter((m) => !['id', 'meta', 'resourceType'].includes(m.key));
+    for (const m of members) expect(read.includes(raw.slice(m.start, m.end)), `member ${m.key}`).toBe(true);
+  });
+
+  it('reads content stored uncompressed by earlier versions of the store', async () => {
+    const res = await post(withIdentifier(example('prescription')));
+    const v = (await t.collections.versions.findOne({ recordId: idOf(res) }))!;
+    const before = await (await get(`/fhir/Bundle/${idOf(res)}`)).text();
+    const text = await readContent(t.collections.contents, v.contentId);
+    await t.collections.contents.replaceOne({ _id: v.contentId }, { text });
+    expect((await t.collections.contents.findOne({ _id: v.contentId }))!.z).toBeUndefined();
+    expect(await (await get(`/fhir/Bundle/${idOf(res)}`)).text()).toBe(before);
   });
 
   it('indexes ABHA number (digits), address (lower case), care context, hiType and date', async () => {

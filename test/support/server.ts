@@ -5,8 +5,9 @@ import { PROJECT_ROOT } from '../../src/db/embedded.js';
 
 export interface RunningServer { url: string; process: ChildProcess; output: string[]; stop(signal?: NodeJS.Signals): Promise<number | null> }
 
-export async function startServer(env: Record<string, string>): Promise<RunningServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** `nodeArgs`: extra node options, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR'] (not allowed in NODE_OPTIONS). */
+export async function startServer(env: Record<string, string>, opts: { nodeArgs?: string[] } = {}): Promise<RunningServer> {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', 'src/main.ts'], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
