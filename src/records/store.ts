@@ -56,11 +56,13 @@ export class RecordStore {
     const { keys, provider } = input;
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
     const contentId = sha256(input.text);
-    await ignoreDuplicate(this.c.contents.insertOne(await packContent(contentId, input.text))); // content-addressed: a duplicate is the same text
-
-    const recordId = await this.recordIdFor(provider, keys.identifierKey);
+    const [, { recordId, fresh }] = await Promise.all([
+      packContent(contentId, input.text).then((doc) => ignoreDuplicate(this.c.contents.insertOne(doc))), // content-addressed: a duplicate is the same text
+      this.recordIdFor(provider, keys.identifierKey),
+    ]);
     for (let attempt = 0; attempt < 50; attempt++) {
-      const latest = await this.latestVersion(recordId);
+      // A record id assigned just now has no versions yet, unless a concurrent upload of the same identifier adds one (then the insert below clashes and the next attempt looks).
+      const latest = fresh && attempt === 0 ? null : await this.latestVersion(recordId);
       if (latest && latest.contentHash === contentHash) {
         await this.publish(latest); // repairs what a crash after the version insert left undone
         await this.rememberCareContext(latest, keys.demographicKey);
@@ -99,16 +101,16 @@ export class RecordStore {
    * Every lookup on the upload path is by _id, and every write is an insert
    * where it can be (see publish).
    */
-  private async recordIdFor(provider: string, identifierKey: string): Promise<string> {
+  private async recordIdFor(provider: string, identifierKey: string): Promise<{ recordId: string; fresh: boolean }> {
     const _id = `${provider}|${identifierKey}`;
     const found = await this.c.identifiers.findOne({ _id });
-    if (found) return found.recordId;
+    if (found) return { recordId: found.recordId, fresh: false };
     const recordId = uuidv4();
     try {
       await this.c.identifiers.insertOne({ _id, recordId });
-      return recordId;
+      return { recordId, fresh: true };
     } catch (e) { if (!isDuplicate(e)) throw e; } // another upload assigned it first
-    return (await this.c.identifiers.findOne({ _id }))!.recordId;
+    return { recordId: (await this.c.identifiers.findOne({ _id }))!.recordId, fresh: false };
   }
 
   /** The newest stored version: from the current pointer, then forward by version number (the pointer may lag by one write). */
@@ -133,6 +135,9 @@ export class RecordStore {
     const { _id, ...fields } = v;
     const doc: CurrentDoc = { ...fields, _id: v.recordId, versionId: _id };
     await this.publishing.run(v.recordId, async () => {
+      if (v.version === 1) { // usually the first sight of the record: insert, and look only if that clashes
+        try { await this.c.current.insertOne(doc); return; } catch (e) { if (!isDuplicate(e)) throw e; }
+      }
       const cur = await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
       if (cur && cur.version >= v.version) return;
       if (!cur) {
