@@ -11,7 +11,11 @@
  *   5. the server's peak RSS in each phase.
  * Warm-up runs are excluded. Writes bench/results/<date>-<commit>.json and prints a table.
  *
- * Knobs: BENCH_PATIENTS (default 2000), BENCH_SECONDS per measured run (default 10).
+ * Each measured run also records the CPU milliseconds per request spent by the
+ * server, the database (FerretDB) and the load tool, from /proc.
+ *
+ * Knobs: BENCH_PATIENTS (default 2000), BENCH_SECONDS per measured run (default 10),
+ * BENCH_CPU_PROF=DIR (the server writes a V8 CPU profile there when it stops).
  */
 import autocannon from 'autocannon';
 import { execSync } from 'node:child_process';
@@ -49,6 +53,24 @@ async function peakRss<T>(pid: number, work: () => Promise<T>): Promise<[T, numb
   const timer = setInterval(sample, 100);
   sample();
   try { return [await work(), Math.round(peak)]; } finally { clearInterval(timer); sample(); }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch { return NaN; }
+}
+
+/** Runs `work` and reports the CPU milliseconds per request spent by the server, the database and this process (the load tool). */
+async function cpuPerRequest(pids: { server: number; database: number }, work: () => Promise<autocannon.Result>): Promise<[autocannon.Result, Record<string, number>]> {
+  const s0 = cpuSeconds(pids.server), d0 = cpuSeconds(pids.database), l0 = process.cpuUsage();
+  const r = await work();
+  const l = process.cpuUsage(l0);
+  const n = Math.max(1, r.requests.total);
+  const per = (sec: number) => Math.round((sec * 1000 / n) * 100) / 100;
+  return [r, { server: per(cpuSeconds(pids.server) - s0), database: per(cpuSeconds(pids.database) - d0), loadTool: per((l.user + l.system) / 1e6) }];
 }
 
 /** Waits until the server answers promptly again (work queued by an earlier run has finished). */
@@ -129,8 +151,11 @@ async function main() {
   results.seed = { patients: PATIENTS, records: recordIds.length, seconds: Math.round((Date.now() - seedStart) / 1000) };
   await client.close();
 
-  const server = await startServer({ MONGODB_URI: uri, MONGODB_DB: dbName, DATA_DIR: dataDir, RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' });
+  // BENCH_CPU_PROF=DIR: the server writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF;
+  const server = await startServer({ MONGODB_URI: uri, MONGODB_DB: dbName, DATA_DIR: dataDir, RATE_LIMIT_PER_MINUTE: '0', LOG_LEVEL: 'warn' }, { nodeArgs: prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [] });
   const pid = server.process.pid!;
+  const pids = { server: pid, database: db.process.pid! };
   const hipToken = await signDevToken(dataDir, { role: 'hip', facility: HIP, ttlSec: 3600 });
   const hiuToken = await signDevToken(dataDir, { role: 'hiu', facility: HIU, ttlSec: 3600 });
 
@@ -142,8 +167,8 @@ async function main() {
     requests: [{ setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'X-Consent-Id': patients[pi++ % patients.length].consentId } }) }],
   });
   await run(historyOpts(2));
-  const [h, hRss] = await peakRss(pid, () => run(historyOpts(SECONDS)));
-  results.history = { ...summary(h), peakRssMB: hRss, connections: 16 };
+  const [[h, hCpu], hRss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(historyOpts(SECONDS))));
+  results.history = { ...summary(h), peakRssMB: hRss, connections: 16, cpuMsPerRequest: hCpu };
   row('consent-gated history (25/patient)', '>= 1500/s, p99 <= 50 ms', `${Math.round(h.requests.average)}/s, p99 ${h.latency.p99} ms`, h.requests.average >= 1500 && h.latency.p99 <= 50);
 
   // Phase 4: read one record by id.
@@ -154,8 +179,8 @@ async function main() {
     requests: [{ setupRequest: (req: any) => ({ ...req, path: `/fhir/Bundle/${recordIds[(ri++ * 7919) % recordIds.length]}` }) }],
   });
   await run(readOpts(2));
-  const [rd, rdRss] = await peakRss(pid, () => run(readOpts(SECONDS)));
-  results.read = { ...summary(rd), peakRssMB: rdRss, connections: 16 };
+  const [[rd, rdCpu], rdRss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(readOpts(SECONDS))));
+  results.read = { ...summary(rd), peakRssMB: rdRss, connections: 16, cpuMsPerRequest: rdCpu };
   row('read by id', '>= 3000/s', `${Math.round(rd.requests.average)}/s, p99 ${rd.latency.p99} ms`, rd.requests.average >= 3000);
 
   // Phase 2 (run last: it leaves the database busy): uploads of ~30-entry discharge summaries (new identifiers, so every upload stores).
@@ -171,8 +196,8 @@ async function main() {
   for (const conc of [1, 16, 64]) {
     await run(uploadOpts(conc, 2)); // warm-up, excluded
     await drain(server.url);
-    const [r, rss] = await peakRss(pid, () => run(uploadOpts(conc, SECONDS)));
-    uploads[`c${conc}`] = { ...summary(r), peakRssMB: rss };
+    const [[r, cpu], rss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(uploadOpts(conc, SECONDS))));
+    uploads[`c${conc}`] = { ...summary(r), peakRssMB: rss, cpuMsPerRequest: cpu };
     console.log(`  upload c=${conc}: ${Math.round(r.requests.average)}/s p50 ${r.latency.p50} ms p99 ${r.latency.p99} ms non2xx ${r.non2xx}`);
   }
   results.upload = uploads;
@@ -199,6 +224,8 @@ async function main() {
     results, table: rows,
   };
   console.table(rows);
+  const cpuRows = [['history', results.history], ['read by id', results.read], ...Object.entries(uploads).map(([k, v]) => [`upload ${k}`, v])] as [string, any][];
+  console.table(cpuRows.map(([phase, r]) => ({ phase, 'server ms/req': r.cpuMsPerRequest.server, 'database ms/req': r.cpuMsPerRequest.database, 'load tool ms/req': r.cpuMsPerRequest.loadTool })));
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   const file = new URL(`./results/${out.date.slice(0, 10)}-${commit}.json`, import.meta.url);
   writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
