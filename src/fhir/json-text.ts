@@ -113,9 +113,9 @@ function stripSpace(text: string, from: number, to: number): string {
  * dropped where they stand and written first with the given JSON text; every
  * other member keeps its exact original text.
  */
-export function withTopLevelMembers(text: string, replace: Record<string, string>): string {
+export function withTopLevelMembers(text: string, replace: Record<string, string>, members: MemberSpan[] = topLevelMembers(text)): string {
   const keep: string[] = [];
-  for (const m of topLevelMembers(text)) {
+  for (const m of members) {
     if (!(m.key in replace)) keep.push(text.slice(m.start, m.end));
   }
   const first = Object.entries(replace).map(([k, v]) => JSON.stringify(k) + ':' + v);
@@ -123,8 +123,8 @@ export function withTopLevelMembers(text: string, replace: Record<string, string
 }
 
 /** The raw text of one top-level member's value, if present. */
-export function topLevelValue(text: string, key: string): string | undefined {
-  const m = topLevelMembers(text).find((s) => s.key === key);
+export function topLevelValue(text: string, key: string, members: MemberSpan[] = topLevelMembers(text)): string | undefined {
+  const m = members.find((s) => s.key === key);
   if (!m) return undefined;
   const body = text.slice(m.start, m.end);
   const colon = body.indexOf(':', skipString(body, 0));

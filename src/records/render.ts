@@ -3,13 +3,14 @@
  * (decimal precision included) come back unchanged: only Bundle.id and
  * Bundle.meta.versionId/lastUpdated are set by the server.
  */
-import { topLevelValue, withTopLevelMembers } from '../fhir/json-text.js';
+import { topLevelMembers, topLevelValue, withTopLevelMembers } from '../fhir/json-text.js';
 
 export interface RecordVersion { recordId: string; version: number; receivedAt: Date }
 
 export function renderRecord(text: string, v: RecordVersion): string {
+  const members = topLevelMembers(text); // one scan of the text serves both steps
   let meta: Record<string, unknown> = {};
-  const raw = topLevelValue(text, 'meta');
+  const raw = topLevelValue(text, 'meta', members);
   if (raw) {
     try {
       const parsed = JSON.parse(raw);
@@ -21,7 +22,7 @@ export function renderRecord(text: string, v: RecordVersion): string {
     resourceType: '"Bundle"',
     id: JSON.stringify(v.recordId),
     meta: JSON.stringify({ versionId: String(v.version), lastUpdated: v.receivedAt.toISOString(), ...rest }),
-  });
+  }, members);
 }
 
 export interface BundleEntryText { fullUrl: string; resource: string; extra?: Record<string, unknown> }

@@ -57,7 +57,7 @@ export class RecordStore {
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
     const contentId = sha256(input.text);
     const [, { recordId, fresh }] = await Promise.all([
-      packContent(contentId, input.text).then((doc) => ignoreDuplicate(this.c.contents.insertOne(doc))), // content-addressed: a duplicate is the same text
+      ignoreDuplicate(this.c.contents.insertOne(packContent(contentId, input.text))), // content-addressed: a duplicate is the same text
       this.recordIdFor(provider, keys.identifierKey),
     ]);
     for (let attempt = 0; attempt < 50; attempt++) {
