@@ -54,16 +54,8 @@ export interface CareContextDoc {
 /** A provider's bundle identifier → its record id (the upload path's entry point, looked up by _id). */
 export interface IdentifierDoc { _id: string /* `${provider}|${identifierKey}` */; recordId: string }
 
-/** A record's facts in the patient index (records/patient-index.ts). */
-export interface IndexEntry {
-  version: number;
-  provider: string;
-  abhaNumber: string | null;
-  abhaAddress: string | null;
-  careContext: string;
-  hiType: string;
-  recordDate: Date;
-}
+/** A record's facts in the patient index (records/patient-index.ts): what searches and consents filter on. */
+export type IndexEntry = Pick<RecordDoc, 'version' | 'provider' | 'abhaNumber' | 'abhaAddress' | 'careContext' | 'hiType' | 'recordDate'>;
 
 /** One provider's patient (by ABHA number or address) and their current records. */
 export interface PatientIndexDoc { _id: string /* `${provider}|n:${number}` or `${provider}|a:${address}` */; entries: Record<string /* recordId */, IndexEntry> }
