@@ -19,6 +19,8 @@ import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter } from '../consents/policy.js';
 import { renderRecord } from '../records/render.js';
 import { readContent } from '../records/content.js';
+import { PatientIndex, indexKeyOf } from '../records/patient-index.js';
+import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { type GatewayClient, sleep } from './gateway.js';
 
@@ -64,7 +66,10 @@ export class HiTransfers {
 
   constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private config: Config, private log: Log, private clock: () => Date = () => new Date()) {
     this.transactions = db.collection<HiTransaction>('hi_transactions');
+    this.index = new PatientIndex(records.patientIndex, records.meta);
   }
+
+  private index: PatientIndex;
 
   /** Records a new transaction (idempotent per transactionId). */
   async accept(input: HiRequestInput, consent: ConsentDoc): Promise<HiTransaction> {
@@ -133,7 +138,7 @@ export class HiTransfers {
       return this.finish({ ...tx, careContexts }, 'FAILED', live);
     }
     const selected = await this.select(consent!, tx);
-    await this.save(tx._id, { status: 'TRANSFERRING', recordIds: selected.map((r) => r._id), pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts: {} });
+    await this.save(tx._id, { status: 'TRANSFERRING', recordIds: selected, pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts: {} });
     return (await this.transactions.findOne({ _id: tx._id }))!;
   }
 
@@ -145,14 +150,31 @@ export class HiTransfers {
     return true;
   }
 
-  private async select(consent: ConsentDoc, tx: HiTransaction): Promise<CurrentDoc[]> {
-    return this.records.current.find({ $and: [consentFilter(consent), { recordDate: { $gte: tx.dateRange.from, $lte: tx.dateRange.to } }] })
-      .sort({ recordDate: 1, _id: 1 }).toArray();
+  /** What the consent and the requested dateRange cover, as one filter. */
+  private scope(consent: ConsentDoc, tx: HiTransaction) {
+    return { $and: [consentFilter(consent), { recordDate: { $gte: tx.dateRange.from, $lte: tx.dateRange.to } }] };
   }
 
-  /** The current version of a selected record, if the consent and the requested dateRange still cover it. */
-  private covered(recordId: string, consent: ConsentDoc, tx: HiTransaction): Promise<CurrentDoc | null> {
-    return this.records.current.findOne({ $and: [{ _id: recordId }, consentFilter(consent), { recordDate: { $gte: tx.dateRange.from, $lte: tx.dateRange.to } }] });
+  /**
+   * The ids of the records to push, oldest first: from the patient's index
+   * document (a consent always names one provider and one patient), filtered
+   * in memory, so the cost follows the patient's records, not the store's.
+   */
+  private async select(consent: ConsentDoc, tx: HiTransaction): Promise<string[]> {
+    const filter = this.scope(consent, tx);
+    const key = indexKeyOf(filter);
+    if (key === undefined) { // not reached for a consent; kept so a filter without a patient still works
+      return (await this.records.current.find(filter, { projection: { _id: 1 } }).sort({ recordDate: 1, _id: 1 }).toArray()).map((d) => d._id);
+    }
+    const oldestFirst = (a: { recordDate: Date; _id: string }, b: { recordDate: Date; _id: string }) =>
+      a.recordDate.getTime() - b.recordDate.getTime() || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
+    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(oldestFirst).map((e) => e._id);
+  }
+
+  /** The current version of a selected record, if the consent and the requested dateRange still cover it (read by _id, checked in memory). */
+  private async covered(recordId: string, consent: ConsentDoc, tx: HiTransaction): Promise<CurrentDoc | null> {
+    const doc = await this.records.current.findOne({ _id: recordId });
+    return doc && matchesFilter(doc, this.scope(consent, tx)) ? doc : null;
   }
 
   private async push(tx: HiTransaction): Promise<HiTransaction> {

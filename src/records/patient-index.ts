@@ -22,11 +22,22 @@
 import type { Collection } from 'mongodb';
 import type { CurrentDoc, MetaDoc, PatientIndexDoc, IndexEntry } from '../db/mongo.js';
 import { KeyedLock } from '../db/keyed-lock.js';
+import { pinnedValue } from './match.js';
 
 const BUILT = 'patient-index-v1';
 
 export const patientIndexKey = (provider: string, patient: { abhaNumber: string } | { abhaAddress: string }): string =>
   'abhaNumber' in patient ? `${provider}|n:${patient.abhaNumber}` : `${provider}|a:${patient.abhaAddress}`;
+
+/** The index document that answers a filter, when the filter pins one provider and one patient (by plain equality). */
+export function indexKeyOf(filter: object): string | undefined {
+  const provider = pinnedValue(filter, 'provider');
+  const abhaNumber = pinnedValue(filter, 'abhaNumber'), abhaAddress = pinnedValue(filter, 'abhaAddress');
+  if (provider === undefined) return undefined;
+  if (abhaNumber !== undefined) return patientIndexKey(provider, { abhaNumber });
+  if (abhaAddress !== undefined) return patientIndexKey(provider, { abhaAddress });
+  return undefined;
+}
 
 /** The index documents a record belongs in: one per patient identifier it carries. */
 export function keysOf(r: Pick<CurrentDoc, 'provider' | 'abhaNumber' | 'abhaAddress'>): string[] {

@@ -16,8 +16,8 @@ import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
-import { PatientIndex, patientIndexKey } from './patient-index.js';
-import { matchesFilter, pinnedValue } from './match.js';
+import { PatientIndex, indexKeyOf } from './patient-index.js';
+import { matchesFilter } from './match.js';
 import { packContent, readContent } from './content.js';
 
 const SERVER_SET = new Set(['id', 'meta']);
@@ -212,13 +212,8 @@ export class RecordStore {
    */
   async search(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
     const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
-    const provider = pinnedValue(filter, 'provider');
-    const abhaNumber = pinnedValue(filter, 'abhaNumber'), abhaAddress = pinnedValue(filter, 'abhaAddress');
-    if (provider !== undefined && (abhaNumber !== undefined || abhaAddress !== undefined)) {
-      const key = patientIndexKey(provider, abhaNumber !== undefined ? { abhaNumber } : { abhaAddress: abhaAddress! });
-      return this.searchIndexed(key, filter, q);
-    }
-    return this.searchCollection(filter, q);
+    const key = indexKeyOf(filter);
+    return key !== undefined ? this.searchIndexed(key, filter, q) : this.searchCollection(filter, q);
   }
 
   private async searchIndexed(key: string, filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
