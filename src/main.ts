@@ -7,7 +7,7 @@ import { serve } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import { loadConfig, validatorOptions } from './config.js';
 import { createLog } from './log.js';
-import { connectDatabase, collections, ensureIndexes } from './db/mongo.js';
+import { connectDatabase, collections, ensureIndexes, isFerretDB } from './db/mongo.js';
 import { EmbeddedDatabaseError } from './db/embedded.js';
 import { DocumentValidator } from './fhir/validate.js';
 import { RecordStore } from './records/store.js';
@@ -49,7 +49,7 @@ async function main() {
 
   const gateway = new GatewayClient(config);
   const transfers = new HiTransfers(database.db, c, consents, gateway, config, log);
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true) });
+  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(database.db)) }), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true) });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 

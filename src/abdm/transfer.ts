@@ -18,7 +18,7 @@ import type { Collections, CurrentDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter } from '../consents/policy.js';
 import { renderRecord } from '../records/render.js';
-import { readContent } from '../records/content.js';
+import { inflateText, readContent } from '../records/content.js';
 import { PatientIndex, indexKeyOf } from '../records/patient-index.js';
 import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
@@ -183,7 +183,7 @@ export class HiTransfers {
     /** Ends the session FAILED, reporting the care contexts of every record not yet pushed as ERRORED. */
     const fail = async (fromRecord: number, why: string) => {
       for (const rid of tx.recordIds.slice(fromRecord)) {
-        const d = await this.records.current.findOne({ _id: rid });
+        const d = await this.records.current.findOne({ _id: rid }, { projection: { careContext: 1 } });
         if (d) careContexts[d.careContext] = 'ERRORED';
       }
       return this.finish({ ...tx, careContexts }, 'FAILED', why);
@@ -196,7 +196,7 @@ export class HiTransfers {
       const ids = tx.recordIds.slice(page * size, (page + 1) * size);
       const docs = (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d);
       const entries = await Promise.all(docs.map(async (d) => {
-        const text = await readContent(this.records.contents, d.contentId);
+        const text = d.z ? inflateText(d.z) : await readContent(this.records.contents, d.contentId);
         if (text === undefined) throw new Error(`record content ${d.contentId} is missing`);
         const plaintext = renderRecord(text, d);
         return {

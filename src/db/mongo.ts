@@ -30,7 +30,12 @@ export interface RecordDoc {
 }
 
 /** The newest version of each record: what search and read-by-id serve. */
-export type CurrentDoc = Omit<RecordDoc, '_id'> & { _id: string /* recordId */; versionId: string };
+export type CurrentDoc = Omit<RecordDoc, '_id'> & {
+  _id: string /* recordId */;
+  versionId: string;
+  /** This version's content, compressed as in record_contents (records/content.ts): a read by id or a page of a patient's records needs no second lookup. Absent in documents written before it was kept here. */
+  z?: Binary;
+};
 
 /** The exact uploaded text: `z` its raw DEFLATE (records/content.ts); `text` in documents written before compression. */
 export interface ContentDoc { _id: string /* SHA-256 of text */; z?: Binary; text?: string }
@@ -132,6 +137,17 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
     client, db, uri, embedded: !!stopEmbedded,
     async close() { await client.close(); await stopEmbedded?.(); },
   };
+}
+
+/**
+ * Whether the server is FerretDB (embedded or not). FerretDB applies a
+ * conditional update as a read then a write, so a condition beyond _id
+ * neither protects against another process nor uses an index (it scans the
+ * collection); on FerretDB the store relies on its per-process locks instead.
+ */
+export async function isFerretDB(db: Db): Promise<boolean> {
+  const info = await db.admin().command({ buildInfo: 1 });
+  return 'ferretdbVersion' in info || JSON.stringify(info).toLowerCase().includes('ferretdb');
 }
 
 /** A unique-index clash (E11000): the write lost a race, or was already done. */

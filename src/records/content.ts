@@ -22,8 +22,11 @@ export function packContent(contentId: string, text: string): ContentDoc {
   return { _id: contentId, z: new Binary(deflateRawSync(Buffer.from(text, 'utf8'))) };
 }
 
+/** The text of a compressed content. */
+export const inflateText = (z: Binary): string => inflateRawSync(z.buffer).toString('utf8');
+
 export function unpackContent(doc: ContentDoc): string {
-  if (doc.z) return inflateRawSync(doc.z.buffer).toString('utf8');
+  if (doc.z) return inflateText(doc.z);
   if (typeof doc.text === 'string') return doc.text;
   throw new Error(`record content ${doc._id} holds neither z nor text`);
 }

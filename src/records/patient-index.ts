@@ -82,7 +82,7 @@ export class PatientIndex {
   async ensureBuilt(current: Collection<CurrentDoc>): Promise<void> {
     if (await this.meta.findOne({ _id: BUILT })) return;
     let records = 0;
-    for await (const r of current.find({})) {
+    for await (const r of current.find({}, { projection: { z: 0 } })) {
       await this.put(r);
       records++;
     }

@@ -15,6 +15,7 @@ import { indexKeys } from './index-keys.js';
 import type { RecordStore } from './store.js';
 import { encodeCursor, parseSearch } from './search.js';
 import { bundleText, etag, renderRecord } from './render.js';
+import { inflateText } from './content.js';
 import type { CurrentDoc, RecordDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter, consentUsable, decide } from '../consents/policy.js';
@@ -170,7 +171,7 @@ export function recordRoutes(deps: RecordDeps) {
     return text;
   }
   const versionText = async (v: RecordDoc) => renderRecord(await textOf(v.contentId), v);
-  const currentText = async (d: CurrentDoc) => renderRecord(await textOf(d.contentId), d);
+  const currentText = async (d: CurrentDoc) => renderRecord(d.z ? inflateText(d.z) : await textOf(d.contentId), d);
 
   const base = (c: Context) => config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? new URL(c.req.url).origin;
   return r;

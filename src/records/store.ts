@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
-import type { Filter } from 'mongodb';
+import type { Binary, Filter } from 'mongodb';
 import { type Collections, type CurrentDoc, type RecordDoc, isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
@@ -48,7 +48,14 @@ export class RecordStore {
   private publishing = new KeyedLock();
   private index: PatientIndex;
 
-  constructor(private c: Collections) {
+  /**
+   * `atomicConditionalWrites`: the database applies a write's condition
+   * atomically (MongoDB), so a new version's pointer update carries the
+   * condition "only over an older version" and stays right with several
+   * processes. False on FerretDB (see db/mongo.ts isFerretDB): there the
+   * per-record lock orders the writes, and the pointer is replaced by _id.
+   */
+  constructor(private c: Collections, private opts: { atomicConditionalWrites?: boolean } = {}) {
     this.index = new PatientIndex(c.patientIndex, c.meta);
   }
 
@@ -56,8 +63,9 @@ export class RecordStore {
     const { keys, provider } = input;
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
     const contentId = sha256(input.text);
+    const packed = packContent(contentId, input.text);
     const [, { recordId, fresh }] = await Promise.all([
-      ignoreDuplicate(this.c.contents.insertOne(packContent(contentId, input.text))), // content-addressed: a duplicate is the same text
+      ignoreDuplicate(this.c.contents.insertOne(packed)), // content-addressed: a duplicate is the same text
       this.recordIdFor(provider, keys.identifierKey),
     ]);
     for (let attempt = 0; attempt < 50; attempt++) {
@@ -89,7 +97,7 @@ export class RecordStore {
         if (isDuplicate(e)) continue; // another upload took this version: look again
         throw e;
       }
-      await this.publish(record);
+      await this.publish(record, packed.z);
       await this.rememberCareContext(record, keys.demographicKey);
       return { created: true, record };
     }
@@ -115,8 +123,9 @@ export class RecordStore {
 
   /** The newest stored version: from the current pointer, then forward by version number (the pointer may lag by one write). */
   private async latestVersion(recordId: string): Promise<RecordDoc | null> {
-    const cur = await this.c.current.findOne({ _id: recordId });
-    let latest: RecordDoc | null = cur ? { ...cur, _id: cur.versionId } : null;
+    const cur = await this.c.current.findOne({ _id: recordId }, { projection: { z: 0 } });
+    let latest: RecordDoc | null = null;
+    if (cur) { const { versionId, ...rest } = cur; latest = { ...rest, _id: versionId }; }
     for (let v = (cur?.version ?? 0) + 1; ; v++) {
       const next = await this.c.versions.findOne({ _id: `${recordId}/${v}` });
       if (!next) return latest;
@@ -131,20 +140,26 @@ export class RecordStore {
    * version is an insert, a repeat of the current version writes nothing, and
    * only a new version of an existing record updates.
    */
-  private async publish(v: RecordDoc): Promise<void> {
+  private async publish(v: RecordDoc, z?: Binary): Promise<void> {
     const { _id, ...fields } = v;
     const doc: CurrentDoc = { ...fields, _id: v.recordId, versionId: _id };
+    const withContent = async (): Promise<CurrentDoc> => {
+      // The content travels with the pointer; a repair (no content at hand) reads it once.
+      const packed = z ?? (await this.c.contents.findOne({ _id: v.contentId }))?.z;
+      return packed ? { ...doc, z: packed } : doc;
+    };
     await this.publishing.run(v.recordId, async () => {
       if (v.version === 1) { // usually the first sight of the record: insert, and look only if that clashes
-        try { await this.c.current.insertOne(doc); return; } catch (e) { if (!isDuplicate(e)) throw e; }
+        try { await this.c.current.insertOne(await withContent()); return; } catch (e) { if (!isDuplicate(e)) throw e; }
       }
       const cur = await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
       if (cur && cur.version >= v.version) return;
       if (!cur) {
-        try { await this.c.current.insertOne(doc); return; } catch (e) { if (!isDuplicate(e)) throw e; }
+        try { await this.c.current.insertOne(await withContent()); return; } catch (e) { if (!isDuplicate(e)) throw e; }
       }
       // A duplicate key here means the current entry exists with this or a newer version.
-      await ignoreDuplicate(this.c.current.replaceOne({ _id: v.recordId, version: { $lt: v.version } }, doc));
+      const filter = this.opts.atomicConditionalWrites === false ? { _id: v.recordId } : { _id: v.recordId, version: { $lt: v.version } };
+      await ignoreDuplicate(this.c.current.replaceOne(filter, await withContent()));
     });
     // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
     await this.index.put(doc);
@@ -240,7 +255,7 @@ export class RecordStore {
     const sort = backwards ? ({ recordDate: 1, _id: 1 } as const) : ({ recordDate: -1, _id: -1 } as const);
     const [total, rows] = await Promise.all([
       this.c.current.countDocuments(filter),
-      this.c.current.find(paged).sort(sort).limit(q.count + 1).toArray(),
+      this.c.current.find(paged, { projection: { z: 0 } }).sort(sort).limit(q.count + 1).toArray(), // a scan: leave the contents behind
     ]);
     const more = rows.length > q.count;
     const page = rows.slice(0, q.count);

@@ -87,6 +87,35 @@ describe('upload of valid documents', () => {
     for (const m of members) expect(read.includes(raw.slice(m.start, m.end)), `member ${m.key}`).toBe(true);
   });
 
+  it("keeps the current version's compressed content with its pointer, and moves it on with a new version", async () => {
+    const text = withIdentifier(example('prescription'));
+    const res = await post(text);
+    const id = idOf(res);
+    const cur1 = (await t.collections.current.findOne({ _id: id }))!;
+    const v1 = (await t.collections.versions.findOne({ _id: `${id}/1` }))!;
+    expect(cur1.z!.buffer).toEqual((await t.collections.contents.findOne({ _id: v1.contentId }))!.z!.buffer);
+    const b = JSON.parse(text); b.timestamp = '2025-02-02T10:00:00+05:30';
+    expect((await post(JSON.stringify(b))).status).toBe(201);
+    const cur2 = (await t.collections.current.findOne({ _id: id }))!;
+    const v2 = (await t.collections.versions.findOne({ _id: `${id}/2` }))!;
+    expect(cur2.version).toBe(2);
+    expect(cur2.z!.buffer).toEqual((await t.collections.contents.findOne({ _id: v2.contentId }))!.z!.buffer);
+    expect(JSON.parse(await (await get(`/fhir/Bundle/${id}`)).text()).timestamp).toBe('2025-02-02T10:00:00+05:30');
+  });
+
+  it('serves a record whose pointer was written without its content (by an earlier version of the store)', async () => {
+    const res = await post(withIdentifier(example('discharge-summary')));
+    const id = idOf(res);
+    const before = await (await get(`/fhir/Bundle/${id}`)).text();
+    await t.collections.current.updateOne({ _id: id }, { $unset: { z: '' } });
+    expect((await t.collections.current.findOne({ _id: id }))!.z).toBeUndefined();
+    expect(await (await get(`/fhir/Bundle/${id}`)).text()).toBe(before);
+    const cur = (await t.collections.current.findOne({ _id: id }))!;
+    const search = await (await get(`/fhir/Bundle?patient-abha=${encodeURIComponent(cur.abhaAddress!)}&care-context=OP-1&date=${cur.recordDate.toISOString()}`)).json();
+    expect(search.entry.map((e: any) => e.resource.id)).toContain(id);
+    expect(JSON.stringify(search.entry.find((e: any) => e.resource.id === id).resource)).toBe(JSON.stringify(JSON.parse(before)));
+  });
+
   it('reads content stored uncompressed by earlier versions of the store', async () => {
     const res = await post(withIdentifier(example('prescription')));
     const v = (await t.collections.versions.findOne({ recordId: idOf(res) }))!;

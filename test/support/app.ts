@@ -7,7 +7,7 @@ import { MongoClient } from 'mongodb';
 import { Writable } from 'node:stream';
 import { loadConfig, validatorOptions, type Config } from '../../src/config.js';
 import { createLog } from '../../src/log.js';
-import { collections, ensureIndexes, type Collections } from '../../src/db/mongo.js';
+import { collections, ensureIndexes, isFerretDB, type Collections } from '../../src/db/mongo.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
 import { RecordStore } from '../../src/records/store.js';
 import { createApp } from '../../src/app.js';
@@ -69,7 +69,7 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const gateway = new GatewayClient(config, now);
   const transfers = new HiTransfers(db, c, consents, gateway, config, log, now);
   const otps: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }[] = [];
-  const app = createApp({ config, store: new RecordStore(c), consents, audit, transfers, gateway, db, collections: c, notifier: { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
+  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(db)) }), consents, audit, transfers, gateway, db, collections: c, notifier: { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
