@@ -14,7 +14,7 @@
  * Each measured run also records the CPU milliseconds per request spent by the
  * server, the database (FerretDB) and the load tool, from /proc.
  *
- * Knobs: BENCH_PATIENTS (default 2000), BENCH_SECONDS per measured run (default 10),
+ * Knobs: BENCH_PATIENTS (default 2000), BENCH_SECONDS per measured run (default 8; each after a 1 s warm-up),
  * BENCH_CPU_PROF=DIR (the server writes a V8 CPU profile there when it stops).
  */
 import autocannon from 'autocannon';
@@ -37,9 +37,10 @@ import { ConsentStore } from '../src/consents/store.js';
 
 const PATIENTS = Number(process.env.BENCH_PATIENTS ?? 2000);
 const PER_PATIENT = 25;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const WARMUP_SECONDS = 1;
 const SEED = 20261125;
-const SEED_PARALLEL = 4;
+const SEED_PARALLEL = 8;
 const HIP = 'BENCH-HIP', HIU = 'BENCH-HIU';
 
 const results: Record<string, unknown> = {};
@@ -166,7 +167,7 @@ async function main() {
     headers: { Authorization: `Bearer ${hiuToken}` },
     requests: [{ setupRequest: (req: any) => ({ ...req, headers: { ...req.headers, 'X-Consent-Id': patients[pi++ % patients.length].consentId } }) }],
   });
-  await run(historyOpts(2));
+  await run(historyOpts(WARMUP_SECONDS));
   const [[h, hCpu], hRss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(historyOpts(SECONDS))));
   results.history = { ...summary(h), peakRssMB: hRss, connections: 16, cpuMsPerRequest: hCpu };
   row('consent-gated history (25/patient)', '>= 1500/s, p99 <= 50 ms', `${Math.round(h.requests.average)}/s, p99 ${h.latency.p99} ms`, h.requests.average >= 1500 && h.latency.p99 <= 50);
@@ -178,7 +179,7 @@ async function main() {
     headers: { Authorization: `Bearer ${hipToken}` },
     requests: [{ setupRequest: (req: any) => ({ ...req, path: `/fhir/Bundle/${recordIds[(ri++ * 7919) % recordIds.length]}` }) }],
   });
-  await run(readOpts(2));
+  await run(readOpts(WARMUP_SECONDS));
   const [[rd, rdCpu], rdRss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(readOpts(SECONDS))));
   results.read = { ...summary(rd), peakRssMB: rdRss, connections: 16, cpuMsPerRequest: rdCpu };
   row('read by id', '>= 3000/s', `${Math.round(rd.requests.average)}/s, p99 ${rd.latency.p99} ms`, rd.requests.average >= 3000);
@@ -194,7 +195,7 @@ async function main() {
   });
   const uploads: Record<string, unknown> = {};
   for (const conc of [1, 16, 64]) {
-    await run(uploadOpts(conc, 2)); // warm-up, excluded
+    await run(uploadOpts(conc, WARMUP_SECONDS)); // warm-up, excluded
     await drain(server.url);
     const [[r, cpu], rss] = await peakRss(pid, () => cpuPerRequest(pids, () => run(uploadOpts(conc, SECONDS))));
     uploads[`c${conc}`] = { ...summary(r), peakRssMB: rss, cpuMsPerRequest: cpu };
