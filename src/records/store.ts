@@ -134,11 +134,12 @@ export class RecordStore {
   }
 
   /**
-   * Points the record's current entry at `v` unless a newer version is already
-   * there. Reads and inserts are preferred to updates on this path: FerretDB
-   * 1.24 (SQLite) runs every update as a scan of the collection, so a first
-   * version is an insert, a repeat of the current version writes nothing, and
-   * only a new version of an existing record updates.
+   * Points the record's current entry at `v` (with its compressed content)
+   * unless a newer version is already there, serialised per record in this
+   * process. A first version is an insert, a repeat of the current version
+   * writes nothing, and only a new version of an existing record replaces the
+   * pointer: by _id alone on FerretDB, where a further condition would be
+   * neither atomic nor indexed (see the constructor).
    */
   private async publish(v: RecordDoc, z?: Binary): Promise<void> {
     const { _id, ...fields } = v;
