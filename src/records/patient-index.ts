@@ -39,6 +39,10 @@ export function indexKeyOf(filter: object): string | undefined {
   return undefined;
 }
 
+/** Search order: record date, newest first, then id descending (as the collection query sorts). */
+export const newestFirst = (a: { recordDate: Date; _id: string }, b: { recordDate: Date; _id: string }): number =>
+  b.recordDate.getTime() - a.recordDate.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0);
+
 /** The index documents a record belongs in: one per patient identifier it carries. */
 export function keysOf(r: Pick<CurrentDoc, 'provider' | 'abhaNumber' | 'abhaAddress'>): string[] {
   return [

@@ -15,7 +15,6 @@ import { indexKeys } from './index-keys.js';
 import type { RecordStore } from './store.js';
 import { encodeCursor, parseSearch } from './search.js';
 import { bundleText, etag, renderRecord } from './render.js';
-import { inflateText } from './content.js';
 import type { CurrentDoc, RecordDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { consentFilter, consentUsable, decide } from '../consents/policy.js';
@@ -165,13 +164,12 @@ export function recordRoutes(deps: RecordDeps) {
     return consent!;
   }
 
-  async function textOf(contentId: string): Promise<string> {
-    const text = await store.text(contentId);
+  const present = (text: string | undefined): string => {
     if (text === undefined) throw new Error('record content missing'); // written before the version: never expected
     return text;
-  }
-  const versionText = async (v: RecordDoc) => renderRecord(await textOf(v.contentId), v);
-  const currentText = async (d: CurrentDoc) => renderRecord(d.z ? inflateText(d.z) : await textOf(d.contentId), d);
+  };
+  const versionText = async (v: RecordDoc) => renderRecord(present(await store.text(v.contentId)), v);
+  const currentText = async (d: CurrentDoc) => renderRecord(present(await store.currentText(d)), d);
 
   const base = (c: Context) => config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? new URL(c.req.url).origin;
   return r;

@@ -16,9 +16,9 @@ import { canonicalContent } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
-import { PatientIndex, indexKeyOf } from './patient-index.js';
+import { PatientIndex, indexKeyOf, newestFirst } from './patient-index.js';
 import { matchesFilter } from './match.js';
-import { packContent, readContent } from './content.js';
+import { currentContent, packContent, readContent } from './content.js';
 
 const SERVER_SET = new Set(['id', 'meta']);
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
@@ -40,9 +40,11 @@ export interface UploadResult { created: boolean; record: RecordDoc }
 
 export interface SearchPage { total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }
 
-/** Search order: record date, newest first, then id descending (as the collection query sorts). */
-const newestFirst = (a: { recordDate: Date; _id: string }, b: { recordDate: Date; _id: string }) =>
-  b.recordDate.getTime() - a.recordDate.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0);
+/** Whether pages exist after and before this one, given whether the query found more than a page in its direction. */
+function neighbours(q: SearchQuery, more: boolean): Pick<SearchPage, 'hasNext' | 'hasPrev'> {
+  const backwards = q.cursor?.dir === 'prev';
+  return { hasNext: backwards ? true : more, hasPrev: backwards ? more : q.cursor !== undefined };
+}
 
 export class RecordStore {
   private publishing = new KeyedLock();
@@ -200,6 +202,11 @@ export class RecordStore {
     return readContent(this.c.contents, contentId);
   }
 
+  /** The text of a current record (see content.ts currentContent). */
+  async currentText(doc: CurrentDoc): Promise<string | undefined> {
+    return currentContent(this.c.contents, doc);
+  }
+
   async current(provider: string, recordId: string): Promise<CurrentDoc | null> {
     const doc = await this.currentById(recordId);
     return doc?.provider === provider ? doc : null;
@@ -243,11 +250,7 @@ export class RecordStore {
       // The record itself decides: an entry lagging its record shortens the page, it never widens what is served.
       return doc && matchesFilter(doc, filter) ? doc : null;
     }));
-    return {
-      total: matching.length, page: docs.filter((d): d is CurrentDoc => d !== null),
-      hasNext: backwards ? true : more,
-      hasPrev: backwards ? more : q.cursor !== undefined,
-    };
+    return { total: matching.length, page: docs.filter((d): d is CurrentDoc => d !== null), ...neighbours(q, more) };
   }
 
   private async searchCollection(filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
@@ -261,11 +264,7 @@ export class RecordStore {
     const more = rows.length > q.count;
     const page = rows.slice(0, q.count);
     if (backwards) page.reverse();
-    return {
-      total, page,
-      hasNext: backwards ? true : more,
-      hasPrev: backwards ? more : q.cursor !== undefined,
-    };
+    return { total, page, ...neighbours(q, more) };
   }
 
   async ping(): Promise<void> {

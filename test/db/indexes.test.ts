@@ -7,7 +7,7 @@
  * scan the table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collections, ensureIndexes } from '../../src/db/mongo.js';
+import { collections, ensureIndexes, isFerretDB } from '../../src/db/mongo.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 let t: TestApp;
@@ -33,8 +33,7 @@ describe('indexes', () => {
   });
 
   it('serve lookups by _id from an index, never a scan of the collection', async () => {
-    const build = await t.client.db('admin').command({ buildInfo: 1 });
-    const ferret = 'ferretdbVersion' in build || JSON.stringify(build).includes('ferretdb');
+    const ferret = await isFerretDB(t.client.db(t.config.MONGODB_DB));
     const coll = t.client.db(t.config.MONGODB_DB).collection<{ _id: string; n: number }>('id_lookup_probe');
     await coll.insertMany(Array.from({ length: 50 }, (_, n) => ({ _id: `doc-${n}`, n })));
     // A lookup first: an SQLite connection notices a schema change (the new index) when it next reads
@@ -59,8 +58,7 @@ describe('indexes', () => {
   });
 
   it('serve every search shape (on MongoDB: an IXSCAN, never a COLLSCAN)', async () => {
-    const build = await t.client.db('admin').command({ buildInfo: 1 });
-    const ferret = 'ferretdbVersion' in build || JSON.stringify(build).includes('ferretdb');
+    const ferret = await isFerretDB(t.client.db(t.config.MONGODB_DB));
     const shapes = [
       { provider: 'H' },
       { provider: 'H', abhaNumber: '12345678901234' },

@@ -6,13 +6,13 @@
  * and required codes, for every resource type and datatype.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StructureValidator } from '../../src/fhir/structure.js';
-import { definitionsDir, fullR4Definitions, loadR4Definitions } from '../../src/fhir/r4-definitions.js';
+import { definitionsDir, fullR4Definitions, loadR4Definitions, readBundle } from '../../src/fhir/r4-definitions.js';
 
-const raw = (file: string) => (JSON.parse(readFileSync(join(definitionsDir(), file), 'utf8')).entry ?? []).map((e: any) => e.resource).filter(Boolean);
+const raw = (file: string) => readBundle(definitionsDir(), file);
 
 /** Every node reachable from the resource types, described by its slots (sorted), as plain data. */
 function describeGraph(v: StructureValidator): Record<string, unknown> {
