@@ -156,9 +156,19 @@ export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerE
 /** Database failures become 503 OperationOutcomes; everything else passes through. */
 export function asUnavailable(e: unknown): unknown {
   if (e instanceof FhirError) return e;
-  if (e instanceof MongoError && isConnectivity(e)) return unavailable('The database is unavailable; try again shortly');
+  if ((e instanceof MongoError && isConnectivity(e)) || isSocketError(e)) return unavailable('The database is unavailable; try again shortly');
   return e;
 }
+
+/**
+ * A socket failure the driver let through unwrapped. Seen when the database
+ * went away between a pooled connection's last use and its next write:
+ * `Error: This socket has been ended by the other party` (code EPIPE), which
+ * then answered 500 instead of 503.
+ */
+const SOCKET_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const isSocketError = (e: unknown): boolean =>
+  e instanceof Error && SOCKET_CODES.has(String((e as { code?: unknown }).code));
 
 const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]); // host unreachable, shutdown, stepdown, not primary
 const UNAVAILABLE_NAMES = new Set([
