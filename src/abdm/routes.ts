@@ -11,13 +11,14 @@ import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { fail, notFound } from '../fhir/outcome.js';
 import type { ConsentStore } from '../consents/store.js';
+import { isoDateTime, orderedRange } from '../consents/schema.js';
+import { abdmInstant } from '../fhir/datetime.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import { parsePublicKey } from './fidelius.js';
 import type { GatewayClient } from './gateway.js';
 import type { HiTransfers } from './transfer.js';
 
-const isoDateTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 date-time');
 const base64 = z.string().max(1024).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
 
 export const HiRequest = z.object({
@@ -26,7 +27,7 @@ export const HiRequest = z.object({
   transactionId: z.string().min(1).max(128),
   hiRequest: z.object({
     consent: z.object({ id: z.string().min(1).max(128) }),
-    dateRange: z.object({ from: isoDateTime, to: isoDateTime }),
+    dateRange: z.object({ from: isoDateTime, to: isoDateTime }).refine(orderedRange, 'dateRange.from must not be after dateRange.to'),
     dataPushUrl: z.string().url().max(2048).refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
     keyMaterial: z.object({
       cryptoAlg: z.literal('ECDH'),
@@ -54,8 +55,7 @@ export function abdmRoutes(deps: AbdmDeps) {
     let refusal: string | undefined;
     if (!consent || consent.status !== 'GRANTED' || !consent.terms) refusal = `consent ${hi.consent.id} is ${consent?.status ?? 'unknown'}`;
     else if (now >= consent.terms.dataEraseAt) refusal = 'consent has expired';
-    else if (now >= new Date(hi.keyMaterial.dhPublicKey.expiry)) refusal = 'key material has expired';
-    else if (Date.parse(hi.dateRange.from) > Date.parse(hi.dateRange.to)) refusal = 'dateRange.from is after dateRange.to';
+    else if (now >= abdmInstant(hi.keyMaterial.dhPublicKey.expiry)) refusal = 'key material has expired';
     else { try { parsePublicKey(hi.keyMaterial.dhPublicKey.keyValue); } catch { refusal = 'dhPublicKey.keyValue is not a Curve25519 public key'; } }
 
     await audit.append({ action: 'health-information.request', outcome: refusal ? 'refused' : 'success', status: 202, actor: actorOf(c), consentId: hi.consent.id, purpose: consent?.terms?.purpose ?? null, reason: refusal ?? `transaction ${req.transactionId}`, requestId: c.var.requestId });

@@ -22,6 +22,7 @@ import { currentContent } from '../records/content.js';
 import { PatientIndex, indexKeyOf, newestFirst } from '../records/patient-index.js';
 import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
+import { abdmInstant } from '../fhir/datetime.js';
 import { type GatewayClient, sleep } from './gateway.js';
 
 export type SessionStatus = 'ACKNOWLEDGED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FAILED';
@@ -80,9 +81,9 @@ export class HiTransfers {
       requestId: input.requestId,
       consentId: consent._id,
       hip: consent.terms!.hip,
-      dateRange: { from: new Date(input.dateRange.from), to: new Date(input.dateRange.to) },
+      dateRange: { from: abdmInstant(input.dateRange.from, 'start'), to: abdmInstant(input.dateRange.to, 'end') },
       dataPushUrl: input.dataPushUrl,
-      requester: { publicKey: input.keyMaterial.dhPublicKey.keyValue, nonce: input.keyMaterial.nonce, expiry: new Date(input.keyMaterial.dhPublicKey.expiry) },
+      requester: { publicKey: input.keyMaterial.dhPublicKey.keyValue, nonce: input.keyMaterial.nonce, expiry: abdmInstant(input.keyMaterial.dhPublicKey.expiry) },
       sender: { privateKey: key.privateKey, publicKey: key.x509PublicKey, nonce: key.nonce },
       status: 'ACKNOWLEDGED',
       consentCareContexts: [...consent.terms!.careContexts],

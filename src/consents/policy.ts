@@ -80,6 +80,12 @@ export function patientKey(id: string): { abhaNumber: string; abhaAddress?: unde
   return { abhaAddress: normaliseAbhaAddress(id) ?? id.trim().toLowerCase() };
 }
 
+/** The consent's patient as the audit trail records patients: ABHA number digits, else the lower-cased address. */
+export function patientAuditKey(id: string): string {
+  const p = patientKey(id);
+  return p.abhaNumber ?? p.abhaAddress!;
+}
+
 /** Start and end of the frequency window containing `now` (UTC calendar units). */
 export function frequencyWindow(unit: string, now: Date): { start: Date; end: Date } {
   const y = now.getUTCFullYear(), m = now.getUTCMonth(), d = now.getUTCDate(), h = now.getUTCHours();

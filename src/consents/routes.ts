@@ -9,6 +9,7 @@ import { readJsonBody } from '../http/body.js';
 import { fail, notFound } from '../fhir/outcome.js';
 import { ConsentNotifyV05, ConsentNotifyV3 } from './schema.js';
 import type { ConsentStore } from './store.js';
+import { patientAuditKey } from './policy.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from '../abdm/gateway.js';
@@ -24,9 +25,11 @@ export function consentRoutes(deps: ConsentDeps) {
     const body = await readJsonBody(c, schema, config);
     const n = body.notification;
     const result = await consents.apply(n, clock());
+    // The patient as the audit trail names them (a number in either form is found by either): from the grant, or the consent as stored.
+    const patient = n.consentDetail ? patientAuditKey(n.consentDetail.patient.id) : (await consents.get(n.consentId))?.patient;
     await audit.append({
       action: 'consent.notify', outcome: 'success', status: 202, actor: actorOf(c), consentId: n.consentId,
-      purpose: n.consentDetail?.purpose.code ?? null, patients: n.consentDetail ? [n.consentDetail.patient.id.toLowerCase()] : [],
+      purpose: n.consentDetail?.purpose.code ?? null, patients: patient ? [patient] : [],
       reason: `${n.status}: ${result}`, requestId: c.var.requestId,
     });
     // Acknowledge to the gateway (v0.5 on-notify) when one is configured.

@@ -5,13 +5,20 @@
  * the fields the store enforces are required and checked.
  */
 import { z } from 'zod';
+import { parseAbdmDateTime } from '../fhir/datetime.js';
 
 export const HI_TYPES = ['Prescription', 'DiagnosticReport', 'OPConsultation', 'DischargeSummary', 'ImmunizationRecord', 'HealthDocumentRecord', 'WellnessRecord', 'Invoice'] as const;
 export const ACCESS_MODES = ['VIEW', 'STORE', 'QUERY', 'STREAM'] as const;
 export const FREQUENCY_UNITS = ['HOUR', 'DAY', 'WEEK', 'MONTH', 'YEAR'] as const;
 export const STATUSES = ['GRANTED', 'REVOKED', 'EXPIRED', 'DENIED'] as const;
 
-const isoDateTime = z.string().max(64).regex(/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/, 'must be an ISO 8601 date-time').refine((s) => !Number.isNaN(Date.parse(s)), 'must be a valid date-time');
+/** An ABDM date-time (fhir/datetime.ts): ISO 8601, a real calendar instant; without an offset it is UTC. */
+export const isoDateTime = z.string().max(64).refine((s) => parseAbdmDateTime(s) !== undefined, 'must be an ISO 8601 date-time of a real calendar instant (YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss[.fff]][Z|±hh:mm]; no offset means UTC)');
+/** `from` at its first instant is not after `to` at its last. */
+export const orderedRange = (r: { from: string; to: string }) => {
+  const from = parseAbdmDateTime(r.from, 'start'), to = parseAbdmDateTime(r.to, 'end');
+  return !from || !to || from.getTime() <= to.getTime(); // an unreadable end is reported on its own field
+};
 const id = z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 export const ConsentDetail = z.object({
@@ -28,7 +35,7 @@ export const ConsentDetail = z.object({
   hiTypes: z.array(z.enum(HI_TYPES)).min(1),
   permission: z.object({
     accessMode: z.enum(ACCESS_MODES),
-    dateRange: z.object({ from: isoDateTime, to: isoDateTime }).refine((r) => Date.parse(r.from) <= Date.parse(r.to), 'dateRange.from must not be after dateRange.to'),
+    dateRange: z.object({ from: isoDateTime, to: isoDateTime }).refine(orderedRange, 'dateRange.from must not be after dateRange.to'),
     dataEraseAt: isoDateTime,
     frequency: z.object({ unit: z.enum(FREQUENCY_UNITS), value: z.number().int().min(1).max(1_000_000), repeats: z.number().int().min(0).optional() }),
   }),

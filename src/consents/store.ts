@@ -8,7 +8,8 @@
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import type { ConsentNotification } from './schema.js';
-import { frequencyWindow } from './policy.js';
+import { frequencyWindow, patientAuditKey } from './policy.js';
+import { abdmInstant } from '../fhir/datetime.js';
 import { KeyedLock } from '../db/keyed-lock.js';
 
 export type ConsentStatus = 'GRANTED' | 'REVOKED' | 'EXPIRED' | 'DENIED';
@@ -34,6 +35,13 @@ export interface ConsentDoc {
   history: { status: ConsentStatus; at: Date }[];
   createdAt: Date | null;
   erasedAt: Date | null;
+  /**
+   * The consent's patient as the audit trail names them (patientAuditKey), kept
+   * after the terms are erased so that refused attempts under an ended consent
+   * still reach the patient's access history. Null when the consent was never
+   * granted here.
+   */
+  patient?: string | null;
   terms?: ConsentTerms;
   /** The consent artefact as received, kept as JSON text: its keys are the sender's, and may not be storable as document keys. */
   artefact?: string;
@@ -47,6 +55,7 @@ export class ConsentStore {
   readonly consents: Collection<ConsentDoc>;
   private usage: Collection<UsageDoc>;
   private counting = new KeyedLock();
+  private applying = new KeyedLock();
 
   constructor(db: Db) {
     this.consents = db.collection<ConsentDoc>('consents');
@@ -64,45 +73,69 @@ export class ConsentStore {
     return this.consents.findOne({ _id: id });
   }
 
+  /**
+   * Applies one notification. Terminal statuses win whatever the arrival
+   * order, on every engine and with several processes, because every write is
+   * either an insert (the unique _id decides) or an update conditioned on
+   * status GRANTED:
+   * - GRANTED inserts the consent; if the id exists (granted or ended), nothing changes.
+   * - REVOKED / EXPIRED / DENIED first insert an ended consent (no terms): if
+   *   that wins, a grant arriving later finds the id taken and is ignored. If
+   *   the id exists, a GRANTED consent is moved to the terminal status and its
+   *   terms and artefact erased (conditioned on status GRANTED); an ended one
+   *   stays as it is.
+   * On FerretDB, where a conditional update is a read then a write, the steps
+   * for one consent id are also serialised in this process (db/keyed-lock.ts);
+   * the only writes that race there set the same terminal fields.
+   */
   async apply(n: ConsentNotification, now: Date): Promise<ApplyResult> {
-    if (n.status === 'GRANTED') {
-      const d = n.consentDetail!;
-      const terms: ConsentTerms = {
-        patient: d.patient.id,
-        hip: d.hip.id,
-        hiu: d.hiu?.id ?? null,
-        careContexts: [...new Set(d.careContexts.map((c) => c.careContextReference))],
-        hiTypes: [...new Set(d.hiTypes)],
-        purpose: d.purpose.code,
-        accessMode: d.permission.accessMode,
-        dateFrom: new Date(d.permission.dateRange.from),
-        dateTo: new Date(d.permission.dateRange.to),
-        dataEraseAt: new Date(d.permission.dataEraseAt),
-        frequency: { unit: d.permission.frequency.unit, value: d.permission.frequency.value, repeats: d.permission.frequency.repeats ?? null },
-      };
-      const doc: ConsentDoc = { _id: n.consentId, status: 'GRANTED', statusAt: now, history: [{ status: 'GRANTED', at: now }], createdAt: new Date(d.createdAt), erasedAt: null, terms, artefact: JSON.stringify(d) };
-      try {
-        await this.consents.insertOne(doc);
-        return 'stored';
-      } catch (e) {
-        if (!isDuplicate(e)) throw e;
-        const existing = await this.get(n.consentId);
-        return existing?.status === 'GRANTED' ? 'unchanged' : 'ignored-terminal';
-      }
-    }
-    // REVOKED, EXPIRED, DENIED: terminal, take effect at once, erase the terms.
-    const r = await this.consents.updateOne(
-      { _id: n.consentId, status: 'GRANTED' },
-      { $set: { status: n.status, statusAt: now, erasedAt: now }, $unset: { terms: '', artefact: '' }, $push: { history: { status: n.status, at: now } } },
-    );
-    if (r.modifiedCount === 1) return 'stored';
+    return this.applying.run(n.consentId, () => (n.status === 'GRANTED' ? this.grant(n, now) : this.end(n.consentId, n.status as Exclude<ConsentStatus, 'GRANTED'>, now)));
+  }
+
+  private async grant(n: ConsentNotification, now: Date): Promise<ApplyResult> {
+    const d = n.consentDetail!;
+    const terms: ConsentTerms = {
+      patient: d.patient.id,
+      hip: d.hip.id,
+      hiu: d.hiu?.id ?? null,
+      careContexts: [...new Set(d.careContexts.map((c) => c.careContextReference))],
+      hiTypes: [...new Set(d.hiTypes)],
+      purpose: d.purpose.code,
+      accessMode: d.permission.accessMode,
+      dateFrom: abdmInstant(d.permission.dateRange.from, 'start'),
+      dateTo: abdmInstant(d.permission.dateRange.to, 'end'),
+      dataEraseAt: abdmInstant(d.permission.dataEraseAt, 'start'),
+      frequency: { unit: d.permission.frequency.unit, value: d.permission.frequency.value, repeats: d.permission.frequency.repeats ?? null },
+    };
+    const doc: ConsentDoc = {
+      _id: n.consentId, status: 'GRANTED', statusAt: now, history: [{ status: 'GRANTED', at: now }], createdAt: abdmInstant(d.createdAt),
+      erasedAt: null, patient: patientAuditKey(d.patient.id), terms, artefact: JSON.stringify(d),
+    };
     try {
-      await this.consents.insertOne({ _id: n.consentId, status: n.status, statusAt: now, history: [{ status: n.status, at: now }], createdAt: null, erasedAt: now });
+      await this.consents.insertOne(doc);
       return 'stored';
     } catch (e) {
       if (!isDuplicate(e)) throw e;
-      return 'unchanged'; // already terminal (or granted and revoked concurrently: the update above wins next time)
+      const existing = await this.get(n.consentId);
+      return existing?.status === 'GRANTED' ? 'unchanged' : 'ignored-terminal';
     }
+  }
+
+  private async end(id: string, status: Exclude<ConsentStatus, 'GRANTED'>, now: Date): Promise<ApplyResult> {
+    try {
+      await this.consents.insertOne({ _id: id, status, statusAt: now, history: [{ status, at: now }], createdAt: null, erasedAt: now, patient: null });
+      return 'stored';
+    } catch (e) { if (!isDuplicate(e)) throw e; } // the consent exists: granted (end it below) or already ended
+    return (await this.endGranted(id, status, now)) ? 'stored' : 'unchanged';
+  }
+
+  /** Moves a GRANTED consent to a terminal status, erasing its terms (conditioned on GRANTED). True when it did. */
+  private async endGranted(id: string, status: Exclude<ConsentStatus, 'GRANTED'>, now: Date): Promise<boolean> {
+    const r = await this.consents.updateOne(
+      { _id: id, status: 'GRANTED' },
+      { $set: { status, statusAt: now, erasedAt: now }, $unset: { terms: '', artefact: '' }, $push: { history: { status, at: now } } },
+    );
+    return r.modifiedCount === 1;
   }
 
   /** Expires consents whose dataEraseAt has come, erasing their terms. Returns how many. */
@@ -110,11 +143,7 @@ export class ConsentStore {
     const due = await this.consents.find({ status: 'GRANTED', 'terms.dataEraseAt': { $lte: now } }, { projection: { _id: 1 } }).toArray();
     let n = 0;
     for (const { _id } of due) {
-      const r = await this.consents.updateOne(
-        { _id, status: 'GRANTED' },
-        { $set: { status: 'EXPIRED', statusAt: now, erasedAt: now }, $unset: { terms: '', artefact: '' }, $push: { history: { status: 'EXPIRED', at: now } } },
-      );
-      n += r.modifiedCount;
+      if (await this.applying.run(_id, () => this.endGranted(_id, 'EXPIRED', now))) n++;
     }
     await this.usage.deleteMany({ expiresAt: { $lte: now } });
     return n;
