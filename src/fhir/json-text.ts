@@ -2,7 +2,9 @@
  * Linear scans over raw JSON text, used where parsing would lose something or
  * cost too much: the nesting-depth guard (before JSON.parse, so a 100,000-deep
  * body never reaches a recursive walker), and the top-level member spans that
- * let a stored bundle be returned byte for byte with only `id` and `meta` set.
+ * let a stored bundle be returned byte for byte with only `id` and `meta` set,
+ * and the search for member names given twice in one object (JSON.parse keeps
+ * the last, other parsers the first, so such text means two things).
  * None of these recurse, so no input can exhaust the stack.
  */
 
@@ -29,26 +31,153 @@ export function nestingDepth(text: string, limit: number): number {
   return shape(text, limit, Infinity).depth;
 }
 
+/** What one pass over JSON text finds; see `shape`. */
+export interface TextShape {
+  depth: number;
+  longestString: number;
+  duplicates: DuplicateMember[];
+}
+
+/** A member name given more than once in one object, and where that object is. */
+export interface DuplicateMember {
+  key: string;
+  /** Object keys and array indexes from the top-level value down to the object holding the duplicate. */
+  parent: (string | number)[];
+}
+
+// Scratch stacks for the duplicate search, reused by every call (the scan is synchronous) and
+// grown when a text needs more: per depth, whether the container is an object (1), where its
+// keys start on the key stack, and its current key (objects) or element index (arrays); per
+// open key, its span in the text.
+let kind = new Uint8Array(64), from = new Int32Array(64), current = new Int32Array(64);
+let starts = new Int32Array(1024), ends = new Int32Array(1024);
+
 /**
  * Nesting depth and longest string (in UTF-16 units of its JSON text,
- * escapes included) in one pass, stopping early once either exceeds its limit.
+ * escapes included) in one pass, stopping early once either exceeds its limit;
+ * and, when `maxDuplicates` > 0, up to that many member names that occur more
+ * than once in the same object. Names are compared decoded (`"a"` and
+ * `"\u0061"` are one name); a key is decoded only when its text holds a
+ * backslash. The duplicates are meaningful only for text JSON.parse accepts:
+ * malformed text is left for JSON.parse to report.
  */
-export function shape(text: string, depthLimit: number, stringLimit: number): { depth: number; longestString: number } {
+export function shape(text: string, depthLimit: number, stringLimit: number, maxDuplicates = 0): TextShape {
   let depth = 0, max = 0, longest = 0;
+  const duplicates: DuplicateMember[] = [];
+  let track = maxDuplicates > 0;
+  // While tracking: the keys of every open object are on one stack (starts/ends), those of the
+  // object at depth d from from[d]; keys that hold an escape are kept decoded, by stack slot;
+  // an object with many keys also gets a Set, so the search stays linear.
+  let decoded: Map<number, string> | undefined;
+  let sets: Map<number, Set<string>> | undefined;
+  let top = 0, expectKey = false;
+  let backslash = -1;
+  const keyText = (k: number) => decoded?.get(k) ?? text.slice(starts[k], ends[k]);
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = skipString(text, i);
       if (end - i - 2 > longest) { longest = end - i - 2; if (longest > stringLimit) break; }
+      if (expectKey) {
+        expectKey = false;
+        if (backslash < i) { backslash = text.indexOf('\\', i); if (backslash < 0) backslash = n; }
+        const s = i + 1, e = end - 1, len = e - s;
+        if (top === starts.length) { starts = grow(starts); ends = grow(ends); }
+        starts[top] = s; ends[top] = e;
+        if (decoded) decoded.delete(top);
+        if (backslash < end) (decoded ??= new Map()).set(top, decodeKey(text.slice(i, end)));
+        const first = from[depth];
+        const set = sets?.get(depth);
+        let match = -1;
+        if (set) {
+          const key = keyText(top);
+          if (set.has(key)) match = top; else set.add(key);
+        }
+        else if (top > first) {
+          if (!decoded) {
+            const c0 = text.charCodeAt(s);
+            for (let k = first; k < top; k++) {
+              const sk = starts[k];
+              if (ends[k] - sk === len && text.charCodeAt(sk) === c0 && sameText(text, sk, s, len)) { match = k; break; }
+            }
+          } else {
+            const key = keyText(top);
+            for (let k = first; k < top; k++) if (keyText(k) === key) { match = k; break; }
+          }
+          if (match < 0 && top - first >= SMALL_OBJECT) {
+            const all = new Set<string>();
+            for (let k = first; k <= top; k++) all.add(keyText(k));
+            (sets ??= new Map()).set(depth, all);
+          }
+        }
+        // A repeated key stays on the stack too: it names the member whose value comes next.
+        current[depth] = top++;
+        if (match >= 0 && duplicates.push({ key: keyText(top - 1), parent: pathAt(depth, kind, current, keyText) }) >= maxDuplicates) track = false;
+      }
       i = end - 1;
       continue;
     }
     if (c === OPEN_OBJ || c === OPEN_ARR) {
       if (++depth > max) { max = depth; if (max > depthLimit) break; }
-    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) depth--;
+      if (track) {
+        if (depth === kind.length) { kind = grow(kind); from = grow(from); current = grow(current); }
+        if (c === OPEN_OBJ) { kind[depth] = 1; expectKey = true; from[depth] = top; sets?.delete(depth); }
+        else { kind[depth] = 0; current[depth] = 0; }
+      }
+    } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
+      if (track) {
+        if (depth < 1) track = false; // malformed: more closed than opened
+        else if (c === CLOSE_OBJ) { top = from[depth]; expectKey = false; }
+      }
+      depth--;
+    }
+    else if (c === COMMA && track) {
+      if (kind[depth] === 1) expectKey = true; else current[depth]++;
+    }
   }
-  return { depth: max, longestString: longest };
+  if (starts.length > 1 << 16) { starts = new Int32Array(1024); ends = new Int32Array(1024); } // keep no huge text's stack
+  return { depth: max, longestString: longest, duplicates };
+}
+
+function grow<T extends Uint8Array | Int32Array>(a: T): T {
+  const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+  b.set(a);
+  return b;
+}
+
+function sameText(text: string, a: number, b: number, len: number): boolean {
+  for (let k = 1; k < len; k++) if (text.charCodeAt(a + k) !== text.charCodeAt(b + k)) return false;
+  return true;
+}
+
+/** Objects with more keys than this are searched through a Set, smaller ones by comparing each key. */
+const SMALL_OBJECT = 16;
+
+/** The decoded text of a key's JSON string; its raw text when that is malformed (JSON.parse will say so). */
+function decodeKey(json: string): string {
+  try { return JSON.parse(json) as string; } catch { return json.slice(1, -1); }
+}
+
+/**
+ * Member names that occur more than once in the same object, anywhere in
+ * well-formed JSON `text`, at most `max` of them (`shape` without limits).
+ */
+export const duplicateMembers = (text: string, max = 20): DuplicateMember[] => shape(text, Infinity, Infinity, max).duplicates;
+
+function pathAt(depth: number, kind: Uint8Array, current: Int32Array, keyText: (k: number) => string): (string | number)[] {
+  const path: (string | number)[] = [];
+  for (let d = 1; d < depth; d++) path.push(kind[d] === 1 ? keyText(current[d]) : current[d]);
+  return path;
+}
+
+/** `root` followed by `.key` and `[index]` steps (a key that is not a plain name as `["key"]`). */
+export function jsonPath(root: string, steps: readonly (string | number)[]): string {
+  let out = root;
+  for (const s of steps) {
+    out += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(s) ? `.${s}` : `[${JSON.stringify(s)}]`;
+  }
+  return out;
 }
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { type Issue, error, named } from './outcome.js';
 import type { DocumentFacts } from './document.js';
-import { abhaIdentity } from './abha.js';
+import { NDHM_IDENTIFIER_TYPE, abhaIdentity } from './abha.js';
 
 const cardinality = { min: z.number().int().min(0), max: z.union([z.number().int().min(0), z.literal('*')]), cite: z.string() };
 const requiredPath = z.object({ path: z.string().min(1), cite: z.string() }).transform((r) => ({ ...r, steps: compilePath(r.path) }));
@@ -158,7 +158,11 @@ export class ProfileEngine {
       const P = `Bundle.entry[${facts.patient.index}].resource`;
       const id = abhaIdentity(facts.patient.resource.identifier, this.abhaSystems);
       for (const m of id.malformed) issues.push(error('value', `ABHA identifier '${m.value.slice(0, 40)}' is neither a 14-digit ABHA number nor an ABHA address (name@abdm or name@sbx)`, `${P}.identifier[${m.index}].value`));
-      if (!id.abhaNumber && !id.abhaAddress) issues.push(error('required', 'The patient must be identified by an ABHA number (14 digits, with or without dashes) and/or an ABHA address (name@abdm, name@sbx) in Patient.identifier', `${P}.identifier`));
+      for (const c of id.conflicts) {
+        const what = c.kind === 'number' ? 'ABHA numbers' : 'ABHA addresses';
+        issues.push(error('business-rule', `${P}.identifier[${c.first.index}] ('${c.first.value.slice(0, 40)}') and ${P}.identifier[${c.second.index}] ('${c.second.value.slice(0, 40)}') are two different ${what}; a patient has one`, `${P}.identifier[${c.second.index}].value`));
+      }
+      if (!id.abhaNumber && !id.abhaAddress) issues.push(error('required', `The patient must be identified by an ABHA number (14 digits, with or without dashes) and/or an ABHA address (name@abdm, name@sbx) in Patient.identifier: one whose type is ABHA or HIN from ${NDHM_IDENTIFIER_TYPE}, or whose system is an ABHA system (configured by ABHA_IDENTIFIER_SYSTEMS: ${this.abhaSystems.join(', ') || 'none'}), or one with neither system nor type. Identifiers under other systems are not taken as ABHA, whatever their value looks like`, `${P}.identifier`));
     }
     return issues;
   }

@@ -4,7 +4,7 @@
  * problem found, not only the first.
  */
 import { type Issue, error, fail, named, shown, unprocessable } from './outcome.js';
-import { guard, type GuardLimits } from './guard.js';
+import { guardDocument, type GuardLimits } from './guard.js';
 import { StructureValidator } from './structure.js';
 import { documentRules, type DocumentFacts } from './document.js';
 import { ProfileEngine, type ProfileFile } from './profiles.js';
@@ -33,7 +33,9 @@ export class DocumentValidator {
 
   /** Parses and validates an uploaded document; throws FhirError (400/413/422) when it is not acceptable. */
   validateText(text: string): ValidDocument {
-    return this.validate(guard(text, this.options));
+    // Refuses, before anything reads the parsed value, text that names a member twice in one
+    // object: the parsed value would be only one reading of it.
+    return this.validate(guardDocument(text, this.options));
   }
 
   validate(parsed: unknown): ValidDocument {

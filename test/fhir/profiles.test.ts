@@ -158,10 +158,10 @@ describe('patient ABHA identity', () => {
     }
   });
 
-  it('recognises a dashed number by its shape under any system, a plain one only when claimed', () => {
+  it('takes no ABHA-shaped value under another system as ABHA, dashed or plain, unless its type claims it', () => {
     let b = load('prescription');
     b.entry[1].resource.identifier = [identifier('MR', 'https://hospital.example.in/mrn', '91-4417-2093-5586')];
-    expect(v.validate(b).profile.hiType).toBe('Prescription');
+    expect(brief(rejection(b).issues)).toEqual([['required', `${PATIENT}.identifier`]]);
     b = load('prescription');
     b.entry[1].resource.identifier = [identifier('MR', 'https://hospital.example.in/mrn', '91441720935586')];
     expect(brief(rejection(b).issues)).toEqual([['required', `${PATIENT}.identifier`]]);
