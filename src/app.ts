@@ -32,13 +32,16 @@ import { actionOf, actorOf } from './audit/http.js';
 import type { HiTransfers } from './abdm/transfer.js';
 import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
-import { linkingRoutes, consoleNotifier, type OtpNotifier } from './abdm/linking.js';
+import { linkingRoutes, type OtpNotifier } from './abdm/linking.js';
+import { otpNotifierFor } from './abdm/otp-delivery.js';
 import type { Collections } from './db/mongo.js';
 import type { Db } from 'mongodb';
 import { rateLimit } from './http/rate-limit.js';
 import { Metrics } from './http/metrics.js';
 import { requireRole } from './auth/caller.js';
 import { openApiRoutes } from './http/openapi.js';
+import type { PagingKeys } from './auth/paging-keys.js';
+import { CursorSealer } from './records/cursor.js';
 
 export interface AppDeps {
   config: Config;
@@ -50,16 +53,32 @@ export interface AppDeps {
   /** Where linking keeps its requests, and the care contexts it links. */
   db: Db;
   collections: Collections;
+  /** Delivers linking one-time codes; unset: the delivery LINK_OTP_DELIVERY configures. */
   notifier?: OtpNotifier;
   metrics?: Metrics;
   validator: DocumentValidator;
   verifier: Verifier;
+  /** Keys that seal paging cursors (auth/paging-keys.ts). */
+  pagingKeys: PagingKeys;
+  /** The base of every link the server writes; default: publicBaseUrl(config). main.ts passes the address it listens on. */
+  baseUrl?: () => string;
   log: Log;
   clock?: () => Date;
   version?: string;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+/**
+ * The base URL links are built on: PUBLIC_BASE_URL, else (development and
+ * tests; production requires PUBLIC_BASE_URL) the address the server listens
+ * on. Never the request's Host header, which the client chooses.
+ */
+export function publicBaseUrl(config: Pick<Config, 'PUBLIC_BASE_URL' | 'HOST' | 'PORT'>, port: number = config.PORT): string {
+  if (config.PUBLIC_BASE_URL) return config.PUBLIC_BASE_URL.replace(/\/+$/, '');
+  const host = config.HOST === '0.0.0.0' || config.HOST === '::' || config.HOST === '' ? '127.0.0.1' : config.HOST;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
 
 /**
  * The route pattern a request was for, even when a middleware (such as
@@ -112,11 +131,13 @@ export function createApp(deps: AppDeps) {
   // Expensive routes are rate-limited per client.
   const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);
   for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent']) app.use(path, limited);
-  app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock }));
+  const cursors = new CursorSealer(deps.pagingKeys, config.PAGING_CURSOR_TTL_SEC * 1000);
+  const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
+  app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock, cursors, baseUrl }));
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, gateway: deps.gateway, log }));
   app.route('/', auditRoutes(audit, clock));
   app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
-  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? consoleNotifier, db: deps.db }));
+  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? otpNotifierFor(config, log), db: deps.db }));
 
   app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
 
@@ -135,7 +156,7 @@ export function createApp(deps: AppDeps) {
       try {
         await audit.append({
           action: actionOf(c.req.method, routeOf(c)), outcome: fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
-          status: fe.status, actor: actorOf(c), consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,
+          status: fe.status, actor: actorOf(c), consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null, patients: fe.auditPatients ?? [],
           reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300), requestId: c.get('requestId'),
         });
       } catch (auditError) {

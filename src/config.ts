@@ -33,6 +33,8 @@ export const ConfigSchema = z.object({
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
   AUTH_GATEWAY_CLIENTS: list([]),
+  PAGING_KEYS_FILE: z.string().optional(),
+  PAGING_CURSOR_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(1800),
   CONSENT_SWEEP_MS: z.coerce.number().int().min(1000).default(60_000),
   GATEWAY_BASE_URL: z.string().url().optional(),
   GATEWAY_CLIENT_ID: z.string().optional(),
@@ -45,6 +47,17 @@ export const ConfigSchema = z.object({
   HI_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   LINK_OTP_TTL_SEC: z.coerce.number().int().min(30).default(300),
   LINK_OTP_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
+  // Linking: one-time code delivery, discovery records, link/init limits (src/abdm/otp-delivery.ts, src/abdm/linking.ts).
+  // Unset delivery: console outside production; production refuses to start unless it is webhook (checkLinkingConfig).
+  LINK_OTP_DELIVERY: z.enum(['console', 'webhook']).optional(),
+  LINK_OTP_WEBHOOK_URL: z.string().url().optional(),
+  LINK_OTP_WEBHOOK_SECRET: z.string().min(32).optional(),
+  LINK_OTP_WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(4),
+  LINK_OTP_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(0).max(60_000).default(250),
+  LINK_OTP_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  LINK_DISCOVERY_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(1800),
+  LINK_INIT_PER_PATIENT_PER_HOUR: z.coerce.number().int().min(1).default(5),
+  LINK_INIT_PER_CALLER_PER_MINUTE: z.coerce.number().int().min(0).default(60),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -54,6 +67,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
     throw new Error(`Invalid configuration:\n${lines}`);
+  }
+  if (parsed.data.NODE_ENV === 'production' && !parsed.data.PUBLIC_BASE_URL) {
+    throw new Error('Invalid configuration:\n  PUBLIC_BASE_URL: required with NODE_ENV=production (every link the server writes is built on it)');
   }
   return parsed.data;
 }

@@ -11,22 +11,32 @@ import { connectDatabase, collections, ensureIndexes, isFerretDB } from './db/mo
 import { EmbeddedDatabaseError } from './db/embedded.js';
 import { DocumentValidator } from './fhir/validate.js';
 import { RecordStore } from './records/store.js';
-import { createApp } from './app.js';
+import { createApp, publicBaseUrl } from './app.js';
 import { ConsentStore } from './consents/store.js';
 import { AuditLog } from './audit/log.js';
 import { KeyConfigError, loadVerifier } from './auth/keys.js';
+import { loadPagingKeys } from './auth/paging-keys.js';
 import { GatewayClient } from './abdm/gateway.js';
 import { HiTransfers } from './abdm/transfer.js';
+import { ensureLinkingIndexes } from './abdm/linking.js';
+import { LinkingConfigError, assertLinkingConfig } from './abdm/otp-delivery.js';
 import { Metrics } from './http/metrics.js';
 
 async function main() {
   const config = loadConfig();
   const log = createLog(config.LOG_LEVEL);
+  try {
+    assertLinkingConfig(config); // one-time code delivery: console is refused in production
+  } catch (e) {
+    if (e instanceof LinkingConfigError) { console.error(e.message); process.exit(1); }
+    throw e;
+  }
   const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
 
-  let verifier;
+  let verifier, pagingKeys;
   try {
     verifier = await loadVerifier(config);
+    pagingKeys = loadPagingKeys(config);
   } catch (e) {
     if (e instanceof KeyConfigError) { console.error(e.message); process.exit(1); }
     throw e;
@@ -44,12 +54,13 @@ async function main() {
   await ensureIndexes(c);
   const consents = new ConsentStore(database.db);
   const audit = new AuditLog(database.db);
-  await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
+  await Promise.all([consents.ensureIndexes(), audit.ensureIndexes(), ensureLinkingIndexes(database.db)]);
   log.info({ keys: verifier.source }, 'token verification keys');
 
   const gateway = new GatewayClient(config);
-  const transfers = new HiTransfers(database.db, c, consents, gateway, config, log);
-  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(database.db)) }), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true) });
+  const transfers = new HiTransfers(database.db, c, consents, gateway, audit, config, log);
+  let baseUrl = publicBaseUrl(config); // until listening: then the port it really got (PORT=0 picks one)
+  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(database.db)) }), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, pagingKeys, log, version, metrics: new Metrics(true), baseUrl: () => baseUrl });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 
@@ -59,7 +70,8 @@ async function main() {
   }, config.CONSENT_SWEEP_MS);
   sweep.unref();
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
-    log.info({ url: `http://${info.address}:${info.port}` }, 'abha-vault listening');
+    baseUrl = publicBaseUrl(config, info.port);
+    log.info({ url: `http://${info.address}:${info.port}`, baseUrl }, 'abha-vault listening');
     console.log(`abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`);
   });
 

@@ -27,7 +27,7 @@ export const HiRequest = z.object({
   transactionId: z.string().min(1).max(128),
   hiRequest: z.object({
     consent: z.object({ id: z.string().min(1).max(128) }),
-    dateRange: z.object({ from: isoDateTime, to: isoDateTime }).refine(orderedRange, 'dateRange.from must not be after dateRange.to'),
+    dateRange: z.object({ from: isoDateTime, to: isoDateTime }),
     dataPushUrl: z.string().url().max(2048).refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
     keyMaterial: z.object({
       cryptoAlg: z.literal('ECDH'),
@@ -56,6 +56,7 @@ export function abdmRoutes(deps: AbdmDeps) {
     if (!consent || consent.status !== 'GRANTED' || !consent.terms) refusal = `consent ${hi.consent.id} is ${consent?.status ?? 'unknown'}`;
     else if (now >= consent.terms.dataEraseAt) refusal = 'consent has expired';
     else if (now >= abdmInstant(hi.keyMaterial.dhPublicKey.expiry)) refusal = 'key material has expired';
+    else if (!orderedRange(hi.dateRange)) refusal = 'dateRange.from is after dateRange.to';
     else { try { parsePublicKey(hi.keyMaterial.dhPublicKey.keyValue); } catch { refusal = 'dhPublicKey.keyValue is not a Curve25519 public key'; } }
 
     await audit.append({ action: 'health-information.request', outcome: refusal ? 'refused' : 'success', status: 202, actor: actorOf(c), consentId: hi.consent.id, purpose: consent?.terms?.purpose ?? null, reason: refusal ?? `transaction ${req.transactionId}`, requestId: c.var.requestId });

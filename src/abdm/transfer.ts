@@ -23,6 +23,8 @@ import { PatientIndex, indexKeyOf, newestFirst } from '../records/patient-index.
 import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { abdmInstant } from '../fhir/datetime.js';
+import type { AuditLog } from '../audit/log.js';
+import { patientAuditKey } from '../consents/policy.js';
 import { type GatewayClient, sleep } from './gateway.js';
 
 export type SessionStatus = 'ACKNOWLEDGED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FAILED';
@@ -65,7 +67,7 @@ export class HiTransfers {
   readonly transactions: Collection<HiTransaction>;
   private running = new Map<string, Promise<void>>();
 
-  constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private config: Config, private log: Log, private clock: () => Date = () => new Date()) {
+  constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private audit: AuditLog, private config: Config, private log: Log, private clock: () => Date = () => new Date()) {
     this.transactions = db.collection<HiTransaction>('hi_transactions');
     this.index = new PatientIndex(records.patientIndex, records.meta);
   }
@@ -215,11 +217,27 @@ export class HiTransfers {
         },
       };
       const ok = await this.deliver(tx.dataPushUrl, body);
+      await this.auditPage(tx, consent!, docs, page, ok);
       for (const d of docs) careContexts[d.careContext] = ok === true && careContexts[d.careContext] !== 'ERRORED' ? 'DELIVERED' : 'ERRORED';
       if (ok !== true) return fail((page + 1) * size, ok);
       await this.save(tx._id, { pagesSent: page + 1, careContexts });
     }
     return this.finish({ ...tx, careContexts }, 'TRANSFERRED', null);
+  }
+
+  /**
+   * Every page pushed (or that failed to be) is in the audit trail with its
+   * records and their patients, under the viewer it went to, so the patient
+   * sees health-information pushes in their access history.
+   */
+  private async auditPage(tx: HiTransaction, consent: ConsentDoc, docs: CurrentDoc[], page: number, ok: true | string): Promise<void> {
+    const t = consent.terms!;
+    const patients = [...new Set([patientAuditKey(t.patient), ...docs.flatMap((d) => [d.abhaNumber, d.abhaAddress].filter((x): x is string => !!x))])];
+    await this.audit.append({
+      action: 'health-information.push', outcome: ok === true ? 'success' : 'error', status: ok === true ? 200 : 502,
+      actor: { role: 'hiu', facility: t.hiu, subject: null }, recordIds: docs.map((d) => d._id), consentId: consent._id, purpose: t.purpose, patients,
+      reason: `transaction ${tx._id} page ${page + 1} of ${tx.pageCount}${ok === true ? '' : `: ${ok}`}`.slice(0, 300),
+    });
   }
 
   /** POSTs one page with retries and exponential backoff; true or why it failed. */

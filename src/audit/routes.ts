@@ -17,6 +17,7 @@ const ACTION_CODES: Record<string, { code: string; display: string }> = {
   'record.history': { code: 'R', display: 'Read' },
   'record.vread': { code: 'R', display: 'Read' },
   'record.upload': { code: 'C', display: 'Create' },
+  'health-information.push': { code: 'R', display: 'Read' },
 };
 
 export function toAuditEvent(e: AuditEventDoc): fhir4.AuditEvent {

@@ -9,6 +9,7 @@ import { MongoClient, type Binary, type Collection, type Db, MongoError, MongoSe
 import type { Config } from '../config.js';
 import { startEmbedded } from './embedded.js';
 import { PatientIndex } from '../records/patient-index.js';
+import { migrateIdentifierKeys } from '../records/migrate.js';
 import { FhirError, unavailable } from '../fhir/outcome.js';
 
 export interface RecordDoc {
@@ -16,9 +17,11 @@ export interface RecordDoc {
   recordId: string;
   version: number;
   provider: string;
-  identifierKey: string; // Bundle.identifier system|value
+  identifierKey: string; // Bundle.identifier as JSON [system, value] (records/index-keys.ts bundleIdentifierKey)
   contentHash: string; // SHA-256 of the content without id/meta and insignificant whitespace
   contentId: string; // SHA-256 of the exact uploaded text (record_contents._id)
+  /** SHA-256 of the caller's Bundle.meta without versionId/lastUpdated (records/store.ts metaFingerprint); absent in versions stored before it. */
+  metaHash?: string;
   hiType: string;
   abhaNumber: string | null;
   abhaAddress: string | null;
@@ -106,7 +109,8 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
     c.careContexts.createIndex({ provider: 1, demographicKey: 1 }, { name: 'provider_demographics' }),
   ]);
-  // A store created before the patient index existed gets it built once, here, before it serves.
+  // Once per store, before it serves: identifier keys of older stores rewritten, and the patient index built for a store created before it existed.
+  await migrateIdentifierKeys(c);
   await new PatientIndex(c.patientIndex, c.meta).ensureBuilt(c.current);
 }
 

@@ -30,6 +30,9 @@ export class FhirError extends Error {
     super(issues[0]?.diagnostics ?? `HTTP ${status}`);
     this.name = 'FhirError';
   }
+
+  /** The patients a refusal concerns, for the audit trail only (e.g. the patient of the consent a read was refused under). */
+  auditPatients?: string[];
 }
 
 export function error(code: IssueType, diagnostics: string, expression?: string): Issue {

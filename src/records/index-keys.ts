@@ -20,7 +20,7 @@ export function indexKeys(doc: ValidDocument, abhaSystems: readonly string[]): I
   const { bundle, facts, profile } = doc;
   const id = abhaIdentity(facts.patient.resource.identifier, abhaSystems);
   return {
-    identifierKey: `${bundle.identifier.system}|${bundle.identifier.value}`,
+    identifierKey: bundleIdentifierKey(bundle.identifier.system, bundle.identifier.value),
     hiType: profile.hiType,
     abhaNumber: id.abhaNumber ?? null,
     abhaAddress: id.abhaAddress ?? null,
@@ -28,6 +28,13 @@ export function indexKeys(doc: ValidDocument, abhaSystems: readonly string[]): I
     demographicKey: patientDemographicKey(facts.patient.resource),
   };
 }
+
+/**
+ * The key of a Bundle.identifier: the JSON array [system, value], which no
+ * other pair writes the same way ("a|b" + "c" and "a" + "b|c" stay apart).
+ * Stores written before it used `system|value` (records/migrate.ts).
+ */
+export const bundleIdentifierKey = (system: string, value: string): string => JSON.stringify([system, value]);
 
 const GENDERS: Record<string, string> = { male: 'M', female: 'F', other: 'O', unknown: 'U', m: 'M', f: 'F', o: 'O', u: 'U' };
 

@@ -60,7 +60,8 @@ export class PatientIndex {
   /** FerretDB applies a $set as a read then a write: two concurrent ones on one document could lose one (see db/keyed-lock.ts). */
   private lock = new KeyedLock();
 
-  constructor(private docs: Collection<PatientIndexDoc>, private meta: Collection<MetaDoc>) {}
+  /** `atomicConditionalWrites`: see RecordStore; false on FerretDB, where writes go by _id alone under the per-key lock. */
+  constructor(private docs: Collection<PatientIndexDoc>, private meta: Collection<MetaDoc>, private opts: { atomicConditionalWrites?: boolean } = {}) {}
 
   /** Records `r` (a current record) under each of its patient keys, unless an entry as new is there already. */
   async put(r: CurrentDoc): Promise<void> {
@@ -70,6 +71,26 @@ export class PatientIndex {
       if (have !== undefined && have >= r.version) return;
       await this.docs.updateOne({ _id: key }, { $set: { [`entries.${r._id}`]: entryOf(r) } }, { upsert: true });
     })));
+  }
+
+  /**
+   * Takes record `recordId` out of the index document `key` when its entry
+   * there is older than `version` (the record now belongs to another patient
+   * from that version on). Conditioned on the entry's version on MongoDB;
+   * serialised per key in this process.
+   */
+  async remove(key: string, recordId: string, version: number): Promise<void> {
+    await this.lock.run(key, async () => {
+      const field = `entries.${recordId}`;
+      if (this.opts.atomicConditionalWrites === false) {
+        const doc = await this.docs.findOne({ _id: key });
+        const have = doc?.entries?.[recordId]?.version;
+        if (have === undefined || have >= version) return;
+        await this.docs.updateOne({ _id: key }, { $unset: { [field]: '' } });
+      } else {
+        await this.docs.updateOne({ _id: key, [`${field}.version`]: { $lt: version } }, { $unset: { [field]: '' } });
+      }
+    });
   }
 
   /** The entries of one provider's patient, as documents (_id = recordId) the search filters can be evaluated on. */

@@ -8,16 +8,17 @@ import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
 import type { Config } from '../config.js';
 import type { DocumentValidator } from '../fhir/validate.js';
-import { badRequest, fail, notFound } from '../fhir/outcome.js';
+import { type FhirError, badRequest, fail, notFound } from '../fhir/outcome.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { indexKeys } from './index-keys.js';
 import type { RecordStore } from './store.js';
-import { encodeCursor, parseSearch } from './search.js';
+import { parseSearch } from './search.js';
+import { type CursorBinding, type CursorSealer, type Pull } from './cursor.js';
 import { bundleText, etag, renderRecord } from './render.js';
 import type { CurrentDoc, RecordDoc } from '../db/mongo.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
-import { consentFilter, consentUsable, decide } from '../consents/policy.js';
+import { consentFilter, consentUsable, decide, patientAuditKey } from '../consents/policy.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 
@@ -28,6 +29,9 @@ export interface RecordDeps {
   validator: DocumentValidator;
   config: Config;
   clock: () => Date;
+  cursors: CursorSealer;
+  /** The base URL every link is built on (config, never the request's Host). */
+  baseUrl: () => string;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -37,7 +41,7 @@ const patientsOf = (docs: { abhaAddress: string | null; abhaNumber: string | nul
   [...new Set(docs.flatMap((d) => [d.abhaAddress, d.abhaNumber].filter((x): x is string => !!x)))];
 
 export function recordRoutes(deps: RecordDeps) {
-  const { store, consents, audit, validator, config, clock } = deps;
+  const { store, consents, audit, validator, config, clock, cursors } = deps;
   const hiTypes = validator.profiles.profiles.map((p) => p.hiType);
   const r = new Hono<AppEnv>();
 
@@ -62,35 +66,41 @@ export function recordRoutes(deps: RecordDeps) {
     const body = created ? renderRecord(text, record) : await versionText(record);
     await audit.append({ action: 'record.upload', outcome: 'success', status: created ? 201 : 200, actor: actorOf(c), recordIds: [record.recordId], patients: patientsOf([record]), requestId: c.var.requestId });
     setVersionHeaders(c, record);
-    c.header('Location', `${base(c)}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
+    c.header('Location', `${base()}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
     return c.body(body, created ? 201 : 200, { 'Content-Type': FHIR_JSON });
   });
 
   r.get('/', requireRole('hip', 'hiu'), async (c) => {
     const url = new URL(c.req.url);
     const q = parseSearch(url.searchParams, { defaultCount: config.SEARCH_DEFAULT_COUNT, maxCount: config.SEARCH_MAX_COUNT, hiTypes });
-    const consent = c.var.caller.role === 'hiu' ? await liveConsent(c, q.cursor === undefined) : undefined;
-    const scope = consent ? consentFilter(consent) : { provider: c.var.caller.facilityId };
+    const caller = c.var.caller;
+    const binding: CursorBinding = { role: caller.role, facility: caller.facilityId, subject: caller.subject, consentId: caller.role === 'hiu' ? consentIdOf(c) : null, params: url.searchParams };
+    // A cursor continues the pull it was sealed for (records/cursor.ts); without one, this is a new pull, counted against the consent's frequency.
+    const opened = q.cursorToken === undefined ? undefined : cursors.open(q.cursorToken, binding, clock());
+    q.cursor = opened?.position;
+    const consent = caller.role === 'hiu' ? await liveConsent(c, opened === undefined) : undefined;
+    const pull: Pull = opened?.pull ?? cursors.startPull(clock());
+    const scope = consent ? consentFilter(consent) : { provider: caller.facilityId };
     const result = await store.search(scope, q);
     const link = (relation: string, cursor?: string) => {
       const p = new URLSearchParams(url.searchParams);
       p.delete('_cursor');
       p.set('_count', String(q.count));
       if (cursor) p.set('_cursor', cursor);
-      return { relation, url: `${base(c)}/fhir/Bundle?${p}` };
+      return { relation, url: `${base()}/fhir/Bundle?${p}` };
     };
-    const links = [{ relation: 'self', url: `${base(c)}/fhir/Bundle${url.search}` }];
+    const links = [{ relation: 'self', url: `${base()}/fhir/Bundle${url.search}` }];
     const first = result.page[0], last = result.page[result.page.length - 1];
-    if (result.hasNext && last) links.push(link('next', encodeCursor({ d: last.recordDate.getTime(), i: last._id, dir: 'next' })));
-    if (result.hasPrev && first) links.push(link('previous', encodeCursor({ d: first.recordDate.getTime(), i: first._id, dir: 'prev' })));
+    if (result.hasNext && last) links.push(link('next', cursors.seal({ d: last.recordDate.getTime(), i: last._id, dir: 'next' }, pull, binding)));
+    if (result.hasPrev && first) links.push(link('previous', cursors.seal({ d: first.recordDate.getTime(), i: first._id, dir: 'prev' }, pull, binding)));
     const entries = await Promise.all(result.page.map(async (doc) => ({
-      fullUrl: `${base(c)}/fhir/Bundle/${doc._id}`,
+      fullUrl: `${base()}/fhir/Bundle/${doc._id}`,
       resource: await currentText(doc),
       extra: { search: { mode: 'match' } },
     })));
     await audit.append({
       action: 'record.search', outcome: 'success', status: 200, actor: actorOf(c), recordIds: result.page.map((d) => d._id),
-      patients: patientsOf(result.page), consentId: consent?._id ?? null, purpose: consent?.terms?.purpose ?? null, requestId: c.var.requestId,
+      patients: patientsOf(result.page), consentId: consent?._id ?? null, purpose: consent?.terms?.purpose ?? null, reason: `pull ${pull.id}`, requestId: c.var.requestId,
     });
     return c.body(bundleText({ resourceType: 'Bundle', id: uuidv4(), meta: { lastUpdated: clock().toISOString() }, type: 'searchset', total: result.total, link: links }, entries), 200, { 'Content-Type': FHIR_JSON });
   });
@@ -102,10 +112,8 @@ export function recordRoutes(deps: RecordDeps) {
     if (c.var.caller.role === 'hiu') {
       consent = await liveConsent(c, true);
       doc = ID.test(id) ? await store.currentById(id) : null;
-      if (doc) {
-        const d = decide(consent, doc, c.var.caller, clock());
-        if (!d.allow) throw notFound(`Bundle/${id} not found under consent ${consent._id}`, d.reason);
-      }
+      const d = doc ? decide(consent, doc, c.var.caller, clock()) : { allow: false as const, reason: 'no such record' };
+      if (!d.allow) throw forPatientOf(consent, notFound(`Bundle/${id.slice(0, 64)} not found under consent ${consent._id}`, d.reason));
     } else doc = ID.test(id) ? await store.current(c.var.caller.facilityId, id) : null; // another provider's record is not found either
     if (!doc) throw notFound(`Bundle/${id.slice(0, 64)} not found`);
     await audit.append({ action: 'record.read', outcome: 'success', status: 200, actor: actorOf(c), recordIds: [doc._id], patients: patientsOf([doc]), consentId: consent?._id ?? null, purpose: consent?.terms?.purpose ?? null, requestId: c.var.requestId });
@@ -120,7 +128,7 @@ export function recordRoutes(deps: RecordDeps) {
     if (!doc) throw notFound(`Bundle/${id.slice(0, 64)} not found`);
     const versions = await store.history(c.var.caller.facilityId, doc.recordId, config.SEARCH_MAX_COUNT);
     const entries = await Promise.all(versions.map(async (v) => ({
-      fullUrl: `${base(c)}/fhir/Bundle/${v.recordId}`,
+      fullUrl: `${base()}/fhir/Bundle/${v.recordId}`,
       resource: await versionText(v),
       extra: {
         request: { method: v.version === 1 ? 'POST' : 'PUT', url: v.version === 1 ? 'Bundle' : `Bundle/${v.recordId}` },
@@ -146,19 +154,17 @@ export function recordRoutes(deps: RecordDeps) {
    * viewer's, and (for a new pull) counted against its frequency.
    */
   async function liveConsent(c: Context<AppEnv>, newPull: boolean): Promise<ConsentDoc> {
-    const id = c.req.header('x-consent-id');
-    if (!id) throw badRequest('X-Consent-Id header required: a viewer fetches records under a consent', 'X-Consent-Id');
-    if (id.length > 128 || !PRINTABLE.test(id)) throw badRequest('X-Consent-Id is not a consent id', 'X-Consent-Id');
+    const id = consentIdOf(c);
     const consent = await consents.get(id);
     const now = clock();
     const usable = consentUsable(consent, c.var.caller, now);
-    if (!usable.allow) throw fail(403, 'forbidden', `Access under consent ${id} refused: ${usable.reason}`);
+    if (!usable.allow) throw forPatientOf(consent, fail(403, 'forbidden', `Access under consent ${id} refused: ${usable.reason}`));
     if (newPull) {
       const pull = await consents.countPull(consent!, now);
       if (!pull.ok) {
         const e = fail(429, 'throttled', `Consent ${id} allows ${consent!.terms!.frequency.value} fetch(es) per ${consent!.terms!.frequency.unit}; try again later`);
         e.headers['Retry-After'] = String(pull.retryAfterSec);
-        throw e;
+        throw forPatientOf(consent, e);
       }
     }
     return consent!;
@@ -171,8 +177,23 @@ export function recordRoutes(deps: RecordDeps) {
   const versionText = async (v: RecordDoc) => renderRecord(present(await store.text(v.contentId)), v);
   const currentText = async (d: CurrentDoc) => renderRecord(present(await store.currentText(d)), d);
 
-  const base = (c: Context) => config.PUBLIC_BASE_URL?.replace(/\/$/, '') ?? new URL(c.req.url).origin;
+  const base = deps.baseUrl;
   return r;
+}
+
+/** The consent named in X-Consent-Id (a viewer's every request names one). */
+function consentIdOf(c: Context<AppEnv>): string {
+  const id = c.req.header('x-consent-id');
+  if (!id) throw badRequest('X-Consent-Id header required: a viewer fetches records under a consent', 'X-Consent-Id');
+  if (id.length > 128 || !PRINTABLE.test(id)) throw badRequest('X-Consent-Id is not a consent id', 'X-Consent-Id');
+  return id;
+}
+
+/** A refusal under a consent names the consent's patient in the audit trail, so the patient sees the attempt. */
+function forPatientOf(consent: ConsentDoc | null, e: FhirError): FhirError {
+  const patient = consent?.patient ?? (consent?.terms ? patientAuditKey(consent.terms.patient) : null);
+  if (patient) e.auditPatients = [patient];
+  return e;
 }
 
 function setVersionHeaders(c: Context, v: { version: number; receivedAt: Date }) {

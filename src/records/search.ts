@@ -15,7 +15,7 @@ export const SEARCH_PARAMS: SearchParamDoc[] = [
   { name: 'type', type: 'token', documentation: 'Record type (hiType): Prescription, DiagnosticReport or DischargeSummary.' },
   { name: 'date', type: 'date', documentation: 'Record date (Composition.date) with optional prefix eq (default), ge, le, gt, lt; repeat to give a range, e.g. date=ge2024-01-01&date=lt2025-01-01. Partial dates cover their whole year, month or day.' },
   { name: '_count', type: 'number', documentation: 'Page size (default 20, at most SEARCH_MAX_COUNT, 100 by default).' },
-  { name: '_cursor', type: 'special', documentation: 'Opaque paging cursor, taken from the next/previous links.' },
+  { name: '_cursor', type: 'special', documentation: 'Opaque, sealed paging cursor, taken from the next/previous links. It opens only for the caller, consent and query it was issued for, until PAGING_CURSOR_TTL_SEC after the first page; anything else is 400.' },
 ];
 
 export interface Cursor { d: number; i: string; dir: 'next' | 'prev' }
@@ -23,6 +23,8 @@ export interface Cursor { d: number; i: string; dir: 'next' | 'prev' }
 export interface SearchQuery {
   filter: Record<string, unknown>;
   count: number;
+  /** The sealed `_cursor` as given; the route opens it (records/cursor.ts) into `cursor`. */
+  cursorToken?: string;
   cursor?: Cursor;
 }
 
@@ -82,22 +84,9 @@ export function parseSearch(
     if (!/^\d{1,6}$/.test(c) || Number(c) < 1) throw badRequest('_count must be a positive integer', '_count');
     count = Math.min(Number(c), opts.maxCount);
   }
-  const cur = single('_cursor');
-  return { filter, count, cursor: cur === undefined ? undefined : decodeCursor(cur) };
-}
-
-export function encodeCursor(c: Cursor): string {
-  return Buffer.from(JSON.stringify(c)).toString('base64url');
-}
-
-function decodeCursor(s: string): Cursor {
-  try {
-    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
-    if (typeof c?.d === 'number' && Number.isFinite(c.d) && typeof c?.i === 'string' && c.i.length <= 64 && (c.dir === 'next' || c.dir === 'prev')) {
-      return { d: c.d, i: c.i, dir: c.dir };
-    }
-  } catch { /* fall through */ }
-  throw badRequest('_cursor is not a cursor this server issued', '_cursor');
+  const cursorToken = single('_cursor');
+  if (cursorToken === '') throw badRequest('_cursor is empty', '_cursor');
+  return { filter, count, cursorToken };
 }
 
 /** The keyset condition for the page after (or before) the cursor's record. */

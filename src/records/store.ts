@@ -12,11 +12,11 @@ import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import type { Binary, Filter } from 'mongodb';
 import { type Collections, type CurrentDoc, type RecordDoc, isDuplicateKey as isDuplicate } from '../db/mongo.js';
-import { canonicalContent } from '../fhir/json-text.js';
+import { canonicalContent, topLevelValue } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { KeyedLock } from '../db/keyed-lock.js';
-import { PatientIndex, indexKeyOf, newestFirst } from './patient-index.js';
+import { PatientIndex, indexKeyOf, keysOf, newestFirst } from './patient-index.js';
 import { matchesFilter } from './match.js';
 import { currentContent, packContent, readContent } from './content.js';
 
@@ -26,6 +26,18 @@ async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
   try { await write; } catch (e) { if (!isDuplicate(e)) throw e; }
 }
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** The caller's own Bundle.meta (all but the server-set versionId and lastUpdated), as a hash independent of key order and whitespace. */
+function metaFingerprint(text: string): string {
+  const raw = topLevelValue(text, 'meta');
+  let meta: unknown = {};
+  try { meta = raw === undefined ? {} : JSON.parse(raw); } catch { /* validated at upload */ }
+  const { versionId: _v, lastUpdated: _l, ...own } = meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {};
+  return sha256(stableJson(own));
+}
+const stableJson = (v: unknown): string => (Array.isArray(v) ? `[${v.map(stableJson).join(',')}]`
+  : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`
+    : JSON.stringify(v));
 
 export interface UploadInput {
   text: string;
@@ -58,12 +70,13 @@ export class RecordStore {
    * per-record lock orders the writes, and the pointer is replaced by _id.
    */
   constructor(private c: Collections, private opts: { atomicConditionalWrites?: boolean } = {}) {
-    this.index = new PatientIndex(c.patientIndex, c.meta);
+    this.index = new PatientIndex(c.patientIndex, c.meta, opts);
   }
 
   async upload(input: UploadInput): Promise<UploadResult> {
     const { keys, provider } = input;
     const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
+    const metaHash = metaFingerprint(input.text);
     const contentId = sha256(input.text);
     const packed = packContent(contentId, input.text);
     const [, { recordId, fresh }] = await Promise.all([
@@ -73,7 +86,7 @@ export class RecordStore {
     for (let attempt = 0; attempt < 50; attempt++) {
       // A record id assigned just now has no versions yet, unless a concurrent upload of the same identifier adds one (then the insert below clashes and the next attempt looks).
       const latest = fresh && attempt === 0 ? null : await this.latestVersion(recordId);
-      if (latest && latest.contentHash === contentHash) {
+      if (latest && (await this.sameRecord(latest, input, contentHash, metaHash))) {
         await this.publish(latest); // repairs what a crash after the version insert left undone
         await this.rememberCareContext(latest, keys.demographicKey);
         return { created: false, record: latest };
@@ -83,7 +96,7 @@ export class RecordStore {
         _id: `${recordId}/${version}`,
         recordId, version, provider,
         identifierKey: keys.identifierKey,
-        contentHash, contentId,
+        contentHash, contentId, metaHash,
         hiType: keys.hiType,
         abhaNumber: keys.abhaNumber,
         abhaAddress: keys.abhaAddress,
@@ -104,6 +117,22 @@ export class RecordStore {
       return { created: true, record };
     }
     throw new Error('Too many concurrent versions of one document');
+  }
+
+  /**
+   * Whether an upload repeats the stored version: the same content (ignoring
+   * whitespace, id and meta), the same meta elements the caller sets
+   * (security labels, tags, profiles, source: all but versionId and
+   * lastUpdated), the same care context, and the same care-context display
+   * when one is given. Anything else is a new version, so a changed care
+   * context or security label is never silently dropped.
+   */
+  private async sameRecord(latest: RecordDoc, input: UploadInput, contentHash: string, metaHash: string): Promise<boolean> {
+    if (latest.contentHash !== contentHash || latest.careContext !== input.careContext) return false;
+    if (input.careContextDisplay !== null && input.careContextDisplay !== latest.careContextDisplay) return false;
+    // Versions stored before metaHash existed: compare with the stored text's meta.
+    const stored = latest.metaHash ?? metaFingerprint((await this.text(latest.contentId)) ?? '');
+    return stored === metaHash;
   }
 
   /**
@@ -166,6 +195,22 @@ export class RecordStore {
     });
     // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
     await this.index.put(doc);
+    if (v.version > 1) await this.leaveFormerPatient(doc);
+  }
+
+  /**
+   * A new version may name another patient (a provider correcting a record
+   * filed under the wrong person): the record then leaves the index documents
+   * of the patient its previous version named, so that patient's totals and
+   * pages no longer count it. Runs on every publish, repairs included, so a
+   * crash between the two writes is mended by sending the upload again; a
+   * listing also drops such an entry when it meets it (searchIndexed).
+   */
+  private async leaveFormerPatient(doc: CurrentDoc): Promise<void> {
+    const previous = await this.c.versions.findOne({ _id: `${doc.recordId}/${doc.version - 1}` }, { projection: { provider: 1, abhaNumber: 1, abhaAddress: 1 } });
+    if (!previous) return;
+    const now = new Set(keysOf(doc));
+    await Promise.all(keysOf(previous).filter((k) => !now.has(k)).map((k) => this.index.remove(k, doc._id, doc.version)));
   }
 
   /**
@@ -245,12 +290,17 @@ export class RecordStore {
     const after = q.cursor ? matching.filter((e) => matchesFilter(e, cursorFilter(q.cursor!))) : matching;
     const more = after.length > q.count;
     const window = backwards ? after.slice(-q.count) : after.slice(0, q.count);
+    let stale = 0;
     const docs = await Promise.all(window.map(async (e) => {
       const doc = await this.c.current.findOne({ _id: e._id });
+      if (doc && !keysOf(doc).includes(key)) { // the record has moved to another patient: drop the leftover entry
+        stale++;
+        await this.index.remove(key, e._id, doc.version);
+      }
       // The record itself decides: an entry lagging its record shortens the page, it never widens what is served.
       return doc && matchesFilter(doc, filter) ? doc : null;
     }));
-    return { total: matching.length, page: docs.filter((d): d is CurrentDoc => d !== null), ...neighbours(q, more) };
+    return { total: matching.length - stale, page: docs.filter((d): d is CurrentDoc => d !== null), ...neighbours(q, more) };
   }
 
   private async searchCollection(filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {

@@ -15,7 +15,7 @@ let patient: SyntheticPatient;
 
 beforeAll(async () => {
   gw = await startStandInGateway();
-  t = await createTestApp({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', LINK_OTP_TTL_SEC: '60', LINK_OTP_MAX_ATTEMPTS: '3' });
+  t = await createTestApp({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', LINK_OTP_TTL_SEC: '60', LINK_OTP_MAX_ATTEMPTS: '3', LINK_INIT_PER_PATIENT_PER_HOUR: '100' });
   patient = g.patient();
   for (const [cc, kind] of [['OPD-1', 'Prescription'], ['OPD-2', 'DiagnosticReport'], ['IPD-3', 'DischargeSummary'], ['OPD-1', 'DiagnosticReport']] as const) {
     const rec = g.record(patient, kind, { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
@@ -28,16 +28,25 @@ afterAll(async () => { await t?.close(); await gw?.close(); });
 const cm = (path: string, body: unknown, hip = 'HIP-L') =>
   t.request(path, { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': hip }, body: JSON.stringify(body) });
 
-async function discover(patientId: string, verified: { type: string; value: string }[] = []) {
+/** The demographics a consent manager sends for a synthetic patient. */
+const demographicsOf = (p: SyntheticPatient) => ({ name: `${p.name.given} ${p.name.family}`, gender: { male: 'M', female: 'F', other: 'O' }[p.gender], yearOfBirth: Number(p.birthDate.slice(0, 4)) });
+
+async function upload(p: SyntheticPatient, cc: string, hip = 'HIP-L') {
+  const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
+  const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }), as: ['hip', hip] });
+  expect(res.status).toBe(201);
+}
+
+async function discover(patientId: string, verified: { type: string; value: string }[] = [], demographics: Record<string, unknown> = demographicsOf(patient), transactionId = uuidv4()) {
   const requestId = uuidv4();
-  const res = await cm('/v0.5/care-contexts/discover', { requestId, timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: patientId, verifiedIdentifiers: verified, name: 'Test Patient', gender: 'F', yearOfBirth: 1990 } });
+  const res = await cm('/v0.5/care-contexts/discover', { requestId, timestamp: new Date().toISOString(), transactionId, patient: { id: patientId, verifiedIdentifiers: verified, ...demographics } });
   expect(res.status).toBe(202);
   return (await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body;
 }
 
-async function linkInit(refs: string[]) {
+async function linkInit(refs: string[], opts: { id?: string; referenceNumber?: string; transactionId?: string } = {}) {
   const requestId = uuidv4();
-  const res = await cm('/v0.5/links/link/init', { requestId, timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: patient.abhaAddress, referenceNumber: patient.abhaAddress, careContexts: refs.map((referenceNumber) => ({ referenceNumber })) } });
+  const res = await cm('/v0.5/links/link/init', { requestId, timestamp: new Date().toISOString(), transactionId: opts.transactionId ?? uuidv4(), patient: { id: opts.id ?? patient.abhaAddress, referenceNumber: opts.referenceNumber ?? opts.id ?? patient.abhaAddress, careContexts: refs.map((referenceNumber) => ({ referenceNumber })) } });
   expect(res.status).toBe(202);
   return (await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body;
 }
@@ -143,26 +152,106 @@ describe('consent notifications are acknowledged to the gateway', () => {
   });
 });
 
-describe('discovery by verified demographics', () => {
-  it('finds the patient by name, gender and year of birth when no identifier matches, and links', async () => {
-    const other = g.patient();
-    const rec = g.record(other, 'Prescription', { careContext: { referenceNumber: 'OPD-D1', display: 'OPD D1' } });
-    expect((await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('OPD-D1'), as: ['hip', 'HIP-L'] })).status).toBe(201);
-    const gender = { male: 'M', female: 'F', other: 'O' }[other.gender];
-    const year = Number(other.birthDate.slice(0, 4));
-    const name = `${other.name.given}  ${other.name.family.toUpperCase()}`; // spacing and case do not matter
-    const requestId = uuidv4();
-    await cm('/v0.5/care-contexts/discover', { requestId, transactionId: uuidv4(), patient: { id: 'new.handle@sbx', name, gender, yearOfBirth: year } });
-    const body = (await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body;
-    expect(body.patient.matchedBy).toEqual(['DEMOGRAPHICS']);
-    expect(body.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-D1']);
-    expect(body.patient.referenceNumber).toBe(other.abhaAddress.toLowerCase());
-
-    const wrongYear = uuidv4();
-    await cm('/v0.5/care-contexts/discover', { requestId: wrongYear, transactionId: uuidv4(), patient: { id: 'new.handle@sbx', name, gender, yearOfBirth: year + 1 } });
-    expect((await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === wrongYear)).body.error).toBeTruthy();
-
+describe('discovery needs a verified identifier; demographics only narrow', () => {
+  it('a namesake with the victim\'s name, gender and year of birth is not found, and learns none of the victim\'s identifiers', async () => {
+    const victim = g.patient();
+    await upload(victim, 'OPD-D1');
+    const body = await discover('namesake@sbx', [], demographicsOf(victim));
+    expect(body.error.message).toMatch(/No patient/);
+    expect(body.patient).toBeNull();
+    const text = JSON.stringify(body);
+    for (const secret of [victim.abhaAddress.toLowerCase(), victim.abhaNumber, victim.abhaNumber.replace(/-/g, ''), 'OPD-D1']) expect(text).not.toContain(secret);
+    // Not even with a verified identifier of a type that is not an ABHA number.
+    expect((await discover('namesake@sbx', [{ type: 'MOBILE', value: '9999999999' }], demographicsOf(victim))).error).toBeTruthy();
     const stored = await t.collections.careContexts.findOne({ provider: 'HIP-L', referenceNumber: 'OPD-D1' });
-    expect(JSON.stringify(stored)).not.toContain(other.name.family); // only a hash of the demographics is kept
+    expect(JSON.stringify(stored)).not.toContain(victim.name.family); // only a hash of the demographics is kept
+  });
+
+  it('a verified identifier still finds the patient, with demographics that agree (spacing and case do not matter)', async () => {
+    const p = g.patient();
+    await upload(p, 'OPD-V1');
+    const d = demographicsOf(p);
+    const byAddress = await discover(p.abhaAddress, [], { ...d, name: `${p.name.given}  ${p.name.family.toUpperCase()}` });
+    expect(byAddress.patient.matchedBy).toEqual(['HEALTH_ID']);
+    expect(byAddress.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-V1']);
+    const byNumber = await discover('another.handle@sbx', [{ type: 'ABHA_NUMBER', value: p.abhaNumber }], d);
+    expect(byNumber.patient.matchedBy).toEqual(['NDHM_HEALTH_NUMBER']);
+    expect(byNumber.patient.referenceNumber).toBe(p.abhaNumber.replace(/-/g, ''));
+    expect(byNumber.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-V1']);
+  });
+
+  it('a matched care context whose stored demographics disagree with the request is left out', async () => {
+    const p = g.patient();
+    await upload(p, 'OPD-M1');
+    await upload({ ...p, name: { given: 'Someone', family: 'Different' } }, 'OPD-M2'); // same ABHA identifiers, other demographics
+    const agreeing = await discover(p.abhaAddress, [], demographicsOf(p));
+    expect(agreeing.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-M1']);
+    const wrongYear = await discover(p.abhaAddress, [], { ...demographicsOf(p), yearOfBirth: demographicsOf(p).yearOfBirth + 1 });
+    expect(wrongYear.error).toBeTruthy(); // every match disagrees: not found
+    // Without all three demographics nothing narrows.
+    const bare = await discover(p.abhaAddress, [], {});
+    expect(bare.patient.careContexts.map((c: any) => c.referenceNumber).sort()).toEqual(['OPD-M1', 'OPD-M2']);
+  });
+});
+
+describe('link/init links only care contexts of the patient the request names', () => {
+  it('an attacker naming the victim\'s ABHA number as referenceNumber is refused, gets no code, and the victim can still link', async () => {
+    const victim = g.patient();
+    await upload(victim, 'OPD-X1');
+    const sent = t.otps.length;
+    const attack = await linkInit(['OPD-X1'], { id: 'attacker.x@sbx', referenceNumber: victim.abhaNumber });
+    expect(attack.error.message).toMatch(/not found or already linked/);
+    expect(attack.link).toBeUndefined();
+    // Nor with the victim's ABHA address as referenceNumber.
+    expect((await linkInit(['OPD-X1'], { id: 'attacker.x@sbx', referenceNumber: victim.abhaAddress })).error).toBeTruthy();
+    expect(t.otps.length).toBe(sent);
+    expect(await t.client.db(t.config.MONGODB_DB).collection('link_requests').countDocuments({ abhaAddress: 'attacker.x@sbx' })).toBe(0);
+    const audited = await t.client.db(t.config.MONGODB_DB).collection('audit_events').find({ action: 'link.init', patients: 'attacker.x@sbx' }).toArray();
+    expect(audited.length).toBeGreaterThanOrEqual(2);
+    expect(audited.every((e) => e.outcome === 'refused')).toBe(true);
+    // The victim links them.
+    const init = await linkInit(['OPD-X1'], { id: victim.abhaAddress, referenceNumber: victim.abhaNumber });
+    const otp = t.otps.find((o) => o.linkRefNumber === init.link.referenceNumber)!.otp;
+    expect((await confirm(init.link.referenceNumber, otp)).patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-X1']);
+  });
+
+  it('under a discovery, only what it offered to the same patient.id, with the reference it returned', async () => {
+    const victim = g.patient();
+    await upload(victim, 'OPD-Y1');
+    await upload(victim, 'OPD-Y2');
+    const other = g.patient();
+    await upload(other, 'OPD-Z1');
+    const handle = 'victim.handle@sbx'; // the consent manager's verified ABHA address, not one the provider stored
+    const tx = uuidv4();
+    const found = await discover(handle, [{ type: 'NDHM_HEALTH_NUMBER', value: victim.abhaNumber }], demographicsOf(victim), tx);
+    const reference = found.patient.referenceNumber;
+    expect(found.patient.careContexts.map((c: any) => c.referenceNumber).sort()).toEqual(['OPD-Y1', 'OPD-Y2']);
+    const sent = t.otps.length;
+    expect((await linkInit(['OPD-Y1'], { transactionId: tx, id: 'attacker.x@sbx', referenceNumber: reference })).error).toBeTruthy(); // another patient.id
+    expect((await linkInit(['OPD-Y1'], { transactionId: tx, id: handle, referenceNumber: other.abhaNumber })).error).toBeTruthy(); // another reference
+    expect((await linkInit(['OPD-Z1'], { transactionId: tx, id: handle, referenceNumber: reference })).error).toBeTruthy(); // not offered
+    // A second discovery under the same transaction cannot rebind it to another patient.
+    expect((await discover('attacker.x@sbx', [{ type: 'NDHM_HEALTH_NUMBER', value: other.abhaNumber }], demographicsOf(other), tx)).error).toBeTruthy();
+    expect(t.otps.length).toBe(sent);
+    const record = await t.client.db(t.config.MONGODB_DB).collection('link_discoveries').findOne({ transactionId: tx });
+    expect(record).toMatchObject({ patientId: handle, patientReference: reference });
+
+    const init = await linkInit(['OPD-Y1', 'OPD-Y2'], { transactionId: tx, id: handle, referenceNumber: reference });
+    const message = t.otps.find((o) => o.linkRefNumber === init.link.referenceNumber)!;
+    // The code goes to the patient as the provider holds them, not to what the request named.
+    expect(message.patient).toEqual({ abhaNumbers: [victim.abhaNumber.replace(/-/g, '')], abhaAddresses: [victim.abhaAddress.toLowerCase()] });
+    expect(message.careContexts).toEqual(['OPD-Y1', 'OPD-Y2']);
+    expect(message.provider).toBe('HIP-L');
+    expect(JSON.stringify(message)).not.toContain(handle);
+    expect((await confirm(init.link.referenceNumber, message.otp)).patient.careContexts).toHaveLength(2);
+  });
+
+  it('without a discovery, only care contexts stored under patient.id, named by that address or their own ABHA number', async () => {
+    const p = g.patient();
+    await upload(p, 'OPD-F1');
+    const someoneElse = g.patient();
+    expect((await linkInit(['OPD-F1'], { id: p.abhaAddress, referenceNumber: someoneElse.abhaNumber })).error).toBeTruthy();
+    expect((await linkInit(['OPD-F1'], { id: p.abhaAddress, referenceNumber: 'whatever' })).error).toBeTruthy();
+    expect((await linkInit(['OPD-F1'], { id: p.abhaAddress.toUpperCase(), referenceNumber: p.abhaAddress })).link.referenceNumber).toBeTruthy();
   });
 });

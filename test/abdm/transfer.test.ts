@@ -448,6 +448,27 @@ describe('health-information request and push, end to end', () => {
     keys.push(hipKeyOf(pages));
   });
 
+  it("every pushed page is in the patient's audit history, found by ABHA address and by number in either form", async () => {
+    const want = expectedRecords();
+    const consentId = await grant();
+    const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
+    expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
+    for (const who of [patient.abhaAddress, patient.abhaNumber, patient.abhaNumber.replace(/-/g, '')]) {
+      const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, { as: ['cm', 'sbx'] });
+      expect(res.status).toBe(200);
+      const events = (await res.json()).entry.map((e: any) => e.resource)
+        .filter((e: any) => e.subtype[0].code === 'health-information.push' && e.entity.some((x: any) => x.what.identifier?.value === consentId));
+      expect(events.length, who).toBe(Math.ceil(want.length / 2));
+      const pushed = events.flatMap((e: any) => e.entity.filter((x: any) => x.what.reference).map((x: any) => x.what.reference.replace('Bundle/', '')));
+      expect(pushed.sort(), who).toEqual(want.map((w) => w.id).sort());
+      for (const e of events) {
+        expect(e.outcome).toBe('0');
+        expect(e.agent[0].who.identifier.value).toBe(HIU);
+        expect(e.purposeOfEvent[0].coding[0].code).toBe('CAREMGT');
+      }
+    }
+  });
+
   it('uses a fresh key pair and nonce per transaction', () => {
     expect(keys).toHaveLength(2);
     expect(keys[0].key).not.toBe(keys[1].key);

@@ -62,6 +62,7 @@ describe('what is audited', () => {
   const HIP = 'H-AUD';
   const HIU = 'HIU-AUD';
   const CONSENT = 'C-AUD';
+  const CONSENT_PATIENT = 'ravi.kumar@sbx'; // the consent's patient, as the audit trail names them
   let recordId: string;
   let otherCareContextId: string;
 
@@ -135,7 +136,7 @@ describe('what is audited', () => {
       ['403 wrong role', () => t.request('/fhir/Bundle', { method: 'POST', body: withIdentifier(example('prescription')), headers: uploadHeaders('OP-X'), as: ['hiu', HIU] }),
         { action: 'record.upload', outcome: 'refused', status: 403, actor: actor('hiu', HIU), consentId: null }, 'role'],
       ['403 consent of another viewer', () => t.request('/fhir/Bundle?patient-abha=ravi.kumar@sbx', { headers: { 'X-Consent-Id': CONSENT }, as: ['hiu', 'HIU-OTHER'] }),
-        { action: 'record.search', outcome: 'refused', status: 403, actor: actor('hiu', 'HIU-OTHER'), consentId: CONSENT }, 'another health information user'],
+        { action: 'record.search', outcome: 'refused', status: 403, actor: actor('hiu', 'HIU-OTHER'), consentId: CONSENT, patients: [CONSENT_PATIENT] }, 'another health information user'],
       ['403 revoked consent', () => t.request(`/fhir/Bundle/${recordId}`, { headers: { 'X-Consent-Id': 'C-AUD-REV' }, as: ['hiu', HIU] }),
         { action: 'record.read', outcome: 'refused', status: 403, actor: actor('hiu', HIU), consentId: 'C-AUD-REV' }, 'REVOKED'],
       ['403 reading a consent granted to another viewer', () => t.request(`/consents/${CONSENT}`, { as: ['hiu', 'HIU-OTHER'] }),
@@ -143,7 +144,7 @@ describe('what is audited', () => {
       ['404 unknown record', () => t.request(`/fhir/Bundle/${uuidv4()}`, { as: ['hip', HIP] }),
         { action: 'record.read', outcome: 'refused', status: 404, actor: actor('hip', HIP), consentId: null }, 'not found'],
       ['404 record outside the consent (reason kept for the audit)', () => t.request(`/fhir/Bundle/${otherCareContextId}`, { headers: { 'X-Consent-Id': CONSENT }, as: ['hiu', HIU] }),
-        { action: 'record.read', outcome: 'refused', status: 404, actor: actor('hiu', HIU), consentId: CONSENT }, 'care context not in the consent'],
+        { action: 'record.read', outcome: 'refused', status: 404, actor: actor('hiu', HIU), consentId: CONSENT, patients: [CONSENT_PATIENT] }, 'care context not in the consent'],
       ['404 another provider\'s version', () => t.request(`/fhir/Bundle/${recordId}/_history/1`, { as: ['hip', 'H-OTHER'] }),
         { action: 'record.vread', outcome: 'refused', status: 404, actor: actor('hip', 'H-OTHER') }],
       ['422 invalid consent notification', () => notify(t, { notification: { consentId: 'C-BAD', status: 'GRANTED' } }),
@@ -163,7 +164,7 @@ describe('what is audited', () => {
       const e = await eventOf(t, res);
       expect(e).toMatchObject(expected);
       expect(e.recordIds).toEqual([]);
-      expect(e.patients).toEqual([]);
+      expect(e.patients).toEqual(expected.patients ?? []);
       expect(e.reason).toBeTruthy();
       if (reason) expect(e.reason).toContain(reason);
       expect(await t.audit.events.countDocuments({})).toBe(before + 1);
@@ -377,7 +378,7 @@ describe('GET /fhir/AuditEvent (role cm)', () => {
     at('2024-03-25T10:00:00Z');
     expect((await notify(t, grant('C-Q', { hip: HIP, hiu: HIU, patient: a.abhaAddress, careContexts: ['OP-A1'], hiTypes: ['Prescription'] }))).status).toBe(202);
     expect((await t.request(`/fhir/Bundle/${ids.a1}`, { headers: { 'X-Consent-Id': 'C-Q' }, as: ['hiu', HIU] })).status).toBe(200);
-    // a refusal mentions no patient, so it is not in any patient's list
+    // a refusal under a consent names the consent's patient, so the patient sees the attempt
     expect((await t.request(`/fhir/Bundle/${ids.a2}`, { headers: { 'X-Consent-Id': 'C-Q' }, as: ['hiu', HIU] })).status).toBe(404);
     at('2025-06-01T00:00:00Z'); // the queries themselves happen later, outside every range asked below
   });
@@ -399,12 +400,16 @@ describe('GET /fhir/AuditEvent (role cm)', () => {
   const range = 'date=ge2024-02-01&date=le2024-03-31';
 
   it("returns the reads and searches of the patient's records between two dates, as FHIR AuditEvents", async () => {
-    const events = await query(`patient-abha=${encodeURIComponent(a.abhaAddress)}&${range}`);
-    expect(subtypes(events)).toEqual(['record.read', 'record.search', 'consent.notify', 'record.read']);
-    for (const e of events) {
+    const all = await query(`patient-abha=${encodeURIComponent(a.abhaAddress)}&${range}`);
+    expect(subtypes(all)).toEqual(['record.read', 'record.search', 'consent.notify', 'record.read', 'record.read']);
+    const refused = all[4];
+    expect(refused.outcome).toBe('4');
+    expect(refused.entity).toEqual([{ what: { identifier: { system: 'urn:abha-vault:consent-id', value: 'C-Q' } }, type: { code: 'consent' } }]);
+    const events = all.slice(0, 4);
+    for (const e of all) {
       expect(e.resourceType).toBe('AuditEvent');
       expect(e.type.code).toBe('rest');
-      expect(e.outcome).toBe('0');
+      if (e !== refused) expect(e.outcome).toBe('0');
       expect(Date.parse(e.recorded)).toBeGreaterThanOrEqual(Date.parse('2024-02-01T00:00:00Z'));
       expect(Date.parse(e.recorded)).toBeLessThan(Date.parse('2024-04-01T00:00:00Z'));
       expect(e.agent[0].requestor).toBe(true);
@@ -442,7 +447,7 @@ describe('GET /fhir/AuditEvent (role cm)', () => {
   it('filters by date: ge, le, gt, lt and one day', async () => {
     const addr = encodeURIComponent(a.abhaAddress);
     expect(subtypes(await query(`patient-abha=${addr}&date=le2024-01-31`))).toEqual(['record.upload', 'record.upload']);
-    expect(subtypes(await query(`patient-abha=${addr}&date=ge2024-03-01&date=le2024-03-31`))).toEqual(['record.search', 'consent.notify', 'record.read']);
+    expect(subtypes(await query(`patient-abha=${addr}&date=ge2024-03-01&date=le2024-03-31`))).toEqual(['record.search', 'consent.notify', 'record.read', 'record.read']); // the last one refused under C-Q
     expect(subtypes(await query(`patient-abha=${addr}&date=ge2024-02-15&date=le2024-02-15`))).toEqual(['record.read']);
     expect(subtypes(await query(`patient-abha=${addr}&date=gt2024-02-15&date=lt2024-03-25`))).toEqual(['record.search']);
     expect(subtypes(await query(`patient-abha=${addr}&date=ge2024-03-20T10:00:00Z&date=lt2024-03-20T10:00:01Z`))).toEqual(['record.search']);

@@ -142,20 +142,15 @@ describe('GET /fhir/Bundle query parameters (hip H1)', () => {
     }
   });
 
-  it('_cursor carrying operators is refused; a cursor with extra keys is read only for its own fields', async () => {
+  it('_cursor carrying operators, or any cursor this server did not seal, is refused with 400', async () => {
     const cursor = (c: unknown) => Buffer.from(JSON.stringify(c)).toString('base64url');
     for (const c of [
       { d: { $gt: 0 }, i: 'x', dir: 'next' }, { d: 0, i: { $ne: null }, dir: 'next' }, { d: 0, i: 'x', dir: { $ne: null } },
       { $where: 'true' }, [{ d: 0, i: 'x', dir: 'next' }], { d: 0, i: 'x'.repeat(65), dir: 'next' },
+      { d: Date.now() + 1e12, i: 'zzzz', dir: 'next', $where: 'true', provider: { $ne: null } }, { d: 1e300, i: 'x', dir: 'next' },
     ]) {
       const res = await search(`?_cursor=${cursor(c)}`);
       expect(res.status, JSON.stringify(c)).toBe(400);
-    }
-    for (const c of [{ d: Date.now() + 1e12, i: 'zzzz', dir: 'next', $where: 'true', provider: { $ne: null } }, { d: 1e300, i: 'x', dir: 'next' }, { d: -1e300, i: 'x', dir: 'prev' }]) {
-      const f = await found(await search(`?_cursor=${cursor(c)}&_count=100`));
-      expect(f.status, JSON.stringify(c)).toBe(200);
-      expect(f.ids.every((id) => ids.H1.includes(id)), JSON.stringify(c)).toBe(true);
-      expect(f.total, JSON.stringify(c)).toBe(ids.H1.length);
     }
   });
 

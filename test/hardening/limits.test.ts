@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { load } from '../support/fixtures.js';
+import { loadPagingKeys } from '../../src/auth/paging-keys.js';
 import { loadConfig } from '../../src/config.js';
 import { KeyConfigError, loadVerifier } from '../../src/auth/keys.js';
 
@@ -67,6 +68,8 @@ describe('metrics', () => {
 
 describe('keys', () => {
   it('NODE_ENV=production refuses to start without configured keys', async () => {
-    await expect(loadVerifier(loadConfig({ NODE_ENV: 'production', DATA_DIR: '/nonexistent' }))).rejects.toBeInstanceOf(KeyConfigError);
+    const production = loadConfig({ NODE_ENV: 'production', DATA_DIR: '/nonexistent', PUBLIC_BASE_URL: 'https://vault.example' });
+    await expect(loadVerifier(production)).rejects.toBeInstanceOf(KeyConfigError);
+    expect(() => loadPagingKeys(production)).toThrow(/PAGING_KEYS_FILE/);
   });
 });

@@ -76,7 +76,7 @@ describe('signals', () => {
     try {
       const d = client.db(db);
       const versions = await d.collection<any>('record_versions').find({ provider: 'H-SIG' }).toArray();
-      const stored = new Set(versions.map((v) => v.identifierKey.split('|')[1]));
+      const stored = new Set(versions.map((v) => JSON.parse(v.identifierKey)[1]));
       for (const id of acknowledged) expect(stored.has(id), `acknowledged upload ${id} lost`).toBe(true);
       expect(versions.length).toBeLessThanOrEqual(sent); // nothing beyond what was sent
       expect(versions.length - acknowledged.length).toBeLessThanOrEqual(8); // at most the uploads in flight at the kill

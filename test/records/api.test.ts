@@ -139,7 +139,7 @@ describe('upload of valid documents', () => {
       careContext: 'OPD-77',
       hiType: 'Prescription',
       version: 1,
-      identifierKey: `${rec.bundle.identifier!.system}|${rec.bundle.identifier!.value}`,
+      identifierKey: JSON.stringify([rec.bundle.identifier!.system, rec.bundle.identifier!.value]),
     });
     expect(stored!.contentHash).toMatch(/^[0-9a-f]{64}$/);
     expect(stored!.recordDate.getTime()).toBe(new Date(rec.date).getTime());

@@ -7,13 +7,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { demographicKey, fhirDateRange, fhirDateStart, indexKeys } from '../../src/records/index-keys.js';
 import {
-  abhaIdentity,
   normaliseAbhaNumber,
   normaliseAbhaAddress,
   parseAbhaParam,
   maskAbhaNumber,
   DEFAULT_ABHA_SYSTEMS,
-  NDHM_IDENTIFIER_TYPE,
 } from '../../src/fhir/abha.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
 import { createHash } from 'node:crypto';
@@ -102,7 +100,7 @@ describe('indexKeys of validated fixtures', () => {
   it('prescription.json', () => {
     const doc = validator.validateText(example('prescription'));
     expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS)).toEqual({
-      identifierKey: 'https://sanjeevani-hospital.example.in/documents|4215ad2d-17af-4ef7-b5fa-be2a83a287b8',
+      identifierKey: '["https://sanjeevani-hospital.example.in/documents","4215ad2d-17af-4ef7-b5fa-be2a83a287b8"]',
       hiType: 'Prescription',
       abhaNumber: '91441720935586',
       abhaAddress: 'ravi.kumar@sbx',
@@ -127,7 +125,7 @@ describe('indexKeys of validated fixtures', () => {
     expect(keys.hiType).toBe('DischargeSummary');
     expect(keys.abhaNumber).toBe('91225088163391');
     expect(keys.abhaAddress).toBe('priya_nair92@abdm');
-    expect(keys.identifierKey).toBe('https://lotus-city.example.in/documents|766fe4b8-7fff-4f55-aa42-7e7bd85e9507');
+    expect(keys.identifierKey).toBe('["https://lotus-city.example.in/documents","766fe4b8-7fff-4f55-aa42-7e7bd85e9507"]');
   });
 
   it('uses Composition.date, falling back to Bundle.timestamp', () => {
@@ -185,78 +183,7 @@ describe('parseAbhaParam', () => {
   });
 });
 
-describe('abhaIdentity', () => {
-  const V2 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
-  const id = (value: unknown, system?: string, coding?: { system?: string; code?: string }) => ({
-    ...(coding ? { type: { coding: [coding] } } : {}),
-    ...(system ? { system } : {}),
-    value,
-  });
-
-  it('returns nothing for a missing or non-array identifier list', () => {
-    for (const v of [undefined, null, {}, 'x', 5]) expect(abhaIdentity(v, DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [] });
-    expect(abhaIdentity([], DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [] });
-  });
-
-  it('recognises a number by the IG identifier-type codes HIN and ABHA', () => {
-    for (const code of ['HIN', 'ABHA']) {
-      expect(abhaIdentity([id('91441720935586', 'https://hospital.example.in', { system: NDHM_IDENTIFIER_TYPE, code })], [])).toEqual({
-        abhaNumber: '91441720935586',
-        malformed: [],
-      });
-    }
-  });
-
-  it('recognises a plain number by a configured system, with or without a trailing slash', () => {
-    for (const system of ['https://healthid.ndhm.gov.in', 'https://healthid.abdm.gov.in/', 'https://abha.abdm.gov.in']) {
-      expect(abhaIdentity([id('91441720935586', system)], DEFAULT_ABHA_SYSTEMS).abhaNumber).toBe('91441720935586');
-    }
-    // Only the configured systems count.
-    expect(abhaIdentity([id('91441720935586', 'https://healthid.ndhm.gov.in')], ['https://my-abha.example.in']).abhaNumber).toBeUndefined();
-    expect(abhaIdentity([id('91441720935586', 'https://my-abha.example.in')], ['https://my-abha.example.in']).abhaNumber).toBe('91441720935586');
-  });
-
-  it('recognises a dashed number and an address by shape alone', () => {
-    expect(abhaIdentity([id('91-4417-2093-5586', 'https://hospital.example.in/mrn', { system: V2, code: 'MR' })], DEFAULT_ABHA_SYSTEMS)).toEqual({
-      abhaNumber: '91441720935586',
-      malformed: [],
-    });
-    expect(abhaIdentity([id('Ravi.Kumar@SBX')], DEFAULT_ABHA_SYSTEMS)).toEqual({ abhaAddress: 'ravi.kumar@sbx', malformed: [] });
-  });
-
-  it('ignores an unclaimed plain 14-digit value and an ABHA code from another code system', () => {
-    expect(abhaIdentity([id('91441720935586', 'https://hospital.example.in/mrn')], DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [] });
-    expect(abhaIdentity([id('91441720935586', 'https://hospital.example.in/mrn', { system: V2, code: 'ABHA' })], DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [] });
-  });
-
-  it('takes the first number and the first address', () => {
-    const ids = [
-      id('ravi.kumar@sbx'),
-      id('11-1111-1111-1111'),
-      id('ravi.other@abdm'),
-      id('22222222222222', 'https://healthid.abdm.gov.in'),
-    ];
-    expect(abhaIdentity(ids, DEFAULT_ABHA_SYSTEMS)).toEqual({ abhaNumber: '11111111111111', abhaAddress: 'ravi.kumar@sbx', malformed: [] });
-  });
-
-  it('lists claimed identifiers whose value has neither shape, by index', () => {
-    const ids = [
-      id('MRN-1', 'https://hospital.example.in/mrn'),
-      id('9144-1720', 'https://healthid.abdm.gov.in'),
-      id('not an address', undefined, { system: NDHM_IDENTIFIER_TYPE, code: 'ABHA' }),
-      id('ravi.kumar@sbx', 'https://healthid.abdm.gov.in'),
-    ];
-    expect(abhaIdentity(ids, DEFAULT_ABHA_SYSTEMS)).toEqual({
-      abhaAddress: 'ravi.kumar@sbx',
-      malformed: [{ index: 1, value: '9144-1720' }, { index: 2, value: 'not an address' }],
-    });
-  });
-
-  it('skips null entries and non-string values', () => {
-    const ids = [null, id(91441720935586, 'https://healthid.abdm.gov.in'), id(undefined, 'https://healthid.abdm.gov.in'), id('ravi.kumar@sbx')];
-    expect(abhaIdentity(ids, DEFAULT_ABHA_SYSTEMS)).toEqual({ abhaAddress: 'ravi.kumar@sbx', malformed: [] });
-  });
-});
+// abhaIdentity (which identifiers are the patient's ABHA) is tested rule by rule in test/fhir/abha.test.ts.
 
 describe('maskAbhaNumber', () => {
   it('keeps only the last four digits', () => {

@@ -161,7 +161,8 @@ describe('search by patient from the index', () => {
     await t.collections.meta.deleteMany({});
     expect((await walk(query)).ids).toEqual([]); // the index is what answers
     await ensureIndexes(collections(t.client.db(t.config.MONGODB_DB)));
-    expect(await walk(query)).toEqual(before);
+    const after = await walk(query);
+    expect({ ids: after.ids, totals: after.totals }).toEqual({ ids: before.ids, totals: before.totals }); // links differ: every cursor is sealed afresh
     expect(await t.collections.meta.findOne({ _id: 'patient-index-v1' })).toMatchObject({ records: 30 });
   });
 

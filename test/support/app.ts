@@ -15,8 +15,10 @@ import { StructureValidator } from '../../src/fhir/structure.js';
 import { ConsentStore } from '../../src/consents/store.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { loadVerifier } from '../../src/auth/keys.js';
+import { loadPagingKeys } from '../../src/auth/paging-keys.js';
 import { GatewayClient } from '../../src/abdm/gateway.js';
 import { HiTransfers } from '../../src/abdm/transfer.js';
+import type { OtpMessage } from '../../src/abdm/otp-delivery.js';
 import { signDevToken } from '../../src/auth/token.js';
 import type { Role } from '../../src/auth/caller.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,8 +35,8 @@ export interface TestApp {
   consents: ConsentStore;
   audit: AuditLog;
   transfers: HiTransfers;
-  /** One-time codes the linking notifier was asked to send. */
-  otps: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }[];
+  /** One-time codes the linking notifier was asked to send (none when env sets LINK_OTP_DELIVERY: then the configured delivery is used). */
+  otps: OtpMessage[];
   /** A bearer token signed with this app's development key. */
   token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
   /** app.request as `role` of `facility` (no token when `as` is omitted). */
@@ -65,11 +67,12 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const audit = new AuditLog(db, now);
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes()]);
   const verifier = await loadVerifier(config);
+  const pagingKeys = loadPagingKeys(config);
   const log = createLog('info', sink);
   const gateway = new GatewayClient(config, now);
-  const transfers = new HiTransfers(db, c, consents, gateway, config, log, now);
-  const otps: { linkRefNumber: string; patient: string; otp: string; expiresAt: Date }[] = [];
-  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(db)) }), consents, audit, transfers, gateway, db, collections: c, notifier: { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
+  const transfers = new HiTransfers(db, c, consents, gateway, audit, config, log, now);
+  const otps: OtpMessage[] = [];
+  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(db)) }), consents, audit, transfers, gateway, db, collections: c, notifier: env.LINK_OTP_DELIVERY ? undefined : { async send(m) { otps.push(m); } }, validator, verifier, pagingKeys, log, clock: now });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
