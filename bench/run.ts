@@ -30,7 +30,8 @@ import { startServer } from '../test/support/server.js';
 import { signDevToken } from '../src/auth/token.js';
 import { createGenerator } from '../fixtures/generator.js';
 import { loadConfig, validatorOptions } from '../src/config.js';
-import { collections, ensureIndexes, isFerretDB } from '../src/db/mongo.js';
+import { collections, ensureIndexes } from '../src/records/model.js';
+import { detectEngine } from '../src/db/engine.js';
 import { RecordStore } from '../src/records/store.js';
 import { DocumentValidator } from '../src/fhir/validate.js';
 import { indexKeys } from '../src/records/index-keys.js';
@@ -114,7 +115,7 @@ async function main() {
   await client.connect();
   const c = collections(client.db(dbName));
   await ensureIndexes(c);
-  const store = new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(client.db(dbName))) });
+  const store = new RecordStore(c, await detectEngine(client.db(dbName)));
   const consents = new ConsentStore(client.db(dbName));
   await consents.ensureIndexes();
   const validator = new DocumentValidator(validatorOptions(config));

@@ -12,12 +12,11 @@
  *   admin        GET /consents/{id}, /admin/health-information/transactions/{id}
  */
 import { Hono, type Context } from 'hono';
-import { secureHeaders } from 'hono/secure-headers';
 import { v4 as uuidv4 } from 'uuid';
 import type { Config } from './config.js';
 import type { Log } from './log.js';
 import { FhirError, operationOutcome, fail, error } from './fhir/outcome.js';
-import { capabilityStatement } from './fhir/capability.js';
+import { capabilityStatement } from './records/capability.js';
 import type { DocumentValidator } from './fhir/validate.js';
 import { asUnavailable } from './db/mongo.js';
 import { type AppEnv, authenticate } from './auth/caller.js';
@@ -34,14 +33,16 @@ import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
 import { linkingRoutes, type OtpNotifier } from './abdm/linking.js';
 import { otpNotifierFor } from './abdm/otp-delivery.js';
-import type { Collections } from './db/mongo.js';
+import type { Collections } from './records/model.js';
 import type { Db } from 'mongodb';
 import { rateLimit } from './http/rate-limit.js';
+import { securityHeaders } from './http/security-headers.js';
 import { Metrics } from './http/metrics.js';
 import { requireRole } from './auth/caller.js';
-import { openApiRoutes } from './http/openapi.js';
+import { openApiRoutes } from './openapi.js';
 import type { PagingKeys } from './auth/paging-keys.js';
 import { CursorSealer } from './records/cursor.js';
+import { Repositories } from './records/repository.js';
 
 export interface AppDeps {
   config: Config;
@@ -58,8 +59,8 @@ export interface AppDeps {
   metrics?: Metrics;
   validator: DocumentValidator;
   verifier: Verifier;
-  /** Keys that seal paging cursors (auth/paging-keys.ts). */
-  pagingKeys: PagingKeys;
+  /** Where every read, search, history and push is scoped, decided and audited (records/repository.ts). */
+  repositories: Repositories;
   /** The base of every link the server writes; default: publicBaseUrl(config). main.ts passes the address it listens on. */
   baseUrl?: () => string;
   log: Log;
@@ -68,6 +69,12 @@ export interface AppDeps {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+
+/** The repositories of one store (records/repository.ts), with its paging keys sealing cursors. */
+export function repositoriesFor(d: { store: RecordStore; consents: ConsentStore; audit: AuditLog; config: Config; validator: DocumentValidator; pagingKeys: PagingKeys; clock: () => Date }): Repositories {
+  const cursors = new CursorSealer(d.pagingKeys, d.config.PAGING_CURSOR_TTL_SEC * 1000);
+  return new Repositories({ store: d.store, consents: d.consents, audit: d.audit, cursors, config: d.config, clock: d.clock, hiTypes: d.validator.profiles.profiles.map((p) => p.hiType) });
+}
 
 /**
  * The base URL links are built on: PUBLIC_BASE_URL, else (development and
@@ -97,16 +104,14 @@ export function createApp(deps: AppDeps) {
   const metrics = deps.metrics ?? new Metrics();
   const app = new Hono<AppEnv>();
 
-  // Security headers on every response; no CORS headers, so browsers on other origins are refused.
-  app.use('*', secureHeaders({ contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] }, crossOriginResourcePolicy: 'same-origin' }));
+  // Security headers (SECURITY_HEADERS) on every response; no CORS headers, so browsers on other origins are refused.
+  app.use('*', securityHeaders());
   app.use('*', async (c, next) => {
     const requestId = uuidv4();
     c.set('requestId', requestId);
     const started = performance.now();
     await next();
     c.header('X-Request-Id', requestId);
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Cache-Control', 'no-store');
     const route = routeOf(c);
     metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.latency.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
@@ -131,13 +136,16 @@ export function createApp(deps: AppDeps) {
   // Expensive routes are rate-limited per client.
   const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);
   for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent']) app.use(path, limited);
-  const cursors = new CursorSealer(deps.pagingKeys, config.PAGING_CURSOR_TTL_SEC * 1000);
   const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
-  app.route('/fhir/Bundle', recordRoutes({ store: deps.store, consents: deps.consents, audit, validator: deps.validator, config, clock, cursors, baseUrl }));
-  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, gateway: deps.gateway, log }));
+  app.route('/fhir/Bundle', recordRoutes({ repositories: deps.repositories, validator: deps.validator, config, clock, baseUrl }));
+  const gateway = deps.gateway;
+  const acknowledge = gateway.configured
+    ? async (consentId: string, requestId: string) => { await gateway.post('/v0.5/consents/hip/on-notify', { ...gateway.envelope(), acknowledgement: { status: 'OK', consentId }, resp: { requestId } }); }
+    : undefined;
+  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, acknowledge, log }));
   app.route('/', auditRoutes(audit, clock));
   app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
-  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? otpNotifierFor(config, log), db: deps.db }));
+  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? otpNotifierFor(config, log), db: deps.db, engine: deps.store.engine }));
 
   app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
 
@@ -151,7 +159,7 @@ export function createApp(deps: AppDeps) {
     const fe = e as FhirError;
     if (fe.status === 422 && c.req.method === 'POST' && routeOf(c) === '/fhir/Bundle') metrics.rejected(fe.issues);
     if (fe.status === 503) { metrics.dbErrors.inc(); log.warn({ reqId: c.get('requestId') }, 'database unavailable'); }
-    else if (fe.status < 500) {
+    else if (fe.status < 500 && !fe.audited) {
       // Every refusal and rejection leaves a trace; if it cannot, the answer becomes 503.
       try {
         await audit.append({

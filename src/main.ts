@@ -7,11 +7,12 @@ import { serve } from '@hono/node-server';
 import { readFileSync } from 'node:fs';
 import { loadConfig, validatorOptions } from './config.js';
 import { createLog } from './log.js';
-import { connectDatabase, collections, ensureIndexes, isFerretDB } from './db/mongo.js';
+import { connectDatabase } from './db/mongo.js';
+import { collections, ensureIndexes } from './records/model.js';
 import { EmbeddedDatabaseError } from './db/embedded.js';
 import { DocumentValidator } from './fhir/validate.js';
 import { RecordStore } from './records/store.js';
-import { createApp, publicBaseUrl } from './app.js';
+import { createApp, publicBaseUrl, repositoriesFor } from './app.js';
 import { ConsentStore } from './consents/store.js';
 import { AuditLog } from './audit/log.js';
 import { KeyConfigError, loadVerifier } from './auth/keys.js';
@@ -21,6 +22,7 @@ import { HiTransfers } from './abdm/transfer.js';
 import { ensureLinkingIndexes } from './abdm/linking.js';
 import { LinkingConfigError, assertLinkingConfig } from './abdm/otp-delivery.js';
 import { Metrics } from './http/metrics.js';
+import { answerClientErrors } from './http/client-error.js';
 
 async function main() {
   const config = loadConfig();
@@ -51,16 +53,18 @@ async function main() {
   }
   log.info({ embedded: database.embedded, db: config.MONGODB_DB }, 'database connected');
   const c = collections(database.db);
-  await ensureIndexes(c);
+  await ensureIndexes(c, database.engine);
   const consents = new ConsentStore(database.db);
   const audit = new AuditLog(database.db);
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes(), ensureLinkingIndexes(database.db)]);
   log.info({ keys: verifier.source }, 'token verification keys');
 
   const gateway = new GatewayClient(config);
-  const transfers = new HiTransfers(database.db, c, consents, gateway, audit, config, log);
+  const store = new RecordStore(c, database.engine);
+  const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys: pagingKeys!, clock: () => new Date() });
+  const transfers = new HiTransfers(database.db, c, consents, gateway, repositories, config, log, undefined, { engine: database.engine });
   let baseUrl = publicBaseUrl(config); // until listening: then the port it really got (PORT=0 picks one)
-  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(database.db)) }), consents, audit, transfers, gateway, db: database.db, collections: c, validator, verifier, pagingKeys, log, version, metrics: new Metrics(true), baseUrl: () => baseUrl });
+  const app = createApp({ config, store, consents, audit, repositories, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true), baseUrl: () => baseUrl });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 
@@ -74,6 +78,8 @@ async function main() {
     log.info({ url: `http://${info.address}:${info.port}`, baseUrl }, 'abha-vault listening');
     console.log(`abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`);
   });
+  // Malformed HTTP the parser refuses never reaches the app: answered as the app would (OperationOutcome, security headers).
+  answerClientErrors(server, (a) => log.warn({ status: a.status, code: a.parserCode }, 'malformed request'));
 
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -21,7 +21,12 @@
  * fails and the gateway hears so.
  *
  * link/confirm: check the code (expiry, attempt limit) and record the link on
- * care contexts not yet linked. Only the code's salted hash is stored.
+ * care contexts not yet linked. Only the code's salted hash is stored. Each
+ * confirmation first counts its attempt with a guarded increment (only while
+ * PENDING and under LINK_OTP_MAX_ATTEMPTS: db/engine.ts), and only a counted
+ * attempt has its code checked, so the limit holds across every server
+ * process; the LINKED transition is guarded on PENDING, and each care
+ * context's link on its not being linked yet.
  */
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { Hono } from 'hono';
@@ -30,7 +35,8 @@ import { z } from 'zod';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
-import { isDuplicateKey, type CareContextDoc, type Collections } from '../db/mongo.js';
+import { isDuplicateKey } from '../db/mongo.js';
+import { type CareContextDoc, type Collections } from '../records/model.js';
 import { type AppEnv, requireRole } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { rateLimit } from '../http/rate-limit.js';
@@ -40,6 +46,7 @@ import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
 import { KeyedLock } from '../db/keyed-lock.js';
+import { type Engine, guardedFindOneAndUpdate, guardedUpdate } from '../db/engine.js';
 import { demographicKey } from '../records/index-keys.js';
 import type { OtpMessage, OtpNotifier } from './otp-delivery.js';
 
@@ -121,14 +128,13 @@ export async function ensureLinkingIndexes(db: Db): Promise<void> {
   }
 }
 
-export interface LinkingDeps { records: Collections; gateway: GatewayClient; audit: AuditLog; config: Config; log: Log; clock: () => Date; notifier: OtpNotifier; db: Db }
+export interface LinkingDeps { records: Collections; gateway: GatewayClient; audit: AuditLog; config: Config; log: Log; clock: () => Date; notifier: OtpNotifier; db: Db; engine: Engine }
 
 export function linkingRoutes(deps: LinkingDeps) {
-  const { records, gateway, audit, config, log, clock, notifier } = deps;
+  const { records, gateway, audit, config, log, clock, notifier, engine } = deps;
   const links: Collection<LinkRequestDoc> = deps.db.collection<LinkRequestDoc>('link_requests');
   const discoveries: Collection<DiscoveryDoc> = deps.db.collection<DiscoveryDoc>(DISCOVERIES);
   const initUsage: Collection<InitUsageDoc> = deps.db.collection<InitUsageDoc>(INIT_USAGE);
-  const confirming = new KeyedLock();
   const counting = new KeyedLock();
   // Per caller (token role and facility), in this process: a bucket of LINK_INIT_PER_CALLER_PER_MINUTE, refilled at that rate.
   const perCaller = rateLimit(config.LINK_INIT_PER_CALLER_PER_MINUTE, Math.max(1, config.LINK_INIT_PER_CALLER_PER_MINUTE));
@@ -309,7 +315,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       await notifier.send(message);
     } catch (e) {
       log.warn({ linkRefNumber: link._id, err: (e as Error).message.slice(0, 200) }, 'one-time code not delivered; link request failed');
-      await links.updateOne({ _id: link._id, status: 'PENDING' }, { $set: { status: 'FAILED', failure: 'one-time code delivery failed' } });
+      await guardedUpdate(engine, links, link._id, { status: 'PENDING' }, { $set: { status: 'FAILED', failure: 'one-time code delivery failed' } });
       await audit.append({ action: 'link.init', outcome: 'error', status: 202, actor: ctx.actor, patients: [link.abhaAddress], reason: `link ${link._id}: one-time code delivery failed`, requestId: ctx.requestId });
       callback('/v0.5/links/link/on-init', { transactionId: link.transactionId, error: { code: 1000, message: 'The one-time code could not be delivered; try linking again later' }, resp: { requestId: ctx.gatewayRequestId } });
       return;
@@ -325,24 +331,30 @@ export function linkingRoutes(deps: LinkingDeps) {
   r.post('/v0.5/links/link/confirm', requireRole('cm'), async (c) => {
     const req = await readJsonBody(c, LinkConfirm, config);
     const { linkRefNumber, token } = req.confirmation;
-    const outcome = await confirming.run(linkRefNumber, async (): Promise<{ ok: true; link: LinkRequestDoc } | { ok: false; why: string; link?: LinkRequestDoc }> => {
-      const link = await links.findOne({ _id: linkRefNumber });
-      if (!link) return { ok: false, why: 'unknown link reference' };
-      if (link.status !== 'PENDING') return { ok: false, why: `link request is ${link.status}`, link };
-      if (clock() >= link.expiresAt) { await links.updateOne({ _id: link._id, status: 'PENDING' }, { $set: { status: 'FAILED' } }); return { ok: false, why: 'one-time code expired', link }; }
-      const attempts = link.attempts + 1;
+    const outcome = await (async (): Promise<{ ok: true; link: LinkRequestDoc } | { ok: false; why: string; link?: LinkRequestDoc }> => {
+      const found = await links.findOne({ _id: linkRefNumber });
+      if (!found) return { ok: false, why: 'unknown link reference' };
+      if (found.status !== 'PENDING') return { ok: false, why: `link request is ${found.status}`, link: found };
+      if (clock() >= found.expiresAt) { await guardedUpdate(engine, links, found._id, { status: 'PENDING' }, { $set: { status: 'FAILED' } }); return { ok: false, why: 'one-time code expired', link: found }; }
+      // Count this attempt before checking its code: at most LINK_OTP_MAX_ATTEMPTS codes are ever checked, however many processes answer.
+      const link = await guardedFindOneAndUpdate(engine, links, found._id, { status: 'PENDING', attempts: { $lt: config.LINK_OTP_MAX_ATTEMPTS } }, { $inc: { attempts: 1 } });
+      if (!link) {
+        const now = await links.findOne({ _id: found._id });
+        return { ok: false, why: !now || now.status === 'PENDING' ? 'too many wrong codes; start linking again' : `link request is ${now.status}`, link: found };
+      }
       const good = /^\d{6}$/.test(token) && timingSafeEqual(hashOtp(link.salt, token), Buffer.from(link.otpHash, 'hex'));
       if (!good) {
-        const failed = attempts >= config.LINK_OTP_MAX_ATTEMPTS;
-        await links.updateOne({ _id: link._id }, { $set: { attempts, ...(failed ? { status: 'FAILED' as const } : {}) } });
+        const failed = link.attempts >= config.LINK_OTP_MAX_ATTEMPTS;
+        if (failed) await guardedUpdate(engine, links, link._id, { status: 'PENDING' }, { $set: { status: 'FAILED' } });
         return { ok: false, why: failed ? 'too many wrong codes; start linking again' : 'wrong one-time code', link };
       }
+      // The right code, within the limit: LINKED only from PENDING (an expiry or a failure recorded meanwhile wins).
+      if (!(await guardedUpdate(engine, links, link._id, { status: 'PENDING' }, { $set: { status: 'LINKED' } }))) return { ok: false, why: 'link request is no longer pending', link };
       const at = clock();
-      // Conditional: a care context already linked (by another request) keeps its link.
-      await records.careContexts.updateMany({ _id: { $in: link.careContextIds }, linked: { $exists: false } }, { $set: { linked: { abhaAddress: link.abhaAddress, at, linkRefNumber: link._id } } });
-      await links.updateOne({ _id: link._id, status: 'PENDING' }, { $set: { status: 'LINKED', attempts } });
+      // Each care context: linked only if not linked yet (by another request); by _id, guarded.
+      await Promise.all(link.careContextIds.map((ccId) => guardedUpdate(engine, records.careContexts, ccId, { linked: { $exists: false } }, { $set: { linked: { abhaAddress: link.abhaAddress, at, linkRefNumber: link._id } } })));
       return { ok: true, link };
-    });
+    })();
     const patients = outcome.link ? [outcome.link.abhaAddress] : [];
     await audit.append({ action: 'link.confirm', outcome: outcome.ok ? 'success' : 'refused', status: 202, actor: actorOf(c), patients, reason: outcome.ok ? `link ${linkRefNumber}` : outcome.why, requestId: c.var.requestId });
     if (outcome.ok) {

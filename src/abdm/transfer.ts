@@ -9,22 +9,28 @@
  * Each transaction is one document in `hi_transactions`, updated after every
  * page, so a restart resumes where it stopped. The store's private key lives
  * there only until the transaction ends.
+ *
+ * Several server processes may share a MongoDB, so a transaction is run only
+ * under a lease: `lease: {owner, until}` in its document, taken by a guarded
+ * write (db/engine.ts) when it is free, expired, or already this process's;
+ * renewed with every save (after each page) and by a heartbeat while it runs;
+ * released at the end. A live lease of another process means "not mine": run
+ * and resume() leave that transaction alone. A process that finds its lease
+ * taken (it stalled past the expiry) stops at its next save. So no page and
+ * no notify is sent by two processes, except after a lease expired under a
+ * stalled process (then at most the page it was sending).
  */
 import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { type Engine, detectEngine, guardedUpdate } from '../db/engine.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
-import type { Collections, CurrentDoc } from '../db/mongo.js';
+import type { Collections, CurrentDoc } from '../records/model.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
-import { consentFilter } from '../consents/policy.js';
-import { renderRecord } from '../records/render.js';
-import { currentContent } from '../records/content.js';
-import { PatientIndex, indexKeyOf, newestFirst } from '../records/patient-index.js';
-import { matchesFilter } from '../records/match.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { abdmInstant } from '../fhir/datetime.js';
-import type { AuditLog } from '../audit/log.js';
-import { patientAuditKey } from '../consents/policy.js';
+import type { Repositories, PushRepository } from '../records/repository.js';
 import { type GatewayClient, sleep } from './gateway.js';
 
 export type SessionStatus = 'ACKNOWLEDGED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FAILED';
@@ -50,6 +56,8 @@ export interface HiTransaction {
   notified: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** The process running this transaction, until when (see the file header); absent when none does. */
+  lease?: { owner: string; until: Date };
 }
 
 export interface HiRequestInput {
@@ -63,16 +71,34 @@ export interface HiRequestInput {
 
 const FINAL: SessionStatus[] = ['TRANSFERRED', 'FAILED']; // resume() skips these once notified
 
+export interface TransferOptions {
+  /** What the database guarantees; detected from `db` when not given. */
+  engine?: Engine;
+  /** How long a lease holds without renewal (default 60 s). */
+  leaseMs?: number;
+  /** This process's lease owner id (default: random, per HiTransfers; main.ts makes one per process). */
+  owner?: string;
+}
+
+/** This process's lease on a transaction is gone (it expired and another process took it): that process carries on. */
+export class LeaseLost extends Error {}
+
 export class HiTransfers {
   readonly transactions: Collection<HiTransaction>;
-  private running = new Map<string, Promise<void>>();
+  /** Transactions this process runs: whether it got the lease, and the run. */
+  private running = new Map<string, { claimed: Promise<boolean>; done: Promise<void> }>();
+  /** This process's lease owner id. */
+  readonly owner: string;
+  private readonly leaseMs: number;
+  private engineOnce?: Promise<Engine>;
 
-  constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private audit: AuditLog, private config: Config, private log: Log, private clock: () => Date = () => new Date()) {
+  constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private repositories: Repositories, private config: Config, private log: Log, private clock: () => Date = () => new Date(), opts: TransferOptions = {}) {
     this.transactions = db.collection<HiTransaction>('hi_transactions');
-    this.index = new PatientIndex(records.patientIndex, records.meta);
+    this.owner = opts.owner ?? randomUUID();
+    this.leaseMs = opts.leaseMs ?? 60_000;
+    this.engine = () => (this.engineOnce ??= opts.engine ? Promise.resolve(opts.engine) : detectEngine(db));
   }
 
-  private index: PatientIndex;
 
   /** Records a new transaction (idempotent per transactionId). */
   async accept(input: HiRequestInput, consent: ConsentDoc): Promise<HiTransaction> {
@@ -102,26 +128,69 @@ export class HiTransfers {
     }
   }
 
-  /** Runs (or joins the run of) a transaction to its end. */
+  private engine: () => Promise<Engine>;
+
+  /** Runs (or joins the run of) a transaction to its end, if this process gets its lease; another process's live lease: nothing is done here. */
   run(id: string): Promise<void> {
+    return this.launch(id).done;
+  }
+
+  private launch(id: string): { claimed: Promise<boolean>; done: Promise<void> } {
     const current = this.running.get(id);
     if (current) return current;
-    const job = this.execute(id).catch((e) => {
-      this.log.error({ transactionId: id, err: (e as Error).message.slice(0, 200) }, 'health-information transfer failed');
+    const claimed = this.claim(id).catch((e) => {
+      this.log.error({ transactionId: id, err: (e as Error).message.slice(0, 200) }, 'health-information transfer: lease not taken');
+      return false;
+    });
+    const done = claimed.then(async (mine) => {
+      if (!mine) { this.log.info({ transactionId: id }, 'health-information transfer held by another process; left to it'); return; }
+      const heartbeat = setInterval(() => { void this.renew(id).catch(() => undefined); }, Math.max(1000, Math.floor(this.leaseMs / 3)));
+      heartbeat.unref();
+      try {
+        await this.execute(id);
+      } finally {
+        clearInterval(heartbeat);
+        await this.release(id).catch(() => undefined); // or let it expire
+      }
+    }).catch((e) => {
+      if (e instanceof LeaseLost) this.log.warn({ transactionId: id }, 'health-information transfer lease lost; another process carries on');
+      else this.log.error({ transactionId: id, err: (e as Error).message.slice(0, 200) }, 'health-information transfer failed');
     }).finally(() => this.running.delete(id));
+    const job = { claimed, done };
     this.running.set(id, job);
     return job;
   }
 
-  /** Resumes every transaction a previous process left unfinished. */
+  /** Resumes every transaction left unfinished whose lease is free or expired; the number taken. */
   async resume(): Promise<number> {
     const open = await this.transactions.find({ $or: [{ status: { $nin: FINAL } }, { notified: false }] }, { projection: { _id: 1 } }).toArray();
-    for (const t of open) void this.run(t._id);
-    return open.length;
+    const mine = await Promise.all(open.map((t) => this.launch(t._id).claimed));
+    return mine.filter(Boolean).length;
   }
 
+  /** Takes the lease when it is free, expired or already this process's (a guarded write: one winner across processes). */
+  private async claim(id: string): Promise<boolean> {
+    const now = this.clock();
+    const free = { $or: [{ lease: { $exists: false } }, { 'lease.owner': this.owner }, { 'lease.until': { $lte: now } }] };
+    return guardedUpdate(await this.engine(), this.transactions, id, free, { $set: { lease: this.leaseFrom(now) } });
+  }
+
+  private leaseFrom(now: Date) { return { owner: this.owner, until: new Date(now.getTime() + this.leaseMs) }; }
+
+  private async renew(id: string): Promise<boolean> {
+    return guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner }, { $set: { lease: this.leaseFrom(this.clock()) } });
+  }
+
+  private async release(id: string): Promise<void> {
+    await guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner }, { $unset: { lease: '' } });
+  }
+
+  /** Saves progress and renews the lease, only while this process holds it; LeaseLost otherwise. */
   private async save(id: string, set: Partial<HiTransaction>, unset: Record<string, ''> = {}) {
-    await this.transactions.updateOne({ _id: id }, { $set: { ...set, updatedAt: this.clock() }, ...(Object.keys(unset).length ? { $unset: unset } : {}) });
+    const now = this.clock();
+    const saved = await guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner },
+      { $set: { ...set, updatedAt: now, lease: this.leaseFrom(now) }, ...(Object.keys(unset).length ? { $unset: unset } : {}) });
+    if (!saved) throw new LeaseLost(`transaction ${id}: lease lost`);
   }
 
   private async execute(id: string): Promise<void> {
@@ -140,7 +209,7 @@ export class HiTransfers {
       const careContexts = Object.fromEntries(tx.consentCareContexts.map((cc) => [cc, 'ERRORED' as const]));
       return this.finish({ ...tx, careContexts }, 'FAILED', live);
     }
-    const selected = await this.select(consent!, tx);
+    const selected = await this.repository(consent!, tx).select();
     await this.save(tx._id, { status: 'TRANSFERRING', recordIds: selected, pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts: {} });
     return (await this.transactions.findOne({ _id: tx._id }))!;
   }
@@ -153,27 +222,9 @@ export class HiTransfers {
     return true;
   }
 
-  /** What the consent and the requested dateRange cover, as one filter. */
-  private scope(consent: ConsentDoc, tx: HiTransaction) {
-    return { $and: [consentFilter(consent), { recordDate: { $gte: tx.dateRange.from, $lte: tx.dateRange.to } }] };
-  }
-
-  /**
-   * The ids of the records to push, oldest first: from the patient's index
-   * document (a consent always names one provider and one patient), filtered
-   * in memory, so the cost follows the patient's records, not the store's.
-   */
-  private async select(consent: ConsentDoc, tx: HiTransaction): Promise<string[]> {
-    const filter = this.scope(consent, tx);
-    const key = indexKeyOf(filter);
-    if (key === undefined) throw new Error('a consent filter names one provider and one patient'); // consentFilter always does
-    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort((a, b) => newestFirst(b, a)).map((e) => e._id);
-  }
-
-  /** The current version of a selected record, if the consent and the requested dateRange still cover it (read by _id, checked in memory). */
-  private async covered(recordId: string, consent: ConsentDoc, tx: HiTransaction): Promise<CurrentDoc | null> {
-    const doc = await this.records.current.findOne({ _id: recordId });
-    return doc && matchesFilter(doc, this.scope(consent, tx)) ? doc : null;
+  /** What this transaction may push (records/repository.ts): the consent's records within the requested dateRange. */
+  private repository(consent: ConsentDoc, tx: HiTransaction): PushRepository {
+    return this.repositories.forPush(consent, tx.dateRange);
   }
 
   private async push(tx: HiTransaction): Promise<HiTransaction> {
@@ -193,17 +244,14 @@ export class HiTransfers {
       if (live !== true) return fail(page * size, live);
       // Each record is read again as it stands now and pushed only if the consent still covers it.
       const ids = tx.recordIds.slice(page * size, (page + 1) * size);
-      const docs = (await Promise.all(ids.map((rid) => this.covered(rid, consent!, tx)))).filter((d): d is CurrentDoc => !!d);
-      const entries = await Promise.all(docs.map(async (d) => {
-        const text = await currentContent(this.records.contents, d);
-        if (text === undefined) throw new Error(`record content ${d.contentId} is missing`);
-        const plaintext = renderRecord(text, d);
-        return {
-          content: encrypt({ plaintext, senderNonce: tx.sender!.nonce, requesterNonce: tx.requester.nonce, senderPrivateKey: tx.sender!.privateKey, requesterPublicKey: tx.requester.publicKey }),
-          media: 'application/fhir+json',
-          checksum: createHash('md5').update(plaintext).digest('hex'),
-          careContextReference: d.careContext,
-        };
+      const repo = this.repository(consent!, tx);
+      const served = (await Promise.all(ids.map((rid) => repo.covered(rid)))).filter((d) => d !== null);
+      const docs = served.map((d) => d.doc);
+      const entries = served.map(({ doc: d, text: plaintext }) => ({
+        content: encrypt({ plaintext, senderNonce: tx.sender!.nonce, requesterNonce: tx.requester.nonce, senderPrivateKey: tx.sender!.privateKey, requesterPublicKey: tx.requester.publicKey }),
+        media: 'application/fhir+json',
+        checksum: createHash('md5').update(plaintext).digest('hex'),
+        careContextReference: d.careContext,
       }));
       const body = {
         pageNumber: page + 1,
@@ -217,27 +265,12 @@ export class HiTransfers {
         },
       };
       const ok = await this.deliver(tx.dataPushUrl, body);
-      await this.auditPage(tx, consent!, docs, page, ok);
+      await repo.pushed(docs, tx._id, page + 1, tx.pageCount, ok);
       for (const d of docs) careContexts[d.careContext] = ok === true && careContexts[d.careContext] !== 'ERRORED' ? 'DELIVERED' : 'ERRORED';
       if (ok !== true) return fail((page + 1) * size, ok);
       await this.save(tx._id, { pagesSent: page + 1, careContexts });
     }
     return this.finish({ ...tx, careContexts }, 'TRANSFERRED', null);
-  }
-
-  /**
-   * Every page pushed (or that failed to be) is in the audit trail with its
-   * records and their patients, under the viewer it went to, so the patient
-   * sees health-information pushes in their access history.
-   */
-  private async auditPage(tx: HiTransaction, consent: ConsentDoc, docs: CurrentDoc[], page: number, ok: true | string): Promise<void> {
-    const t = consent.terms!;
-    const patients = [...new Set([patientAuditKey(t.patient), ...docs.flatMap((d) => [d.abhaNumber, d.abhaAddress].filter((x): x is string => !!x))])];
-    await this.audit.append({
-      action: 'health-information.push', outcome: ok === true ? 'success' : 'error', status: ok === true ? 200 : 502,
-      actor: { role: 'hiu', facility: t.hiu, subject: null }, recordIds: docs.map((d) => d._id), consentId: consent._id, purpose: t.purpose, patients,
-      reason: `transaction ${tx._id} page ${page + 1} of ${tx.pageCount}${ok === true ? '' : `: ${ok}`}`.slice(0, 300),
-    });
   }
 
   /** POSTs one page with retries and exponential backoff; true or why it failed. */

@@ -7,7 +7,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { type AppEnv, requireRole } from '../auth/caller.js';
 import { badRequest } from '../fhir/outcome.js';
 import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
-import { fhirDateRange } from '../records/index-keys.js';
+import { fhirDateRange } from '../fhir/datetime.js';
 import type { AuditEventDoc, AuditLog } from './log.js';
 import { actorOf } from './http.js';
 

@@ -12,13 +12,16 @@ import type { ConsentStore } from './store.js';
 import { patientAuditKey } from './policy.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
-import type { GatewayClient } from '../abdm/gateway.js';
 import type { Log } from '../log.js';
 
-export interface ConsentDeps { consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date; gateway?: GatewayClient; log?: Log }
+export interface ConsentDeps {
+  consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date; log?: Log;
+  /** Acknowledges a v0.5 notification to the gateway (on-notify), when one is configured (abdm/ wires it). */
+  acknowledge?: (consentId: string, requestId: string) => Promise<void>;
+}
 
 export function consentRoutes(deps: ConsentDeps) {
-  const { consents, audit, config, clock, gateway, log } = deps;
+  const { consents, audit, config, clock, acknowledge, log } = deps;
   const r = new Hono<AppEnv>();
 
   const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
@@ -34,9 +37,8 @@ export function consentRoutes(deps: ConsentDeps) {
     });
     // Acknowledge to the gateway (v0.5 on-notify) when one is configured.
     const requestId = (body as { requestId?: string }).requestId;
-    if (gateway?.configured && requestId) {
-      void gateway.post('/v0.5/consents/hip/on-notify', { ...gateway.envelope(), acknowledgement: { status: 'OK', consentId: n.consentId }, resp: { requestId } })
-        .catch((e) => log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'));
+    if (acknowledge && requestId) {
+      void acknowledge(n.consentId, requestId).catch((e) => log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'));
     }
     return c.json({ consentId: n.consentId, status: n.status, result }, 202);
   };

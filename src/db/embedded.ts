@@ -3,10 +3,17 @@
  * SQLite storage), built once from the Go module proxy into ./.cache and run
  * on a free loopback port with its data in DATA_DIR. Used when MONGODB_URI is
  * unset (by `npm start` and by the tests).
+ *
+ * Single process by design: FerretDB on SQLite makes a guarded write under
+ * this process's locks (db/engine.ts), which another process would not see.
+ * So a DATA_DIR is taken with a lock file, `DATA_DIR/abha-vault.lock` (created
+ * exclusively, holding the pid), before FerretDB starts, and released when it
+ * stops or this process exits. A second server on the same DATA_DIR refuses
+ * to start; a lock whose pid is no longer alive (a crash) is taken over.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MongoClient } from 'mongodb';
@@ -47,6 +54,54 @@ export function ensureLauncher(log: (msg: string) => void = () => {}, opts: { ca
   return bin;
 }
 
+export const LOCK_FILE = 'abha-vault.lock';
+
+/** Another live process holds DATA_DIR. */
+export class DataDirInUseError extends EmbeddedDatabaseError {}
+
+const alive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+};
+const readPid = (path: string): number | undefined => {
+  try { return Number.parseInt(readFileSync(path, 'utf8'), 10) || 0; } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+};
+
+/**
+ * Takes `dataDir` for this process (see the file header); returns the
+ * release. Throws DataDirInUseError, one line naming DATA_DIR, when a live
+ * process holds it (this one included: one embedded database per DATA_DIR).
+ */
+export function lockDataDir(dataDir: string): () => void {
+  const path = join(dataDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        process.removeListener('exit', release);
+        try { if (readPid(path) === process.pid) unlinkSync(path); } catch { /* already gone */ }
+      };
+      process.on('exit', release);
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = readPid(path);
+    if (holder === undefined) continue; // released meanwhile: try again
+    if (holder && alive(holder)) {
+      throw new DataDirInUseError(`DATA_DIR ${dataDir} is in use by another abha-vault process (pid ${holder}, lock file ${path}): the embedded database serves one process; stop that one, choose another DATA_DIR, or set MONGODB_URI to share a MongoDB between processes.`);
+    }
+    // Stale (its process is gone): move it aside, and put it back if what was moved is not the stale lock (another starter took over first).
+    const aside = `${path}.${process.pid}.stale`;
+    try { renameSync(path, aside); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; throw e; }
+    if (readPid(aside) !== holder) { try { linkSync(aside, path); } catch { /* a third took it: it decides */ } }
+    rmSync(aside, { force: true });
+  }
+  throw new DataDirInUseError(`DATA_DIR ${dataDir}: could not take the lock file ${path}; is another abha-vault starting on it?`);
+}
+
 export interface EmbeddedDatabase {
   uri: string;
   process: ChildProcess;
@@ -58,6 +113,16 @@ export async function startEmbedded(options: { dataDir: string; listen?: string;
   const bin = ensureLauncher(options.log);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
+  const release = lockDataDir(dataDir); // before FerretDB opens the files
+  try {
+    return await launch(bin, dataDir, options, release);
+  } catch (e) {
+    release();
+    throw e;
+  }
+}
+
+async function launch(bin: string, dataDir: string, options: { listen?: string; timeoutMs?: number }, release: () => void): Promise<EmbeddedDatabase> {
   const args = [dataDir, ...(options.listen ? [options.listen] : [])];
   // stdin stays open as a lifeline: the launcher exits when this process is gone.
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -88,11 +153,13 @@ export async function startEmbedded(options: { dataDir: string; listen?: string;
     uri,
     process: child,
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(killer);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(killer);
+      }
+      release();
     },
   };
 }

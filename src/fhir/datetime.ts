@@ -11,7 +11,8 @@
  * - as the start of a range a value means its first instant; as the end of an
  *   inclusive range it means its last millisecond at its own precision, so a
  *   date-only `to` covers that whole day, as the search's partial dates do.
- * Pure.
+ * Pure. Below: FHIR date/dateTime values (records' dates, search and audit
+ * date parameters) as the period they cover.
  */
 
 const FORM = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
@@ -55,3 +56,35 @@ export function abdmInstant(value: string, bound: Bound = 'start'): Date {
   if (!d) throw new Error('not an ABDM date-time'); // schemas refuse such values before this is reached
   return d;
 }
+
+/**
+ * The instant a FHIR date/dateTime starts at; its end (exclusive) is the start
+ * of the next year, month, day or instant at the value's precision. Dates
+ * without a time are taken in UTC.
+ */
+export function fhirDateRange(value: string): { start: Date; end: Date } | undefined {
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(value);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s, frac, tz] = m;
+  const year = Number(y), month = mo ? Number(mo) - 1 : 0, day = d ? Number(d) : 1;
+  if (month < 0 || month > 11 || day < 1 || day > daysIn(year, month + 1)) return undefined; // e.g. 2024-02-30
+  if (h !== undefined) {
+    const iso = `${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}${frac ?? ''}${tz ?? 'Z'}`;
+    const start = new Date(iso);
+    if (Number.isNaN(start.getTime()) || Number(h) > 23 || Number(mi) > 59 || Number(s ?? 0) > 59) return undefined;
+    const step = s === undefined ? 60_000 : frac === undefined ? 1000 : 1;
+    return { start, end: new Date(start.getTime() + step) };
+  }
+  const start = utc(year, month, day);
+  const end = d ? utc(year, month, day + 1) : mo ? utc(year, month + 1, 1) : utc(year + 1, 0, 1);
+  return { start, end };
+}
+
+/** Date.UTC without its mapping of years 0-99 to 1900-1999. */
+function utc(year: number, month: number, day: number): Date {
+  const d = new Date(Date.UTC(2000, month, day));
+  d.setUTCFullYear(year + (d.getUTCFullYear() - 2000));
+  return d;
+}
+
+export const fhirDateStart = (value: unknown) => (typeof value === 'string' ? fhirDateRange(value)?.start : undefined);

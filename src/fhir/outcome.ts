@@ -33,6 +33,8 @@ export class FhirError extends Error {
 
   /** The patients a refusal concerns, for the audit trail only (e.g. the patient of the consent a read was refused under). */
   auditPatients?: string[];
+  /** Set where the refusal was made and audited (records/repository.ts): app.onError then only answers it. */
+  audited = false;
 }
 
 export function error(code: IssueType, diagnostics: string, expression?: string): Issue {

@@ -1,10 +1,11 @@
 /**
  * The upload validation pipeline: guard → FHIR R4 structure → document rules →
  * ABDM profile rules. Every stage runs that can, so a rejection lists every
- * problem found, not only the first.
+ * problem found, not only the first. The guard's limits (size, depth, string
+ * length, duplicate names, entry count) are all checked in `guard.ts`.
  */
 import { type Issue, error, fail, named, shown, unprocessable } from './outcome.js';
-import { guardDocument, type GuardLimits } from './guard.js';
+import { DOCUMENT, parseBody, type GuardLimits } from './guard.js';
 import { StructureValidator } from './structure.js';
 import { documentRules, type DocumentFacts } from './document.js';
 import { ProfileEngine, type ProfileFile } from './profiles.js';
@@ -12,8 +13,6 @@ import { ProfileEngine, type ProfileFile } from './profiles.js';
 export interface ValidatorOptions extends GuardLimits {
   abhaSystems: readonly string[];
   maxIssues?: number;
-  /** Most entries a document may carry (checked before any other validation). */
-  maxEntries?: number;
 }
 
 export interface ValidDocument {
@@ -31,13 +30,19 @@ export class DocumentValidator {
     this.profiles = new ProfileEngine(options.abhaSystems);
   }
 
-  /** Parses and validates an uploaded document; throws FhirError (400/413/422) when it is not acceptable. */
+  /**
+   * Parses and validates an uploaded document, the text as `readJsonText`
+   * returned it (its size was bounded while it streamed in, so it is not
+   * measured again); throws FhirError (400/422) when it is not acceptable.
+   * The guard's text stage refuses, before anything reads the parsed value,
+   * text that names a member twice in one object (the parsed value would be
+   * only one reading of it) and a Bundle with more than `maxEntries` entries.
+   */
   validateText(text: string): ValidDocument {
-    // Refuses, before anything reads the parsed value, text that names a member twice in one
-    // object: the parsed value would be only one reading of it.
-    return this.validate(guardDocument(text, this.options));
+    return this.validate(parseBody(text, this.options, DOCUMENT));
   }
 
+  /** Validates a parsed document. The guard's limits are not applied here: `validateText` applies them to the text. */
   validate(parsed: unknown): ValidDocument {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw unprocessable([error('structure', 'Expected a FHIR resource (a JSON object)', 'Bundle')]);
@@ -45,10 +50,6 @@ export class DocumentValidator {
     const bundle = parsed as Record<string, any>;
     if (bundle.resourceType !== 'Bundle') {
       throw unprocessable([error('structure', `Expected resourceType 'Bundle' (a FHIR document), found ${shown(bundle.resourceType)}`, 'resourceType')]);
-    }
-    const entries = bundle.entry;
-    if (Array.isArray(entries) && this.options.maxEntries !== undefined && entries.length > this.options.maxEntries) {
-      throw unprocessable([error('too-costly', `The document has ${entries.length} entries; at most ${this.options.maxEntries} are accepted (MAX_BUNDLE_ENTRIES)`, 'Bundle.entry')]);
     }
     const issues: Issue[] = [];
     const max = this.options.maxIssues ?? 1000;

@@ -1,42 +1,24 @@
 /**
- * Reading a request body: media type first (415), then the size limit enforced
- * while streaming (413), then strict UTF-8 decoding (400).
+ * Reading a request body: the Hono side of the guard (src/fhir/guard.ts), which
+ * owns every check and its answer. This file only hands it the request's
+ * Content-Type, Content-Length and body stream, and names what each route
+ * expects.
  */
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { type Config, guardLimits } from '../config.js';
-import { guard } from '../fhir/guard.js';
-import { type Issue, error, fail, unprocessable } from '../fhir/outcome.js';
+import { checkMediaType, decodeUtf8, parseBody, readBody } from '../fhir/guard.js';
+import { type Issue, error, unprocessable } from '../fhir/outcome.js';
 
-const JSON_TYPES = new Set(['application/fhir+json', 'application/json']);
-
+/**
+ * The body as text: media type (415), size while streaming (413), the body
+ * complete (400), strict UTF-8 (400). The upload then gives the text to
+ * `DocumentValidator.validateText`, the rest of the guard.
+ */
 export async function readJsonText(c: Context, maxBytes: number): Promise<string> {
-  const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
-  if (!JSON_TYPES.has(type)) {
-    throw fail(415, 'not-supported', `Content-Type must be application/fhir+json or application/json (found '${type.slice(0, 60) || 'none'}')`);
-  }
-  const declared = Number(c.req.header('content-length'));
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  const body = c.req.raw.body;
-  if (!body) return '';
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) { await reader.cancel(); throw tooLarge(maxBytes); }
-    chunks.push(value);
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
-  } catch {
-    throw fail(400, 'structure', 'Body is not valid UTF-8');
-  }
+  checkMediaType(c.req.header('content-type'));
+  return decodeUtf8(await readBody(c.req.raw.body, maxBytes, c.req.header('content-length')));
 }
-
-const tooLarge = (max: number) => fail(413, 'too-long', `Body exceeds the ${max}-byte limit (MAX_BODY_BYTES)`);
 
 /** zod issues → OperationOutcome issues with the JSON path as expression. */
 export function zodIssues(e: z.ZodError): Issue[] {
@@ -44,12 +26,29 @@ export function zodIssues(e: z.ZodError): Issue[] {
 }
 
 /**
- * A JSON request body checked against a zod schema: media type (415), size
- * (413), depth and string length (400), then the schema (422 listing every
- * problem).
+ * What each JSON route's body is, as its empty-body refusal names it
+ * ("Empty body: expected a JSON consent notification"). A route may also pass
+ * its own wording to `readJsonBody`.
  */
-export async function readJsonBody<T extends z.ZodTypeAny>(c: Context, schema: T, config: Config): Promise<z.output<T>> {
-  const parsed = schema.safeParse(guard(await readJsonText(c, config.MAX_BODY_BYTES), guardLimits(config)));
+const EXPECTED_BODIES: Readonly<Record<string, string>> = {
+  '/v0.5/consents/hip/notify': 'a JSON consent notification',
+  '/api/v3/consent/request/hip/notify': 'a JSON consent notification',
+  '/v0.5/health-information/hip/request': 'a JSON health-information request',
+  '/v0.5/care-contexts/discover': 'a JSON care-context discovery request',
+  '/v0.5/links/link/init': 'a JSON link request',
+  '/v0.5/links/link/confirm': 'a JSON link confirmation',
+};
+
+/**
+ * A JSON request body checked against a zod schema: the guard (media type 415,
+ * size 413, incomplete body, UTF-8, emptiness, depth and string length 400),
+ * then the schema (422 listing every problem). `expects` names the body in the
+ * empty-body refusal; by default, the wording for the route.
+ */
+export async function readJsonBody<T extends z.ZodTypeAny>(c: Context, schema: T, config: Config, expects?: string): Promise<z.output<T>> {
+  const text = await readJsonText(c, config.MAX_BODY_BYTES);
+  const value = parseBody(text, guardLimits(config), { expects: expects ?? EXPECTED_BODIES[c.req.path] ?? 'a JSON object' });
+  const parsed = schema.safeParse(value);
   if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
   return parsed.data;
 }

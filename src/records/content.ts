@@ -14,7 +14,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Binary, type Collection } from 'mongodb';
-import type { ContentDoc, CurrentDoc } from '../db/mongo.js';
+import type { ContentDoc, CurrentDoc } from './model.js';
 
 // Synchronous on purpose: for a ~40 KB bundle deflate takes ~0.4 ms and inflate ~0.1 ms; zlib's
 // asynchronous calls cost 2.5-3 times the CPU (a thread-pool round trip per call), measured here.

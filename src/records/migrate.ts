@@ -11,7 +11,7 @@
  * stay one record under the identifier of their current version; from now on
  * the other identifier gets a record of its own.
  */
-import type { Collections, CurrentDoc } from '../db/mongo.js';
+import type { Collections, CurrentDoc } from './model.js';
 import { isDuplicateKey } from '../db/mongo.js';
 import { bundleIdentifierKey } from './index-keys.js';
 import { currentContent } from './content.js';

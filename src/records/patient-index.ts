@@ -13,15 +13,17 @@
  * work unchanged; each update of one is a single-document $set.
  *
  * Consistency: an entry is written after the record's current pointer
- * (records/store.ts publish) and only ever moves to a newer version, so a
- * listing never shows a record that is not stored. The page is re-read from
+ * (records/store.ts publish) and only ever moves to a newer version: every
+ * write is a guarded write on the entry's version (db/engine.ts), so this
+ * holds with several server processes on MongoDB too. A listing never shows
+ * a record that is not stored. The page is re-read from
  * the records collection and re-checked against the filter before it is
  * served, so an entry that lags (a crash between the two writes, repaired by
  * re-sending the upload) can shorten a page, never widen what is served.
  */
-import type { Collection } from 'mongodb';
-import type { CurrentDoc, MetaDoc, PatientIndexDoc, IndexEntry } from '../db/mongo.js';
-import { KeyedLock } from '../db/keyed-lock.js';
+import type { Collection, Filter } from 'mongodb';
+import type { CurrentDoc, MetaDoc, PatientIndexDoc, IndexEntry } from './model.js';
+import { type Engine, guardedUpdate } from '../db/engine.js';
 import { pinnedValue } from './match.js';
 
 const BUILT = 'patient-index-v1';
@@ -57,40 +59,32 @@ const entryOf = (r: CurrentDoc): IndexEntry => ({
 });
 
 export class PatientIndex {
-  /** FerretDB applies a $set as a read then a write: two concurrent ones on one document could lose one (see db/keyed-lock.ts). */
-  private lock = new KeyedLock();
+  constructor(private docs: Collection<PatientIndexDoc>, private meta: Collection<MetaDoc>, private engine: Engine) {}
 
-  /** `atomicConditionalWrites`: see RecordStore; false on FerretDB, where writes go by _id alone under the per-key lock. */
-  constructor(private docs: Collection<PatientIndexDoc>, private meta: Collection<MetaDoc>, private opts: { atomicConditionalWrites?: boolean } = {}) {}
-
-  /** Records `r` (a current record) under each of its patient keys, unless an entry as new is there already. */
+  /**
+   * Records `r` (a current record) under each of its patient keys, unless an
+   * entry as new is there already: guarded on the entry's version, so two
+   * processes publishing versions 2 and 3 leave 3 whatever the order.
+   */
   async put(r: CurrentDoc): Promise<void> {
-    await Promise.all(keysOf(r).map((key) => this.lock.run(key, async () => {
-      const doc = await this.docs.findOne({ _id: key });
-      const have = doc?.entries?.[r._id]?.version;
+    const field = `entries.${r._id}`;
+    const older = { $or: [{ [field]: { $exists: false } }, { [`${field}.version`]: { $lt: r.version } }] } as Filter<PatientIndexDoc>;
+    await Promise.all(keysOf(r).map(async (key) => {
+      // Most puts are repeats or moves forward: read first, and write only when the entry would move.
+      const have = (await this.docs.findOne({ _id: key }, { projection: { [field]: 1 } }))?.entries?.[r._id]?.version;
       if (have !== undefined && have >= r.version) return;
-      await this.docs.updateOne({ _id: key }, { $set: { [`entries.${r._id}`]: entryOf(r) } }, { upsert: true });
-    })));
+      await guardedUpdate(this.engine, this.docs, key, older, { $set: { [field]: entryOf(r) } }, { upsert: true });
+    }));
   }
 
   /**
    * Takes record `recordId` out of the index document `key` when its entry
    * there is older than `version` (the record now belongs to another patient
-   * from that version on). Conditioned on the entry's version on MongoDB;
-   * serialised per key in this process.
+   * from that version on). Guarded on the entry's version.
    */
   async remove(key: string, recordId: string, version: number): Promise<void> {
-    await this.lock.run(key, async () => {
-      const field = `entries.${recordId}`;
-      if (this.opts.atomicConditionalWrites === false) {
-        const doc = await this.docs.findOne({ _id: key });
-        const have = doc?.entries?.[recordId]?.version;
-        if (have === undefined || have >= version) return;
-        await this.docs.updateOne({ _id: key }, { $unset: { [field]: '' } });
-      } else {
-        await this.docs.updateOne({ _id: key, [`${field}.version`]: { $lt: version } }, { $unset: { [field]: '' } });
-      }
-    });
+    const field = `entries.${recordId}`;
+    await guardedUpdate(this.engine, this.docs, key, { [`${field}.version`]: { $lt: version } } as Filter<PatientIndexDoc>, { $unset: { [field]: '' } });
   }
 
   /** The entries of one provider's patient, as documents (_id = recordId) the search filters can be evaluated on. */

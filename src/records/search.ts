@@ -5,7 +5,7 @@
  */
 import { badRequest } from '../fhir/outcome.js';
 import { parseAbhaParam } from '../fhir/abha.js';
-import { fhirDateRange } from './index-keys.js';
+import { fhirDateRange } from '../fhir/datetime.js';
 
 export interface SearchParamDoc { name: string; type: 'token' | 'string' | 'date' | 'number' | 'special'; documentation: string }
 

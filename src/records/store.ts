@@ -11,11 +11,12 @@
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import type { Binary, Filter } from 'mongodb';
-import { type Collections, type CurrentDoc, type RecordDoc, isDuplicateKey as isDuplicate } from '../db/mongo.js';
+import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
+import { type Collections, type CurrentDoc, type RecordDoc } from './model.js';
 import { canonicalContent, topLevelValue } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
-import { KeyedLock } from '../db/keyed-lock.js';
+import { type Engine, guardedUpdate } from '../db/engine.js';
 import { PatientIndex, indexKeyOf, keysOf, newestFirst } from './patient-index.js';
 import { matchesFilter } from './match.js';
 import { currentContent, packContent, readContent } from './content.js';
@@ -59,18 +60,16 @@ function neighbours(q: SearchQuery, more: boolean): Pick<SearchPage, 'hasNext' |
 }
 
 export class RecordStore {
-  private publishing = new KeyedLock();
   private index: PatientIndex;
 
   /**
-   * `atomicConditionalWrites`: the database applies a write's condition
-   * atomically (MongoDB), so a new version's pointer update carries the
-   * condition "only over an older version" and stays right with several
-   * processes. False on FerretDB (see db/mongo.ts isFerretDB): there the
-   * per-record lock orders the writes, and the pointer is replaced by _id.
+   * `engine`: what the database guarantees (db/engine.ts). Every update here
+   * is a guarded write through it, so a new version's pointer, its patient
+   * index entries and its care context stay right with several processes on
+   * MongoDB, and under this process's per-document locks on FerretDB.
    */
-  constructor(private c: Collections, private opts: { atomicConditionalWrites?: boolean } = {}) {
-    this.index = new PatientIndex(c.patientIndex, c.meta, opts);
+  constructor(private c: Collections, readonly engine: Engine) {
+    this.index = new PatientIndex(c.patientIndex, c.meta, engine);
   }
 
   async upload(input: UploadInput): Promise<UploadResult> {
@@ -166,11 +165,12 @@ export class RecordStore {
 
   /**
    * Points the record's current entry at `v` (with its compressed content)
-   * unless a newer version is already there, serialised per record in this
-   * process. A first version is an insert, a repeat of the current version
-   * writes nothing, and only a new version of an existing record replaces the
-   * pointer: by _id alone on FerretDB, where a further condition would be
-   * neither atomic nor indexed (see the constructor).
+   * unless a newer version is already there. A first version is an insert, a
+   * repeat of the current version writes nothing, and only a new version of
+   * an existing record updates the pointer: a guarded write "only over an
+   * older version" (db/engine.ts), atomic on MongoDB, and by _id under the
+   * per-document lock on FerretDB, where a further condition would be neither
+   * atomic nor indexed.
    */
   private async publish(v: RecordDoc, z?: Binary): Promise<void> {
     const { _id, ...fields } = v;
@@ -180,19 +180,19 @@ export class RecordStore {
       const packed = z ?? (await this.c.contents.findOne({ _id: v.contentId }))?.z;
       return packed ? { ...doc, z: packed } : doc;
     };
-    await this.publishing.run(v.recordId, async () => {
-      if (v.version === 1) { // usually the first sight of the record: insert, and look only if that clashes
-        try { await this.c.current.insertOne(await withContent()); return; } catch (e) { if (!isDuplicate(e)) throw e; }
-      }
-      const cur = await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
-      if (cur && cur.version >= v.version) return;
+    // Usually the first sight of a record: insert, and look only if that clashes.
+    const cur = v.version === 1 ? null : await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
+    if (!cur || cur.version < v.version) {
+      let inserted = false;
       if (!cur) {
-        try { await this.c.current.insertOne(await withContent()); return; } catch (e) { if (!isDuplicate(e)) throw e; }
+        try { await this.c.current.insertOne(await withContent()); inserted = true; } catch (e) { if (!isDuplicate(e)) throw e; }
       }
-      // A duplicate key here means the current entry exists with this or a newer version.
-      const filter = this.opts.atomicConditionalWrites === false ? { _id: v.recordId } : { _id: v.recordId, version: { $lt: v.version } };
-      await ignoreDuplicate(this.c.current.replaceOne(filter, await withContent()));
-    });
+      if (!inserted) {
+        // The whole pointer, field by field: a replacement with a condition, which guardedUpdate expresses as $set (and $unset of a content it lacks).
+        const { _id: _r, ...next } = await withContent();
+        await guardedUpdate(this.engine, this.c.current, v.recordId, { version: { $lt: v.version } }, { $set: next, ...(next.z ? {} : { $unset: { z: '' as const } }) });
+      }
+    }
     // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
     await this.index.put(doc);
     if (v.version > 1) await this.leaveFormerPatient(doc);
@@ -215,32 +215,35 @@ export class RecordStore {
 
   /**
    * Remembers the care context for discovery and linking: inserted at first
-   * sight, updated only when it gains a record type, a display or demographics
-   * (serialised per care context in this process; see publish for why updates
-   * are avoided).
+   * sight, updated only when it gains a record type (`$addToSet`, so two
+   * processes adding two types keep both), a display or demographics (a
+   * guarded write: an upload older than the last one seen does not overwrite
+   * what a newer one set).
    */
   private async rememberCareContext(r: RecordDoc, demographicKey: string | null): Promise<void> {
     const patientKey = r.abhaNumber ?? r.abhaAddress;
     const _id = `${r.provider}|${patientKey}|${r.careContext}`;
-    await this.publishing.run(`cc|${_id}`, async () => {
-      const known = await this.c.careContexts.findOne({ _id });
-      if (!known) {
-        try {
-          await this.c.careContexts.insertOne({
-            _id, provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext,
-            display: r.careContextDisplay, hiTypes: [r.hiType], firstSeen: r.receivedAt, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}),
-          });
-          return;
-        } catch (e) { if (!isDuplicate(e)) throw e; }
-      }
-      const current = known ?? (await this.c.careContexts.findOne({ _id }))!;
-      const changes = {
-        ...(current.hiTypes.includes(r.hiType) ? {} : { hiTypes: [...current.hiTypes, r.hiType] }),
-        ...(r.careContextDisplay && r.careContextDisplay !== current.display ? { display: r.careContextDisplay } : {}),
-        ...(demographicKey && demographicKey !== current.demographicKey ? { demographicKey } : {}),
-      };
-      if (Object.keys(changes).length) await this.c.careContexts.updateOne({ _id }, { $set: { ...changes, lastSeen: r.receivedAt } });
-    });
+    const known = await this.c.careContexts.findOne({ _id });
+    if (!known) {
+      try {
+        await this.c.careContexts.insertOne({
+          _id, provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext,
+          display: r.careContextDisplay, hiTypes: [r.hiType], firstSeen: r.receivedAt, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}),
+        });
+        return;
+      } catch (e) { if (!isDuplicate(e)) throw e; }
+    }
+    const current = known ?? (await this.c.careContexts.findOne({ _id }))!;
+    if (!current.hiTypes.includes(r.hiType)) {
+      await guardedUpdate(this.engine, this.c.careContexts, _id, {}, { $addToSet: { hiTypes: r.hiType }, $max: { lastSeen: r.receivedAt } });
+    }
+    const changes = {
+      ...(r.careContextDisplay && r.careContextDisplay !== current.display ? { display: r.careContextDisplay } : {}),
+      ...(demographicKey && demographicKey !== current.demographicKey ? { demographicKey } : {}),
+    };
+    if (Object.keys(changes).length) {
+      await guardedUpdate(this.engine, this.c.careContexts, _id, { lastSeen: { $lte: r.receivedAt } }, { $set: { ...changes, lastSeen: r.receivedAt } });
+    }
   }
 
   async text(contentId: string): Promise<string | undefined> {
@@ -267,8 +270,11 @@ export class RecordStore {
     return doc?.provider === provider ? doc : null;
   }
 
-  async history(provider: string, recordId: string, limit: number): Promise<RecordDoc[]> {
-    return this.c.versions.find({ recordId, provider }).sort({ version: -1 }).limit(limit).toArray();
+  /** Versions `from`, from-1, … of a record, at most `limit`, newest first (each read by _id). */
+  async versionsDown(recordId: string, from: number, limit: number): Promise<RecordDoc[]> {
+    const wanted = Array.from({ length: Math.max(0, Math.min(limit, from)) }, (_, i) => `${recordId}/${from - i}`);
+    const found = await Promise.all(wanted.map((_id) => this.c.versions.findOne({ _id })));
+    return found.filter((v): v is RecordDoc => v !== null);
   }
 
   /**
@@ -282,6 +288,18 @@ export class RecordStore {
     const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
     const key = indexKeyOf(filter);
     return key !== undefined ? this.searchIndexed(key, filter, q) : this.searchCollection(filter, q);
+  }
+
+  /**
+   * The ids of every current record matching `filter`, newest first. The
+   * filter must pin one provider and one patient (a consent's always does):
+   * it is answered from that patient's index document, so its cost follows
+   * the patient's records. Served records are re-checked by the caller.
+   */
+  async listIds(filter: Filter<CurrentDoc>): Promise<string[]> {
+    const key = indexKeyOf(filter);
+    if (key === undefined) throw new Error('listIds needs a filter naming one provider and one patient');
+    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(newestFirst).map((e) => e._id);
   }
 
   private async searchIndexed(key: string, filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {

@@ -1,7 +1,7 @@
 /**
  * Fidelius (src/abdm/fidelius.ts) against the reference Fidelius CLI 1.2.0
- * vectors in /work/shared/test-vectors/fidelius.json (path overridable with
- * FIDELIUS_VECTORS), plus properties, edge cases and the CLI.
+ * vectors in ../shared/test-vectors/fidelius.json beside the repository (path
+ * overridable with FIDELIUS_VECTORS), plus properties, edge cases and the CLI.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import {
   CURVE,
   Point,
@@ -30,9 +31,9 @@ interface Vector {
   encryptedData: string;
 }
 
-const VECTORS_PATH = process.env.FIDELIUS_VECTORS ?? '/work/shared/test-vectors/fidelius.json';
-const { vectors } = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as { vectors: Vector[] };
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const VECTORS_PATH = process.env.FIDELIUS_VECTORS ?? path.resolve(REPO_ROOT, '..', 'shared', 'test-vectors', 'fidelius.json');
+const { vectors } = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as { vectors: Vector[] };
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
 const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));

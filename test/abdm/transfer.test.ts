@@ -684,7 +684,8 @@ describe('resuming after a restart', () => {
     expect([...got.keys()].sort()).toEqual(want.slice(2).map((w) => w.id).sort());
     expect(notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
     expect(statusesOf(notify)).toEqual({ 'CC-A': 'DELIVERED', 'CC-B': 'DELIVERED', 'CC-C': 'DELIVERED' });
-    const tx = JSON.parse((await adminView(txId)).text);
+    // the notify is sent before the transaction is saved as notified: wait for that write
+    const tx = await until('transaction saved as notified', async () => { const a = JSON.parse((await adminView(txId)).text); return a.notified ? a : undefined; });
     expect(tx).toMatchObject({ status: 'TRANSFERRED', pagesSent: 3, notified: true });
     expect(tx.sender).toBeUndefined();
   });

@@ -16,7 +16,7 @@ import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator, RECORD_KINDS, type SyntheticPatient } from '../../fixtures/generator.js';
 import { consentUsable, decide, type Viewer } from '../../src/consents/policy.js';
 import { ACCESS_MODES, ConsentNotifyV3, HI_TYPES } from '../../src/consents/schema.js';
-import type { CurrentDoc } from '../../src/db/mongo.js';
+import type { CurrentDoc } from '../../src/records/model.js';
 
 const PROVIDERS = ['HIP-A', 'HIP-B'] as const;
 const HIPS = [...PROVIDERS, 'HIP-C'] as const; // HIP-C holds no records

@@ -7,7 +7,8 @@
  * scan the table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collections, ensureIndexes, isFerretDB } from '../../src/db/mongo.js';
+import { isFerretDB } from '../../src/db/mongo.js';
+import { collections, ensureIndexes } from '../../src/records/model.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 let t: TestApp;

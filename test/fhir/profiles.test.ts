@@ -59,10 +59,9 @@ describe('DocumentValidator on the fixtures', () => {
 });
 
 describe('DocumentValidator: pipeline entry points', () => {
-  it('passes guard refusals through (413, 400)', () => {
-    const small = new DocumentValidator({ maxBytes: 1000, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS }, v.structure);
-    expect(() => small.validateText(texts.prescription)).toThrow(FhirError);
-    try { small.validateText(texts.prescription); } catch (e) { expect((e as FhirError).status).toBe(413); }
+  it('passes guard refusals through: too deep is 400, unparsable is 400 structure (the size is counted once, while the body streams: test/http/body.test.ts)', () => {
+    const shallow = new DocumentValidator({ maxBytes: 10_000_000, maxDepth: 8, abhaSystems: DEFAULT_ABHA_SYSTEMS }, v.structure);
+    try { shallow.validateText(texts.prescription); } catch (e) { expect((e as FhirError).status).toBe(400); expect((e as FhirError).issues[0].code).toBe('too-costly'); }
     try { v.validateText('{"resourceType":'); } catch (e) { expect((e as FhirError).status).toBe(400); expect((e as FhirError).issues[0].code).toBe('structure'); }
     expect.assertions(4);
   });

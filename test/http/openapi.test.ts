@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { openApiDocument, openApiRoutes } from '../../src/http/openapi.js';
+import { openApiDocument, openApiRoutes } from '../../src/openapi.js';
 import { ConsentNotifyV05, ConsentNotifyV3 } from '../../src/consents/schema.js';
 import { HiRequest } from '../../src/abdm/routes.js';
 import { Discover, LinkInit, LinkConfirm } from '../../src/abdm/linking.js';

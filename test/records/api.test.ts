@@ -175,6 +175,30 @@ describe('idempotency and versions', () => {
     expect(history.entry.map((e: any) => e.resource.meta.versionId)).toEqual(['2', '1']);
   });
 
+  it('_history pages with _count and a sealed next link, newest first; an unknown parameter is 400', async () => {
+    const base = JSON.parse(withIdentifier(example('prescription')));
+    let id = '';
+    for (let i = 1; i <= 5; i++) {
+      base.entry[0].resource.title = `Prescription v${i}`;
+      const res = await post(JSON.stringify(base));
+      expect(res.status).toBe(201);
+      id = idOf(res);
+    }
+    const seen: string[] = [];
+    let url: string | undefined = `/fhir/Bundle/${id}/_history?_count=2`;
+    while (url) {
+      const page = await (await get(url)).json();
+      expect(page.total).toBe(5);
+      seen.push(...page.entry.map((e: any) => e.resource.meta.versionId));
+      const next = page.link.find((l: any) => l.relation === 'next')?.url as string | undefined;
+      url = next ? next.slice(next.indexOf('/fhir/')) : undefined;
+    }
+    expect(seen).toEqual(['5', '4', '3', '2', '1']);
+    expect((await get(`/fhir/Bundle/${id}/_history?_since=2024-01-01`)).status).toBe(400);
+    expect((await get(`/fhir/Bundle/${id}/_history?_count=0`)).status).toBe(400);
+    expect((await get(`/fhir/Bundle/${id}/_history?_cursor=forged`)).status).toBe(400);
+  });
+
   it('another provider uploading the same identifier gets its own record', async () => {
     const text = withIdentifier(example('prescription'));
     const a = await post(text, uploadHeaders('H-A'));
@@ -315,6 +339,13 @@ describe('read', () => {
     expect(new Date(read.headers.get('last-modified')!).getTime()).toBeGreaterThan(0);
     const cached = await t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': 'W/"1"' }, as: ['hip', 'H-ETAG'] });
     expect(cached.status).toBe(304);
+  });
+
+  it('If-None-Match understands *, lists and the strong form; another version or a malformed tag is a 200', async () => {
+    const id = idOf(await post(withIdentifier(example('prescription')), uploadHeaders('H-ETAG')));
+    const read = (tag: string) => t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': tag }, as: ['hip', 'H-ETAG'] });
+    for (const tag of ['*', '"1"', 'W/"7", W/"1"', ' W/"2" ,"1" ']) expect((await read(tag)).status, tag).toBe(304);
+    for (const tag of ['W/"2"', '"2", W/"3"', '1', 'W/1', '']) expect((await read(tag)).status, tag).toBe(200);
   });
 });
 

@@ -5,7 +5,8 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { demographicKey, fhirDateRange, fhirDateStart, indexKeys } from '../../src/records/index-keys.js';
+import { demographicKey, indexKeys } from '../../src/records/index-keys.js';
+import { fhirDateRange, fhirDateStart } from '../../src/fhir/datetime.js';
 import {
   normaliseAbhaNumber,
   normaliseAbhaAddress,

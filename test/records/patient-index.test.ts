@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator, RECORD_KINDS, type SyntheticPatient } from '../../fixtures/generator.js';
-import { collections, ensureIndexes, type CurrentDoc } from '../../src/db/mongo.js';
+import { collections, ensureIndexes, type CurrentDoc } from '../../src/records/model.js';
 import { matchesFilter, UnsupportedFilterError } from '../../src/records/match.js';
 import { cursorFilter, parseSearch } from '../../src/records/search.js';
 import { keysOf } from '../../src/records/patient-index.js';

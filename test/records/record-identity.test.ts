@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
-import { collections, ensureIndexes } from '../../src/db/mongo.js';
+import { collections, ensureIndexes } from '../../src/records/model.js';
 
 let t: TestApp;
 const HIP = 'HIP-IDENT';

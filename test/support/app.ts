@@ -7,10 +7,12 @@ import { MongoClient } from 'mongodb';
 import { Writable } from 'node:stream';
 import { loadConfig, validatorOptions, type Config } from '../../src/config.js';
 import { createLog } from '../../src/log.js';
-import { collections, ensureIndexes, isFerretDB, type Collections } from '../../src/db/mongo.js';
+import { collections, ensureIndexes, type Collections } from '../../src/records/model.js';
+import { detectEngine, type Engine } from '../../src/db/engine.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
 import { RecordStore } from '../../src/records/store.js';
-import { createApp } from '../../src/app.js';
+import { createApp, repositoriesFor } from '../../src/app.js';
+import type { Repositories } from '../../src/records/repository.js';
 import { StructureValidator } from '../../src/fhir/structure.js';
 import { ConsentStore } from '../../src/consents/store.js';
 import { AuditLog } from '../../src/audit/log.js';
@@ -35,6 +37,8 @@ export interface TestApp {
   consents: ConsentStore;
   audit: AuditLog;
   transfers: HiTransfers;
+  /** The app's repositories (records/repository.ts), for tests of the access rules without HTTP. */
+  repositories: Repositories;
   /** One-time codes the linking notifier was asked to send (none when env sets LINK_OTP_DELIVERY: then the configured delivery is used). */
   otps: OtpMessage[];
   /** A bearer token signed with this app's development key. */
@@ -44,20 +48,24 @@ export interface TestApp {
   clock: { now: Date | undefined };
   client: MongoClient;
   collections: Collections;
+  /** What the test database guarantees (db/engine.ts), with this app's lock tables. */
+  engine: Engine;
   logs: string[];
   close(): Promise<void>;
 }
 
 let counter = 0;
 
-export async function createTestApp(env: Record<string, string> = {}, uri = inject('mongoUri')): Promise<TestApp> {
+export async function createTestApp(env: Record<string, string> = {}, uri = inject('mongoUri'), opts: { engine?: Engine } = {}): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'abha-vault-app-'));
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, MONGODB_URI: uri, MONGODB_DB: `t_${process.pid}_${Date.now().toString(36)}_${counter++}`, DB_TIMEOUT_MS: '2000', ...env });
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: config.DB_TIMEOUT_MS });
   await client.connect();
   const db = client.db(config.MONGODB_DB);
   const c = collections(db);
-  await ensureIndexes(c);
+  // `opts.engine`: share another app's engine (its lock tables), as one process serving two apps would.
+  const engine = opts.engine ?? (await detectEngine(db));
+  await ensureIndexes(c, engine);
   const logs: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { logs.push(chunk.toString()); cb(); } });
   const validator = new DocumentValidator(validatorOptions(config), sharedStructure());
@@ -70,9 +78,11 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const pagingKeys = loadPagingKeys(config);
   const log = createLog('info', sink);
   const gateway = new GatewayClient(config, now);
-  const transfers = new HiTransfers(db, c, consents, gateway, audit, config, log, now);
+  const store = new RecordStore(c, engine);
+  const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys, clock: now });
+  const transfers = new HiTransfers(db, c, consents, gateway, repositories, config, log, now, { engine });
   const otps: OtpMessage[] = [];
-  const app = createApp({ config, store: new RecordStore(c, { atomicConditionalWrites: !(await isFerretDB(db)) }), consents, audit, transfers, gateway, db, collections: c, notifier: env.LINK_OTP_DELIVERY ? undefined : { async send(m) { otps.push(m); } }, validator, verifier, pagingKeys, log, clock: now });
+  const app = createApp({ config, store, consents, audit, repositories, transfers, gateway, db, collections: c, notifier: env.LINK_OTP_DELIVERY ? undefined : { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
@@ -86,7 +96,7 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
     return app.request(path, { ...rest, headers });
   };
   return {
-    app, config, client, collections: c, logs, consents, audit, transfers, token, request, clock, otps,
+    app, config, client, collections: c, engine, logs, consents, audit, transfers, repositories, token, request, clock, otps,
     async close() { await db.dropDatabase().catch(() => {}); await client.close(); rmSync(dataDir, { recursive: true, force: true }); },
   };
 }

@@ -12,9 +12,9 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { ConsentDetail, ConsentNotifyV05, ConsentNotifyV3, STATUSES } from '../consents/schema.js';
-import { HiRequest } from '../abdm/routes.js';
-import { Discover, LinkInit, LinkConfirm } from '../abdm/linking.js';
+import { ConsentDetail, ConsentNotifyV05, ConsentNotifyV3, STATUSES } from './consents/schema.js';
+import { HiRequest } from './abdm/routes.js';
+import { Discover, LinkInit, LinkConfirm } from './abdm/linking.js';
 
 type JsonSchema = Record<string, unknown>;
 

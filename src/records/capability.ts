@@ -1,6 +1,6 @@
 /** GET /fhir/metadata: what this server supports, stated as FHIR. */
-import { SEARCH_PARAMS } from '../records/search.js';
-import type { ProfileFile } from './profiles.js';
+import { SEARCH_PARAMS } from './search.js';
+import type { ProfileFile } from '../fhir/profiles.js';
 
 export function capabilityStatement(profiles: ProfileFile[], version: string, now: Date): fhir4.CapabilityStatement {
   return {
