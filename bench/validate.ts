@@ -15,7 +15,11 @@ import { createGenerator, type RecordKind } from '../fixtures/generator.js';
 
 const SEED = 20261125;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
+const validator = new DocumentValidator({
+  maxBytes: 10 * 1024 * 1024,
+  maxDepth: 64,
+  abhaSystems: DEFAULT_ABHA_SYSTEMS,
+});
 
 function rate(texts: string[], f: (t: string) => void): number {
   const warm = Date.now() + 500;
@@ -23,7 +27,10 @@ function rate(texts: string[], f: (t: string) => void): number {
   let n = 0;
   const start = process.hrtime.bigint();
   const end = start + BigInt(SECONDS * 1e9);
-  while (process.hrtime.bigint() < end) { for (let i = 0; i < 50; i++) f(texts[(n + i) % texts.length]); n += 50; }
+  while (process.hrtime.bigint() < end) {
+    for (let i = 0; i < 50; i++) f(texts[(n + i) % texts.length]);
+    n += 50;
+  }
   return n / (Number(process.hrtime.bigint() - start) / 1e9);
 }
 
@@ -34,19 +41,43 @@ const cases: { name: string; kind: RecordKind; entries?: number }[] = [
   { name: 'DischargeSummary, 30 entries', kind: 'DischargeSummary', entries: 30 },
 ];
 const rows = cases.map(({ name, kind, entries }) => {
-  const texts = Array.from({ length: 200 }, () => JSON.stringify(g.record(g.patient(), kind, entries ? { entries } : {}).bundle));
+  const texts = Array.from({ length: 200 }, () =>
+    JSON.stringify(g.record(g.patient(), kind, entries ? { entries } : {}).bundle),
+  );
   for (const t of texts) validator.validateText(t); // all must be valid, or the benchmark measures rejections
   const bytes = texts.reduce((s, t) => s + Buffer.byteLength(t), 0) / texts.length;
   const validate = rate(texts, (t) => validator.validateText(t));
   const parse = rate(texts, (t) => JSON.parse(t));
-  return { case: name, avgBytes: Math.round(bytes), validatePerSec: Math.round(validate), validateMBps: +(validate * bytes / 1e6).toFixed(1), parsePerSec: Math.round(parse), ratioToParse: +(parse / validate).toFixed(2) };
+  return {
+    case: name,
+    avgBytes: Math.round(bytes),
+    validatePerSec: Math.round(validate),
+    validateMBps: +((validate * bytes) / 1e6).toFixed(1),
+    parsePerSec: Math.round(parse),
+    ratioToParse: +(parse / validate).toFixed(2),
+  };
 });
 
 console.table(rows);
-const commit = (() => { try { return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim(); } catch { return 'unknown'; } })();
+const commit = (() => {
+  try {
+    return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+})();
 const result = {
-  benchmark: 'validation (phase 1)', date: new Date().toISOString(), commit, seed: SEED, secondsPerCase: SECONDS,
-  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  benchmark: 'validation (phase 1)',
+  date: new Date().toISOString(),
+  commit,
+  seed: SEED,
+  secondsPerCase: SECONDS,
+  machine: {
+    cpus: os.cpus().length,
+    model: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  },
   targets: { dischargeSummaryPerSec: 1500, maxRatioToParse: 5 },
   rows,
 };

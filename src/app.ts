@@ -1,15 +1,22 @@
 /**
- * createApp(deps): the whole HTTP surface. Middleware, the feature routers,
- * and one onError that turns every failure into an OperationOutcome (and
- * audits every refusal).
+ * createApp(deps): the whole HTTP surface. Middleware (security headers,
+ * request id, who is asking), the feature routers, and one onError that turns
+ * every failure into an OperationOutcome.
  *
- *   public       GET /healthz, /readyz, /fhir/metadata
- *   hip          POST /fhir/Bundle; GET /fhir/Bundle, /fhir/Bundle/{id}[/_history[/{vid}]] (own records)
- *   hiu          GET /fhir/Bundle, /fhir/Bundle/{id} with X-Consent-Id; GET /consents/{id} (own consents)
- *   cm           POST /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify,
- *                /v0.5/health-information/hip/request, /v0.5/care-contexts/discover,
- *                /v0.5/links/link/init, /v0.5/links/link/confirm; GET /fhir/AuditEvent
- *   admin        GET /consents/{id}, /admin/health-information/transactions/{id}
+ * Every route is declared as `method(path, allow(action, ...roles), handler)`:
+ * allow names the interaction (the audit action its answers are recorded
+ * under) and the roles that may call it (401 without a valid token, 403 for
+ * another role); a path that is no route still needs a token, then is 404.
+ * Refusals made in a repository are audited there (records/repository.ts);
+ * onError audits the others under the route's declared action.
+ *
+ *   public  GET  /healthz, /readyz, /fhir/metadata, /openapi.json
+ *   records      /fhir/Bundle…                 records/routes.ts   (hip; hiu under X-Consent-Id)
+ *   consents     /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify (cm); /consents/{id} (admin, hiu)
+ *   audit        /fhir/AuditEvent              audit/routes.ts     (cm)
+ *   abdm         /v0.5/health-information/hip/request (cm), /admin/health-information/transactions/{id} (admin)
+ *   linking      /v0.5/care-contexts/discover, /v0.5/links/link/init, /v0.5/links/link/confirm (cm)
+ *   metrics      /metrics                      (admin, or public with METRICS_PUBLIC)
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -19,7 +26,7 @@ import { FhirError, operationOutcome, fail, error } from './fhir/outcome.js';
 import { capabilityStatement } from './records/capability.js';
 import type { DocumentValidator } from './fhir/validate.js';
 import { asUnavailable } from './db/mongo.js';
-import { type AppEnv, authenticate } from './auth/caller.js';
+import { type AppEnv, identify } from './auth/caller.js';
 import type { Verifier } from './auth/keys.js';
 import { recordRoutes } from './records/routes.js';
 import type { RecordStore } from './records/store.js';
@@ -27,7 +34,7 @@ import type { ConsentStore } from './consents/store.js';
 import { consentRoutes } from './consents/routes.js';
 import type { AuditLog } from './audit/log.js';
 import { auditRoutes } from './audit/routes.js';
-import { actionOf, actorOf } from './audit/http.js';
+import { actorOf } from './audit/http.js';
 import type { HiTransfers } from './abdm/transfer.js';
 import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
@@ -38,7 +45,7 @@ import type { Db } from 'mongodb';
 import { rateLimit } from './http/rate-limit.js';
 import { securityHeaders } from './http/security-headers.js';
 import { Metrics } from './http/metrics.js';
-import { requireRole } from './auth/caller.js';
+import { allow } from './auth/caller.js';
 import { openApiRoutes } from './openapi.js';
 import type { PagingKeys } from './auth/paging-keys.js';
 import { CursorSealer } from './records/cursor.js';
@@ -61,7 +68,7 @@ export interface AppDeps {
   verifier: Verifier;
   /** Where every read, search, history and push is scoped, decided and audited (records/repository.ts). */
   repositories: Repositories;
-  /** The base of every link the server writes; default: publicBaseUrl(config). main.ts passes the address it listens on. */
+  /** The base of every link the server writes; default: publicBaseUrl(config). main.ts passes its listening address. */
   baseUrl?: () => string;
   log: Log;
   clock?: () => Date;
@@ -71,9 +78,25 @@ export interface AppDeps {
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
 /** The repositories of one store (records/repository.ts), with its paging keys sealing cursors. */
-export function repositoriesFor(d: { store: RecordStore; consents: ConsentStore; audit: AuditLog; config: Config; validator: DocumentValidator; pagingKeys: PagingKeys; clock: () => Date }): Repositories {
+export function repositoriesFor(d: {
+  store: RecordStore;
+  consents: ConsentStore;
+  audit: AuditLog;
+  config: Config;
+  validator: DocumentValidator;
+  pagingKeys: PagingKeys;
+  clock: () => Date;
+}): Repositories {
   const cursors = new CursorSealer(d.pagingKeys, d.config.PAGING_CURSOR_TTL_SEC * 1000);
-  return new Repositories({ store: d.store, consents: d.consents, audit: d.audit, cursors, config: d.config, clock: d.clock, hiTypes: d.validator.profiles.profiles.map((p) => p.hiType) });
+  return new Repositories({
+    store: d.store,
+    consents: d.consents,
+    audit: d.audit,
+    cursors,
+    config: d.config,
+    clock: d.clock,
+    hiTypes: d.validator.profiles.profiles.map((p) => p.hiType),
+  });
 }
 
 /**
@@ -81,7 +104,10 @@ export function repositoriesFor(d: { store: RecordStore; consents: ConsentStore;
  * tests; production requires PUBLIC_BASE_URL) the address the server listens
  * on. Never the request's Host header, which the client chooses.
  */
-export function publicBaseUrl(config: Pick<Config, 'PUBLIC_BASE_URL' | 'HOST' | 'PORT'>, port: number = config.PORT): string {
+export function publicBaseUrl(
+  config: Pick<Config, 'PUBLIC_BASE_URL' | 'HOST' | 'PORT'>,
+  port: number = config.PORT,
+): string {
   if (config.PUBLIC_BASE_URL) return config.PUBLIC_BASE_URL.replace(/\/+$/, '');
   const host = config.HOST === '0.0.0.0' || config.HOST === '::' || config.HOST === '' ? '127.0.0.1' : config.HOST;
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -115,7 +141,16 @@ export function createApp(deps: AppDeps) {
     const route = routeOf(c);
     metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
     metrics.latency.observe({ method: c.req.method, route }, (performance.now() - started) / 1000);
-    log.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    log.info(
+      {
+        reqId: requestId,
+        method: c.req.method,
+        route: c.req.routePath,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+      },
+      'request',
+    );
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -124,52 +159,129 @@ export function createApp(deps: AppDeps) {
     return c.json({ status: 'ready' });
   });
   app.get('/fhir/metadata', (c) =>
-    c.body(JSON.stringify(capabilityStatement(deps.validator.profiles.profiles, deps.version ?? '0.0.0', clock())), 200, { 'Content-Type': FHIR_JSON }));
+    c.body(
+      JSON.stringify(capabilityStatement(deps.validator.profiles.profiles, deps.version ?? '0.0.0', clock())),
+      200,
+      { 'Content-Type': FHIR_JSON },
+    ),
+  );
 
   app.route('/', openApiRoutes()); // public: GET /openapi.json
-  const serveMetrics = async (c: Context) => c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
+  const serveMetrics = async (c: Context) =>
+    c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
   if (config.METRICS_PUBLIC) app.get('/metrics', serveMetrics);
 
-  // Everything below needs a verified bearer token.
-  app.use('*', authenticate(deps.verifier, { issuer: config.AUTH_ISSUER, audience: config.AUTH_AUDIENCE, gatewayClients: config.AUTH_GATEWAY_CLIENTS }));
-  if (!config.METRICS_PUBLIC) app.get('/metrics', requireRole('admin'), serveMetrics);
+  // Who is asking, from the bearer token; each route's allow(action, ...roles) then decides (auth/caller.ts).
+  app.use(
+    '*',
+    identify(deps.verifier, {
+      issuer: config.AUTH_ISSUER,
+      audience: config.AUTH_AUDIENCE,
+      gatewayClients: config.AUTH_GATEWAY_CLIENTS,
+    }),
+  );
+  if (!config.METRICS_PUBLIC) app.get('/metrics', allow('metrics.read', 'admin'), serveMetrics);
   // Expensive routes are rate-limited per client.
   const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);
-  for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent']) app.use(path, limited);
+  for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent'])
+    app.use(path, limited);
   const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
-  app.route('/fhir/Bundle', recordRoutes({ repositories: deps.repositories, validator: deps.validator, config, clock, baseUrl }));
+  app.route(
+    '/fhir/Bundle',
+    recordRoutes({ repositories: deps.repositories, validator: deps.validator, config, clock, baseUrl }),
+  );
   const gateway = deps.gateway;
   const acknowledge = gateway.configured
-    ? async (consentId: string, requestId: string) => { await gateway.post('/v0.5/consents/hip/on-notify', { ...gateway.envelope(), acknowledgement: { status: 'OK', consentId }, resp: { requestId } }); }
+    ? async (consentId: string, requestId: string) => {
+        await gateway.post('/v0.5/consents/hip/on-notify', {
+          ...gateway.envelope(),
+          acknowledgement: { status: 'OK', consentId },
+          resp: { requestId },
+        });
+      }
     : undefined;
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, acknowledge, log }));
   app.route('/', auditRoutes(audit, clock));
-  app.route('/', abdmRoutes({ transfers: deps.transfers, consents: deps.consents, gateway: deps.gateway, audit, config, log, clock }));
-  app.route('/', linkingRoutes({ records: deps.collections, gateway: deps.gateway, audit, config, log, clock, notifier: deps.notifier ?? otpNotifierFor(config, log), db: deps.db, engine: deps.store.engine }));
+  app.route(
+    '/',
+    abdmRoutes({
+      transfers: deps.transfers,
+      consents: deps.consents,
+      gateway: deps.gateway,
+      audit,
+      config,
+      log,
+      clock,
+    }),
+  );
+  app.route(
+    '/',
+    linkingRoutes({
+      records: deps.collections,
+      gateway: deps.gateway,
+      audit,
+      config,
+      log,
+      clock,
+      notifier: deps.notifier ?? otpNotifierFor(config, log),
+      db: deps.db,
+      engine: deps.store.engine,
+    }),
+  );
 
-  app.notFound((c) => c.body(JSON.stringify(operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)])), 404, { 'Content-Type': FHIR_JSON }));
+  // Deny by default: a path that is no route still needs a valid token first (401), then is a 404.
+  app.notFound((c) => {
+    if (!c.get('caller')) throw c.get('authFailure') ?? fail(401, 'login', 'Authorization: Bearer <token> required');
+    return c.body(
+      JSON.stringify(
+        operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)]),
+      ),
+      404,
+      { 'Content-Type': FHIR_JSON },
+    );
+  });
 
   app.onError(async (err, c) => {
     let e = asUnavailable(err);
     if (!(e instanceof FhirError)) {
       // Unexpected: log the kind of failure only (no request content), answer without internals.
-      log.error({ reqId: c.get('requestId'), err: { name: (err as Error).name, code: (err as { code?: unknown }).code, message: (err as Error).message?.slice(0, 200) } }, 'unhandled error');
+      log.error(
+        {
+          reqId: c.get('requestId'),
+          err: {
+            name: (err as Error).name,
+            code: (err as { code?: unknown }).code,
+            message: (err as Error).message?.slice(0, 200),
+          },
+        },
+        'unhandled error',
+      );
       e = fail(500, 'exception', `Internal error; quote request id ${c.get('requestId')}`);
     }
     const fe = e as FhirError;
     if (fe.status === 422 && c.req.method === 'POST' && routeOf(c) === '/fhir/Bundle') metrics.rejected(fe.issues);
-    if (fe.status === 503) { metrics.dbErrors.inc(); log.warn({ reqId: c.get('requestId') }, 'database unavailable'); }
-    else if (fe.status < 500 && !fe.audited) {
+    if (fe.status === 503) {
+      metrics.dbErrors.inc();
+      log.warn({ reqId: c.get('requestId') }, 'database unavailable');
+    } else if (fe.status < 500 && !fe.audited) {
       // Every refusal and rejection leaves a trace; if it cannot, the answer becomes 503.
       try {
         await audit.append({
-          action: actionOf(c.req.method, routeOf(c)), outcome: fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
-          status: fe.status, actor: actorOf(c), consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null, patients: fe.auditPatients ?? [],
-          reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300), requestId: c.get('requestId'),
+          action: c.get('action') ?? `http ${c.req.method} ${routeOf(c)}`,
+          outcome:
+            fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
+          status: fe.status,
+          actor: actorOf(c),
+          consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,
+          patients: fe.auditPatients ?? [],
+          reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300),
+          requestId: c.get('requestId'),
         });
       } catch (auditError) {
         const u = asUnavailable(auditError);
-        if (u instanceof FhirError) { return c.body(JSON.stringify(operationOutcome(u.issues)), 503, { 'Content-Type': FHIR_JSON }); }
+        if (u instanceof FhirError) {
+          return c.body(JSON.stringify(operationOutcome(u.issues)), 503, { 'Content-Type': FHIR_JSON });
+        }
         throw auditError;
       }
     }

@@ -6,22 +6,46 @@ import { z } from 'zod';
 import { DEFAULT_ABHA_SYSTEMS } from './fhir/abha.js';
 
 const list = (fallback: string[]) =>
-  z.string().optional().transform((v) => (v ? v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean) : fallback));
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ? v
+            .split(',')
+            .map((s) => s.trim().replace(/\/$/, ''))
+            .filter(Boolean)
+        : fallback,
+    );
 
 export const ConfigSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   MONGODB_URI: z.string().url().optional(),
-  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).default('abha_vault'),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .default('abha_vault'),
   DATA_DIR: z.string().default('./data'),
-  MAX_BODY_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(10 * 1024 * 1024),
   MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1000).default(64),
   MAX_BUNDLE_ENTRIES: z.coerce.number().int().min(1).default(1000),
-  MAX_STRING_LENGTH: z.coerce.number().int().min(64).default(8 * 1024 * 1024),
+  MAX_STRING_LENGTH: z.coerce
+    .number()
+    .int()
+    .min(64)
+    .default(8 * 1024 * 1024),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(0).default(1200),
   RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(200),
-  METRICS_PUBLIC: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  METRICS_PUBLIC: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   SEARCH_DEFAULT_COUNT: z.coerce.number().int().min(1).max(1000).default(20),
   SEARCH_MAX_COUNT: z.coerce.number().int().min(1).max(1000).default(100),
   ABHA_IDENTIFIER_SYSTEMS: list(DEFAULT_ABHA_SYSTEMS),
@@ -47,7 +71,8 @@ export const ConfigSchema = z.object({
   HI_PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
   LINK_OTP_TTL_SEC: z.coerce.number().int().min(30).default(300),
   LINK_OTP_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(3),
-  // Linking: one-time code delivery, discovery records, link/init limits (src/abdm/otp-delivery.ts, src/abdm/linking.ts).
+  // Linking: one-time code delivery, discovery records, link/init limits (src/abdm/otp-delivery.ts,
+  // src/abdm/linking.ts).
   // Unset delivery: console outside production; production refuses to start unless it is webhook (checkLinkingConfig).
   LINK_OTP_DELIVERY: z.enum(['console', 'webhook']).optional(),
   LINK_OTP_WEBHOOK_URL: z.string().url().optional(),
@@ -69,13 +94,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid configuration:\n${lines}`);
   }
   if (parsed.data.NODE_ENV === 'production' && !parsed.data.PUBLIC_BASE_URL) {
-    throw new Error('Invalid configuration:\n  PUBLIC_BASE_URL: required with NODE_ENV=production (every link the server writes is built on it)');
+    throw new Error(
+      'Invalid configuration:\n  PUBLIC_BASE_URL: required with NODE_ENV=production (every link the server writes is built on it)',
+    );
   }
   return parsed.data;
 }
 
 /** The request-body limits every JSON route applies (guard). */
-export const guardLimits = (config: Config) => ({ maxBytes: config.MAX_BODY_BYTES, maxDepth: config.MAX_JSON_DEPTH, maxStringLength: config.MAX_STRING_LENGTH });
+export const guardLimits = (config: Config) => ({
+  maxBytes: config.MAX_BODY_BYTES,
+  maxDepth: config.MAX_JSON_DEPTH,
+  maxStringLength: config.MAX_STRING_LENGTH,
+});
 
 /** The document validator's options from configuration. */
-export const validatorOptions = (config: Config) => ({ ...guardLimits(config), maxEntries: config.MAX_BUNDLE_ENTRIES, abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS });
+export const validatorOptions = (config: Config) => ({
+  ...guardLimits(config),
+  maxEntries: config.MAX_BUNDLE_ENTRIES,
+  abhaSystems: config.ABHA_IDENTIFIER_SYSTEMS,
+});

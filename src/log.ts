@@ -7,5 +7,8 @@ import pino, { type Logger } from 'pino';
 export type Log = Logger;
 
 export function createLog(level: string, destination?: pino.DestinationStream): Log {
-  return pino({ level, base: { service: 'abha-vault' }, redact: { paths: ['req.headers.authorization'], remove: true } }, destination);
+  return pino(
+    { level, base: { service: 'abha-vault' }, redact: { paths: ['req.headers.authorization'], remove: true } },
+    destination,
+  );
 }

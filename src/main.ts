@@ -30,7 +30,10 @@ async function main() {
   try {
     assertLinkingConfig(config); // one-time code delivery: console is refused in production
   } catch (e) {
-    if (e instanceof LinkingConfigError) { console.error(e.message); process.exit(1); }
+    if (e instanceof LinkingConfigError) {
+      console.error(e.message);
+      process.exit(1);
+    }
     throw e;
   }
   const version = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version as string;
@@ -40,7 +43,10 @@ async function main() {
     verifier = await loadVerifier(config);
     pagingKeys = loadPagingKeys(config);
   } catch (e) {
-    if (e instanceof KeyConfigError) { console.error(e.message); process.exit(1); }
+    if (e instanceof KeyConfigError) {
+      console.error(e.message);
+      process.exit(1);
+    }
     throw e;
   }
   const validator = new DocumentValidator(validatorOptions(config));
@@ -48,7 +54,10 @@ async function main() {
   try {
     database = await connectDatabase(config, (msg) => log.info(msg));
   } catch (e) {
-    if (e instanceof EmbeddedDatabaseError) { console.error(e.message); process.exit(1); }
+    if (e instanceof EmbeddedDatabaseError) {
+      console.error(e.message);
+      process.exit(1);
+    }
     throw e;
   }
   log.info({ embedded: database.embedded, db: config.MONGODB_DB }, 'database connected');
@@ -61,24 +70,58 @@ async function main() {
 
   const gateway = new GatewayClient(config);
   const store = new RecordStore(c, database.engine);
-  const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys: pagingKeys!, clock: () => new Date() });
-  const transfers = new HiTransfers(database.db, c, consents, gateway, repositories, config, log, undefined, { engine: database.engine });
+  const repositories = repositoriesFor({
+    store,
+    consents,
+    audit,
+    config,
+    validator,
+    pagingKeys: pagingKeys!,
+    clock: () => new Date(),
+  });
+  const transfers = new HiTransfers(database.db, c, consents, gateway, repositories, config, log, undefined, {
+    engine: database.engine,
+  });
   let baseUrl = publicBaseUrl(config); // until listening: then the port it really got (PORT=0 picks one)
-  const app = createApp({ config, store, consents, audit, repositories, transfers, gateway, db: database.db, collections: c, validator, verifier, log, version, metrics: new Metrics(true), baseUrl: () => baseUrl });
+  const app = createApp({
+    config,
+    store,
+    consents,
+    audit,
+    repositories,
+    transfers,
+    gateway,
+    db: database.db,
+    collections: c,
+    validator,
+    verifier,
+    log,
+    version,
+    metrics: new Metrics(true),
+    baseUrl: () => baseUrl,
+  });
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 
   // Consent erasure: expire consents at dataEraseAt and erase their terms.
   const sweep = setInterval(() => {
-    consents.sweep(new Date()).then((n) => { if (n) log.info({ expired: n }, 'consents expired'); }, () => log.warn('consent sweep failed; will retry'));
+    consents.sweep(new Date()).then(
+      (n) => {
+        if (n) log.info({ expired: n }, 'consents expired');
+      },
+      () => log.warn('consent sweep failed; will retry'),
+    );
   }, config.CONSENT_SWEEP_MS);
   sweep.unref();
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     baseUrl = publicBaseUrl(config, info.port);
     log.info({ url: `http://${info.address}:${info.port}`, baseUrl }, 'abha-vault listening');
-    console.log(`abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`);
+    console.log(
+      `abha-vault listening on http://${config.HOST}:${info.port} (database: ${database.embedded ? `embedded FerretDB in ${config.DATA_DIR}` : 'MONGODB_URI'})`,
+    );
   });
-  // Malformed HTTP the parser refuses never reaches the app: answered as the app would (OperationOutcome, security headers).
+  // Malformed HTTP the parser refuses never reaches the app: answered as the app would (OperationOutcome, security
+  // headers).
   answerClientErrors(server, (a) => log.warn({ status: a.status, code: a.parserCode }, 'malformed request'));
 
   let stopping = false;

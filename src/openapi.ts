@@ -12,7 +12,7 @@
  */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { ConsentDetail, ConsentNotifyV05, ConsentNotifyV3, STATUSES } from './consents/schema.js';
+import { type ConsentDetail, ConsentNotifyV05, ConsentNotifyV3, STATUSES } from './consents/schema.js';
 import { HiRequest } from './abdm/routes.js';
 import { Discover, LinkInit, LinkConfirm } from './abdm/linking.js';
 
@@ -63,7 +63,13 @@ export const REQUEST_EXAMPLES: { [K in keyof typeof REQUEST_SCHEMAS]: z.input<(t
   ConsentNotifyV05: {
     requestId: '5f7a535d-a3fd-416b-b069-c97d021fbacd',
     timestamp: '2024-05-01T10:00:01.000Z',
-    notification: { consentId: grantedDetail.consentId, status: 'GRANTED', consentDetail: grantedDetail, signature: 'c2lnbmF0dXJl', grantAcknowledgement: false },
+    notification: {
+      consentId: grantedDetail.consentId,
+      status: 'GRANTED',
+      consentDetail: grantedDetail,
+      signature: 'c2lnbmF0dXJl',
+      grantAcknowledgement: false,
+    },
   },
   ConsentNotifyV3: { notification: { consentId: '9b1e0c7a-2f4d-4e8b-8c3a-5d6e7f8a9b0c', status: 'REVOKED' } },
   HiRequest: {
@@ -77,7 +83,11 @@ export const REQUEST_EXAMPLES: { [K in keyof typeof REQUEST_SCHEMAS]: z.input<(t
       keyMaterial: {
         cryptoAlg: 'ECDH',
         curve: 'Curve25519',
-        dhPublicKey: { expiry: '2099-01-01T00:00:00.000Z', parameters: 'Curve25519/32byte random key', keyValue: 'BEVdUHqirzS4dcL7gdc0E4BMnIyby6UHgSimVNweWSxIZkgRJ8HLAfZosEyFm/hJ7sFlmI36DI0S6FORVMlUH5Y=' },
+        dhPublicKey: {
+          expiry: '2099-01-01T00:00:00.000Z',
+          parameters: 'Curve25519/32byte random key',
+          keyValue: 'BEVdUHqirzS4dcL7gdc0E4BMnIyby6UHgSimVNweWSxIZkgRJ8HLAfZosEyFm/hJ7sFlmI36DI0S6FORVMlUH5Y=',
+        },
         nonce: 'Qg/UIgb4t75oncoTaYwur8HgLngu6p7drEBBYKKCjxs=',
       },
     },
@@ -86,13 +96,23 @@ export const REQUEST_EXAMPLES: { [K in keyof typeof REQUEST_SCHEMAS]: z.input<(t
     requestId: 'a1b2c3d4-0000-4000-8000-000000000002',
     timestamp: '2024-05-02T09:00:00.000Z',
     transactionId: 'a1b2c3d4-0000-4000-8000-0000000000bb',
-    patient: { id: 'ravi.kumar@sbx', verifiedIdentifiers: [{ type: 'NDHM_HEALTH_NUMBER', value: '91-1234-5678-9012' }], name: 'Ravi Kumar', gender: 'M', yearOfBirth: 1980 },
+    patient: {
+      id: 'ravi.kumar@sbx',
+      verifiedIdentifiers: [{ type: 'NDHM_HEALTH_NUMBER', value: '91-1234-5678-9012' }],
+      name: 'Ravi Kumar',
+      gender: 'M',
+      yearOfBirth: 1980,
+    },
   },
   LinkInit: {
     requestId: 'a1b2c3d4-0000-4000-8000-000000000003',
     timestamp: '2024-05-02T09:01:00.000Z',
     transactionId: 'a1b2c3d4-0000-4000-8000-0000000000bb',
-    patient: { id: 'ravi.kumar@sbx', referenceNumber: 'ravi.kumar@sbx', careContexts: [{ referenceNumber: 'OP-2024-0001' }] },
+    patient: {
+      id: 'ravi.kumar@sbx',
+      referenceNumber: 'ravi.kumar@sbx',
+      careContexts: [{ referenceNumber: 'OP-2024-0001' }],
+    },
   },
   LinkConfirm: {
     requestId: 'a1b2c3d4-0000-4000-8000-000000000004',
@@ -103,32 +123,60 @@ export const REQUEST_EXAMPLES: { [K in keyof typeof REQUEST_SCHEMAS]: z.input<(t
 
 // The shapes the handlers answer with (see the routes' `c.json(...)` calls).
 const RESPONSE_SCHEMAS = {
-  ConsentNotifyAccepted: z.object({ consentId: z.string(), status: z.enum(STATUSES), result: z.enum(['stored', 'unchanged', 'ignored-terminal']) }),
+  ConsentNotifyAccepted: z.object({
+    consentId: z.string(),
+    status: z.enum(STATUSES),
+    result: z.enum(['stored', 'unchanged', 'ignored-terminal']),
+  }),
   Consent: z.object({ id: z.string(), status: z.enum(STATUSES) }).passthrough(),
-  HiRequestAccepted: z.object({ transactionId: z.string(), status: z.enum(['ACKNOWLEDGED', 'ERRORED']), reason: z.string().optional() }),
-  HiTransaction: z.object({ transactionId: z.string(), consentId: z.string(), status: z.enum(['ACKNOWLEDGED', 'TRANSFERRING', 'TRANSFERRED', 'FAILED']) }).passthrough(),
+  HiRequestAccepted: z.object({
+    transactionId: z.string(),
+    status: z.enum(['ACKNOWLEDGED', 'ERRORED']),
+    reason: z.string().optional(),
+  }),
+  HiTransaction: z
+    .object({
+      transactionId: z.string(),
+      consentId: z.string(),
+      status: z.enum(['ACKNOWLEDGED', 'TRANSFERRING', 'TRANSFERRED', 'FAILED']),
+    })
+    .passthrough(),
   DiscoverAccepted: z.object({ transactionId: z.string(), found: z.boolean() }),
   LinkInitAccepted: z.union([
     z.object({ transactionId: z.string(), linkRefNumber: z.string() }),
     z.object({ transactionId: z.string(), status: z.literal('ERRORED') }),
   ]),
-  LinkConfirmAccepted: z.object({ linkRefNumber: z.string(), status: z.enum(['LINKED', 'ERRORED']), reason: z.string().optional() }),
-  AuditEventBundle: z.object({
-    resourceType: z.literal('Bundle'),
-    type: z.literal('searchset'),
-    total: z.number().int(),
-    entry: z.array(z.object({ fullUrl: z.string(), resource: z.object({ resourceType: z.literal('AuditEvent') }).passthrough() }).passthrough()),
-  }).passthrough(),
+  LinkConfirmAccepted: z.object({
+    linkRefNumber: z.string(),
+    status: z.enum(['LINKED', 'ERRORED']),
+    reason: z.string().optional(),
+  }),
+  AuditEventBundle: z
+    .object({
+      resourceType: z.literal('Bundle'),
+      type: z.literal('searchset'),
+      total: z.number().int(),
+      entry: z.array(
+        z
+          .object({ fullUrl: z.string(), resource: z.object({ resourceType: z.literal('AuditEvent') }).passthrough() })
+          .passthrough(),
+      ),
+    })
+    .passthrough(),
   Health: z.object({ status: z.literal('ok') }),
   Ready: z.object({ status: z.literal('ready') }),
   OperationOutcome: z.object({
     resourceType: z.literal('OperationOutcome'),
-    issue: z.array(z.object({
-      severity: z.enum(['fatal', 'error', 'warning', 'information']),
-      code: z.string(),
-      diagnostics: z.string().optional(),
-      expression: z.array(z.string()).optional(),
-    })).min(1),
+    issue: z
+      .array(
+        z.object({
+          severity: z.enum(['fatal', 'error', 'warning', 'information']),
+          code: z.string(),
+          diagnostics: z.string().optional(),
+          expression: z.array(z.string()).optional(),
+        }),
+      )
+      .min(1),
   }),
 } as const satisfies Record<string, z.ZodType>;
 
@@ -150,26 +198,45 @@ const ERROR_TEXT: Record<number, string> = {
 
 /** OperationOutcome responses for these statuses. */
 function errors(...statuses: number[]): Record<string, unknown> {
-  return Object.fromEntries(statuses.map((s) => [String(s), {
-    description: ERROR_TEXT[s],
-    ...(s === 401 ? { headers: { 'WWW-Authenticate': { description: 'Bearer', schema: { type: 'string' } } } } : {}),
-    ...(s === 429 ? { headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'string' } } } } : {}),
-    ...json('OperationOutcome', FHIR_JSON),
-  }]));
+  return Object.fromEntries(
+    statuses.map((s) => [
+      String(s),
+      {
+        description: ERROR_TEXT[s],
+        ...(s === 401
+          ? { headers: { 'WWW-Authenticate': { description: 'Bearer', schema: { type: 'string' } } } }
+          : {}),
+        ...(s === 429
+          ? { headers: { 'Retry-After': { description: 'Seconds to wait', schema: { type: 'string' } } } }
+          : {}),
+        ...json('OperationOutcome', FHIR_JSON),
+      },
+    ]),
+  );
 }
 
 const AUTHED = [401, 403, 429, 503];
 const BODY = [400, 413, 415, 422];
 
 const hipHeader = {
-  name: 'X-HIP-ID', in: 'header', required: true,
+  name: 'X-HIP-ID',
+  in: 'header',
+  required: true,
   description: 'The health information provider (facility) the gateway addresses',
   schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$' },
   example: 'HIP-SBX-1',
 };
 
 /** A POST that takes one of the REQUEST_SCHEMAS and answers 202. */
-function post(opts: { summary: string; tag: string; operationId: string; body: keyof typeof REQUEST_SCHEMAS; accepted: keyof typeof RESPONSE_SCHEMAS; hipHeader?: boolean; description?: string }) {
+function post(opts: {
+  summary: string;
+  tag: string;
+  operationId: string;
+  body: keyof typeof REQUEST_SCHEMAS;
+  accepted: keyof typeof RESPONSE_SCHEMAS;
+  hipHeader?: boolean;
+  description?: string;
+}) {
   return {
     post: {
       operationId: opts.operationId,
@@ -179,9 +246,17 @@ function post(opts: { summary: string; tag: string; operationId: string; body: k
       ...(opts.hipHeader ? { parameters: [hipHeader] } : {}),
       requestBody: {
         required: true,
-        content: Object.fromEntries(['application/json', FHIR_JSON].map((type) => [type, { schema: ref(opts.body), example: REQUEST_EXAMPLES[opts.body] }])),
+        content: Object.fromEntries(
+          ['application/json', FHIR_JSON].map((type) => [
+            type,
+            { schema: ref(opts.body), example: REQUEST_EXAMPLES[opts.body] },
+          ]),
+        ),
       },
-      responses: { '202': { description: 'Accepted; the outcome goes to the gateway by callback', ...json(opts.accepted) }, ...errors(...BODY, ...AUTHED) },
+      responses: {
+        '202': { description: 'Accepted; the outcome goes to the gateway by callback', ...json(opts.accepted) },
+        ...errors(...BODY, ...AUTHED),
+      },
     },
   };
 }
@@ -193,8 +268,9 @@ export function openApiDocument(): object {
     info: {
       title: 'abha-vault',
       version: '0.1.0',
-      description: 'Consent-gated FHIR R4 records store for ABDM: the non-FHIR routes (ABDM gateway callbacks, admin reads, health checks). '
-        + 'The FHIR API is described by GET /fhir/metadata (CapabilityStatement). Roles come from the bearer token: hip, hiu, cm (consent manager / gateway), admin.',
+      description:
+        'Consent-gated FHIR R4 records store for ABDM: the non-FHIR routes (ABDM gateway callbacks, admin reads, health checks). ' +
+        'The FHIR API is described by GET /fhir/metadata (CapabilityStatement). Roles come from the bearer token: hip, hiu, cm (consent manager / gateway), admin.',
     },
     security: [{ bearer: [] }],
     tags: [
@@ -205,52 +281,144 @@ export function openApiDocument(): object {
       { name: 'ops', description: 'Health checks and this document' },
     ],
     paths: {
-      '/v0.5/consents/hip/notify': post({ operationId: 'consentNotifyV05', tag: 'consent', summary: 'Consent notification, ABDM v0.5 (role cm)', body: 'ConsentNotifyV05', accepted: 'ConsentNotifyAccepted' }),
-      '/api/v3/consent/request/hip/notify': post({ operationId: 'consentNotifyV3', tag: 'consent', summary: 'Consent notification, ABDM v3 (role cm)', body: 'ConsentNotifyV3', accepted: 'ConsentNotifyAccepted' }),
+      '/v0.5/consents/hip/notify': post({
+        operationId: 'consentNotifyV05',
+        tag: 'consent',
+        summary: 'Consent notification, ABDM v0.5 (role cm)',
+        body: 'ConsentNotifyV05',
+        accepted: 'ConsentNotifyAccepted',
+      }),
+      '/api/v3/consent/request/hip/notify': post({
+        operationId: 'consentNotifyV3',
+        tag: 'consent',
+        summary: 'Consent notification, ABDM v3 (role cm)',
+        body: 'ConsentNotifyV3',
+        accepted: 'ConsentNotifyAccepted',
+      }),
       '/consents/{id}': {
         get: {
-          operationId: 'readConsent', tags: ['consent'], summary: 'A consent as the store holds it (role admin, or the hiu it was granted to)',
+          operationId: 'readConsent',
+          tags: ['consent'],
+          summary: 'A consent as the store holds it (role admin, or the hiu it was granted to)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1 } }],
           responses: { '200': { description: 'The consent', ...json('Consent') }, ...errors(404, ...AUTHED) },
         },
       },
       '/v0.5/health-information/hip/request': post({
-        operationId: 'healthInformationRequest', tag: 'health-information', summary: 'Health-information request (role cm)', body: 'HiRequest', accepted: 'HiRequestAccepted',
-        description: 'Answered at once; refusals (unknown or expired consent, expired key) are acknowledged as ERRORED. The transfer runs in the background.',
+        operationId: 'healthInformationRequest',
+        tag: 'health-information',
+        summary: 'Health-information request (role cm)',
+        body: 'HiRequest',
+        accepted: 'HiRequestAccepted',
+        description:
+          'Answered at once; refusals (unknown or expired consent, expired key) are acknowledged as ERRORED. The transfer runs in the background.',
       }),
       '/admin/health-information/transactions/{id}': {
         get: {
-          operationId: 'readHiTransaction', tags: ['health-information'], summary: 'A health-information transfer, without key material (role admin)',
+          operationId: 'readHiTransaction',
+          tags: ['health-information'],
+          summary: 'A health-information transfer, without key material (role admin)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1 } }],
           responses: { '200': { description: 'The transfer', ...json('HiTransaction') }, ...errors(404, ...AUTHED) },
         },
       },
-      '/v0.5/care-contexts/discover': post({ operationId: 'careContextDiscover', tag: 'linking', summary: 'Care-context discovery (role cm)', body: 'CareContextDiscover', accepted: 'DiscoverAccepted', hipHeader: true }),
-      '/v0.5/links/link/init': post({ operationId: 'linkInit', tag: 'linking', summary: 'Start linking care contexts: sends a one-time code (role cm)', body: 'LinkInit', accepted: 'LinkInitAccepted', hipHeader: true }),
-      '/v0.5/links/link/confirm': post({ operationId: 'linkConfirm', tag: 'linking', summary: 'Confirm linking with the one-time code (role cm)', body: 'LinkConfirm', accepted: 'LinkConfirmAccepted' }),
+      '/v0.5/care-contexts/discover': post({
+        operationId: 'careContextDiscover',
+        tag: 'linking',
+        summary: 'Care-context discovery (role cm)',
+        body: 'CareContextDiscover',
+        accepted: 'DiscoverAccepted',
+        hipHeader: true,
+      }),
+      '/v0.5/links/link/init': post({
+        operationId: 'linkInit',
+        tag: 'linking',
+        summary: 'Start linking care contexts: sends a one-time code (role cm)',
+        body: 'LinkInit',
+        accepted: 'LinkInitAccepted',
+        hipHeader: true,
+      }),
+      '/v0.5/links/link/confirm': post({
+        operationId: 'linkConfirm',
+        tag: 'linking',
+        summary: 'Confirm linking with the one-time code (role cm)',
+        body: 'LinkConfirm',
+        accepted: 'LinkConfirmAccepted',
+      }),
       '/fhir/AuditEvent': {
         get: {
-          operationId: 'searchAuditEvents', tags: ['audit'], summary: "Who accessed a patient's records (role cm): a FHIR searchset of AuditEvent",
+          operationId: 'searchAuditEvents',
+          tags: ['audit'],
+          summary: "Who accessed a patient's records (role cm): a FHIR searchset of AuditEvent",
           parameters: [
-            { name: 'patient-abha', in: 'query', required: true, description: 'ABHA address (name@sbx or name@abdm) or 14-digit ABHA number (with or without dashes)', schema: { type: 'string' }, examples: { address: { value: 'ravi.kumar@sbx' }, number: { value: '91-1234-5678-9012' } } },
-            { name: 'date', in: 'query', required: false, description: 'ge/gt/le/lt followed by a FHIR date; repeatable', schema: { type: 'array', items: { type: 'string', pattern: '^(ge|gt|le|lt)\\d{4}' } }, style: 'form', explode: true },
+            {
+              name: 'patient-abha',
+              in: 'query',
+              required: true,
+              description: 'ABHA address (name@sbx or name@abdm) or 14-digit ABHA number (with or without dashes)',
+              schema: { type: 'string' },
+              examples: { address: { value: 'ravi.kumar@sbx' }, number: { value: '91-1234-5678-9012' } },
+            },
+            {
+              name: 'date',
+              in: 'query',
+              required: false,
+              description: 'ge/gt/le/lt followed by a FHIR date; repeatable',
+              schema: { type: 'array', items: { type: 'string', pattern: '^(ge|gt|le|lt)\\d{4}' } },
+              style: 'form',
+              explode: true,
+            },
             { name: '_count', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           ],
-          responses: { '200': { description: 'Matching audit events, oldest first', ...json('AuditEventBundle', FHIR_JSON) }, ...errors(400, ...AUTHED) },
+          responses: {
+            '200': { description: 'Matching audit events, oldest first', ...json('AuditEventBundle', FHIR_JSON) },
+            ...errors(400, ...AUTHED),
+          },
         },
       },
       '/healthz': {
-        get: { operationId: 'healthz', tags: ['ops'], summary: 'Liveness', security: [], responses: { '200': { description: 'Alive', ...json('Health') } } },
+        get: {
+          operationId: 'healthz',
+          tags: ['ops'],
+          summary: 'Liveness',
+          security: [],
+          responses: { '200': { description: 'Alive', ...json('Health') } },
+        },
       },
       '/readyz': {
-        get: { operationId: 'readyz', tags: ['ops'], summary: 'Readiness: the database answers', security: [], responses: { '200': { description: 'Ready', ...json('Ready') }, ...errors(503) } },
+        get: {
+          operationId: 'readyz',
+          tags: ['ops'],
+          summary: 'Readiness: the database answers',
+          security: [],
+          responses: { '200': { description: 'Ready', ...json('Ready') }, ...errors(503) },
+        },
       },
       '/openapi.json': {
-        get: { operationId: 'openapi', tags: ['ops'], summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } } },
+        get: {
+          operationId: 'openapi',
+          tags: ['ops'],
+          summary: 'This document',
+          security: [],
+          responses: {
+            '200': {
+              description: 'OpenAPI 3.1 document',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+          },
+        },
       },
     },
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'JWT with claims role (hip | hiu | cm | admin) and facility; ABDM gateway tokens from AUTH_GATEWAY_CLIENTS are cm' } },
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            'JWT with claims role (hip | hiu | cm | admin) and facility; ABDM gateway tokens from AUTH_GATEWAY_CLIENTS are cm',
+        },
+      },
       schemas: {
         ...Object.fromEntries(Object.entries(REQUEST_SCHEMAS).map(([name, s]) => [name, requestSchema(s)])),
         ...Object.fromEntries(Object.entries(RESPONSE_SCHEMAS).map(([name, s]) => [name, responseSchema(s)])),

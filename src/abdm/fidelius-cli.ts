@@ -59,13 +59,22 @@ function run(argv: string[]): unknown {
       needArgs(command, args, 5, 'text, sender-nonce, requester-nonce, sender-private-key, requester-public-key');
       const [text, senderNonce, requesterNonce, senderPrivateKey, requesterPublicKey] = args;
       const plaintext = command === 'se' || command === 'sane-encrypt' ? decodeSaneText(text) : text;
-      return { encryptedData: encrypt({ plaintext, senderNonce, requesterNonce, senderPrivateKey, requesterPublicKey }) };
+      return {
+        encryptedData: encrypt({ plaintext, senderNonce, requesterNonce, senderPrivateKey, requesterPublicKey }),
+      };
     }
     case 'd':
     case 'decrypt': {
-      needArgs(command, args, 5, 'encrypted-data, requester-nonce, sender-nonce, requester-private-key, sender-public-key');
+      needArgs(
+        command,
+        args,
+        5,
+        'encrypted-data, requester-nonce, sender-nonce, requester-private-key, sender-public-key',
+      );
       const [encryptedData, requesterNonce, senderNonce, requesterPrivateKey, senderPublicKey] = args;
-      return { decryptedData: decrypt({ encryptedData, requesterNonce, senderNonce, requesterPrivateKey, senderPublicKey }) };
+      return {
+        decryptedData: decrypt({ encryptedData, requesterNonce, senderNonce, requesterPrivateKey, senderPublicKey }),
+      };
     }
     case 'help':
     case 'h':

@@ -261,8 +261,11 @@ const SPKI_ALGORITHM = der(
 
 /** Checks that an ECParameters node describes exactly our curve. */
 function checkEcParameters(params: DerNode): void {
-  if (params.tag === TAG.OID) throw new Error('named-curve parameters are not supported; expected explicit curve25519 (Weierstrass) parameters');
-  const [version, fieldId, curve, base, order, cofactor, ...rest] = children(expectTag(params, TAG.SEQUENCE, 'ECParameters').content);
+  if (params.tag === TAG.OID)
+    throw new Error('named-curve parameters are not supported; expected explicit curve25519 (Weierstrass) parameters');
+  const [version, fieldId, curve, base, order, cofactor, ...rest] = children(
+    expectTag(params, TAG.SEQUENCE, 'ECParameters').content,
+  );
   if (rest.length) throw new Error('unexpected fields in ECParameters');
   if (derIntValue(version, 'version') !== 1n) throw new Error('unsupported ECParameters version');
   const [fieldType, prime, ...fieldRest] = children(expectTag(fieldId, TAG.SEQUENCE, 'FieldID').content);
@@ -289,13 +292,18 @@ function checkEcParameters(params: DerNode): void {
 /** Validates a 65-byte uncompressed point (on curve, in the prime-order subgroup). */
 function pointFromRaw(bytes: Uint8Array): WeierstrassPoint<bigint> {
   if (bytes.length !== POINT_BYTES || bytes[0] !== 0x04) {
-    throw new Error(`invalid public key: expected a ${POINT_BYTES}-byte uncompressed point (04||X||Y) or X.509 SubjectPublicKeyInfo`);
+    throw new Error(
+      `invalid public key: expected a ${POINT_BYTES}-byte uncompressed point (04||X||Y) or X.509 SubjectPublicKeyInfo`,
+    );
   }
   let point: WeierstrassPoint<bigint>;
   try {
     point = Point.fromBytes(bytes);
   } catch (e) {
-    throw new Error(`invalid public key: point is not a valid curve25519 (Weierstrass) point (${(e as Error).message})`);
+    throw new Error(
+      `invalid public key: point is not a valid curve25519 (Weierstrass) point (${(e as Error).message})`,
+      { cause: e },
+    );
   }
   if (point.is0()) throw new Error('invalid public key: point at infinity');
   return point;
@@ -304,7 +312,9 @@ function pointFromRaw(bytes: Uint8Array): WeierstrassPoint<bigint> {
 function pointFromSpki(bytes: Uint8Array): WeierstrassPoint<bigint> {
   let pointBytes: Uint8Array;
   try {
-    const [algorithm, bitString, ...rest] = children(expectTag(parseSingle(bytes), TAG.SEQUENCE, 'SubjectPublicKeyInfo').content);
+    const [algorithm, bitString, ...rest] = children(
+      expectTag(parseSingle(bytes), TAG.SEQUENCE, 'SubjectPublicKeyInfo').content,
+    );
     if (rest.length) throw new Error('unexpected fields in SubjectPublicKeyInfo');
     const [oid, params, ...algRest] = children(expectTag(algorithm, TAG.SEQUENCE, 'AlgorithmIdentifier').content);
     if (algRest.length || !equalBytes(expectTag(oid, TAG.OID, 'algorithm OID').content, OID_EC_PUBLIC_KEY)) {
@@ -316,7 +326,7 @@ function pointFromSpki(bytes: Uint8Array): WeierstrassPoint<bigint> {
     if (bits.length < 1 || bits[0] !== 0) throw new Error('subjectPublicKey has unused bits');
     pointBytes = bits.subarray(1);
   } catch (e) {
-    throw new Error(`invalid X.509 public key: ${(e as Error).message}`);
+    throw new Error(`invalid X.509 public key: ${(e as Error).message}`, { cause: e });
   }
   return pointFromRaw(pointBytes);
 }
@@ -347,13 +357,17 @@ export function parsePublicKey(publicKeyB64: string): Uint8Array {
 function parsePrivateKey(privateKeyB64: string): bigint {
   let bytes = fromBase64(privateKeyB64, 'private key');
   if (bytes.length === FIELD_BYTES + 1 && bytes[0] === 0) bytes = bytes.subarray(1);
-  if (bytes.length > FIELD_BYTES) throw new Error(`invalid private key: expected at most ${FIELD_BYTES} bytes, got ${bytes.length}`);
+  if (bytes.length > FIELD_BYTES)
+    throw new Error(`invalid private key: expected at most ${FIELD_BYTES} bytes, got ${bytes.length}`);
   const d = bytesToBigInt(bytes);
   if (d < 1n || d >= CURVE.n) throw new Error('invalid private key: scalar out of range [1, n-1]');
   return d;
 }
 
-/** Base64 X.509 SubjectPublicKeyInfo (explicit parameters, as BouncyCastle writes it) for a public key given in either form. */
+/**
+ * Base64 X.509 SubjectPublicKeyInfo (explicit parameters, as BouncyCastle writes it) for a public key given in either
+ * form.
+ */
 export function toX509PublicKey(publicKeyB64: string): string {
   const raw = parsePublicKey(publicKeyB64);
   return toBase64(der(TAG.SEQUENCE, SPKI_ALGORITHM, der(TAG.BIT_STRING, Uint8Array.of(0), raw)));

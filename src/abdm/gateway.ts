@@ -13,7 +13,11 @@ export class GatewayError extends Error {}
 export class GatewayClient {
   private session?: { token: string; until: number };
 
-  constructor(private config: Config, private clock: () => Date = () => new Date(), private fetchImpl: typeof fetch = fetch) {}
+  constructor(
+    private config: Config,
+    private clock: () => Date = () => new Date(),
+    private fetchImpl: typeof fetch = fetch,
+  ) {}
 
   get configured(): boolean {
     return !!this.config.GATEWAY_BASE_URL;
@@ -27,11 +31,15 @@ export class GatewayClient {
   async token(): Promise<string> {
     const now = this.clock().getTime();
     if (this.session && now < this.session.until) return this.session.token;
-    if (!this.config.GATEWAY_CLIENT_ID || !this.config.GATEWAY_CLIENT_SECRET) throw new GatewayError('GATEWAY_CLIENT_ID and GATEWAY_CLIENT_SECRET are needed to call the gateway');
+    if (!this.config.GATEWAY_CLIENT_ID || !this.config.GATEWAY_CLIENT_SECRET)
+      throw new GatewayError('GATEWAY_CLIENT_ID and GATEWAY_CLIENT_SECRET are needed to call the gateway');
     const res = await this.fetchImpl(this.url('/v0.5/sessions'), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-CM-ID': this.config.GATEWAY_CM_ID },
-      body: JSON.stringify({ clientId: this.config.GATEWAY_CLIENT_ID, clientSecret: this.config.GATEWAY_CLIENT_SECRET }),
+      body: JSON.stringify({
+        clientId: this.config.GATEWAY_CLIENT_ID,
+        clientSecret: this.config.GATEWAY_CLIENT_SECRET,
+      }),
       signal: AbortSignal.timeout(this.config.GATEWAY_TIMEOUT_MS),
     });
     if (!res.ok) throw new GatewayError(`gateway session: HTTP ${res.status}`);
@@ -63,7 +71,9 @@ export class GatewayClient {
         if (res.status === 401) this.session = undefined;
         last = new GatewayError(`gateway ${path}: HTTP ${res.status}`);
         if (res.status < 500 && res.status !== 401 && res.status !== 429) break;
-      } catch (e) { last = e; }
+      } catch (e) {
+        last = e;
+      }
     }
     throw last instanceof Error ? last : new GatewayError(String(last));
   }

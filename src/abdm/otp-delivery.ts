@@ -38,15 +38,23 @@ export interface OtpMessage {
 }
 
 /** Delivers a one-time code to the patient; rejects when it could not. */
-export interface OtpNotifier { send(message: OtpMessage): Promise<void> }
+export interface OtpNotifier {
+  send(message: OtpMessage): Promise<void>;
+}
 
-export class OtpDeliveryError extends Error { override name = 'OtpDeliveryError'; }
-export class LinkingConfigError extends Error { override name = 'LinkingConfigError'; }
+export class OtpDeliveryError extends Error {
+  override name = 'OtpDeliveryError';
+}
+export class LinkingConfigError extends Error {
+  override name = 'LinkingConfigError';
+}
 
 /** Development notifier: prints the code on the server's console (not to the log). */
 export const consoleNotifier: OtpNotifier = {
   async send(m) {
-    console.log(`[link] one-time code for link request ${m.linkRefNumber} at ${m.provider} (care contexts ${m.careContexts.join(', ')}): ${m.otp} (expires ${m.expiresAt.toISOString()})`);
+    console.log(
+      `[link] one-time code for link request ${m.linkRefNumber} at ${m.provider} (care contexts ${m.careContexts.join(', ')}): ${m.otp} (expires ${m.expiresAt.toISOString()})`,
+    );
   },
 };
 
@@ -97,7 +105,11 @@ export function webhookNotifier(o: WebhookOptions): OtpNotifier {
         try {
           const res = await doFetch(o.url, {
             method: 'POST',
-            headers: { 'Content-Type': 'application/json', [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: webhookSignature(o.secret, timestamp, body) },
+            headers: {
+              'Content-Type': 'application/json',
+              [TIMESTAMP_HEADER]: timestamp,
+              [SIGNATURE_HEADER]: webhookSignature(o.secret, timestamp, body),
+            },
             body,
             redirect: 'manual', // the code goes to the configured system, not wherever it points
             signal: AbortSignal.timeout(o.timeoutMs),
@@ -108,7 +120,10 @@ export function webhookNotifier(o: WebhookOptions): OtpNotifier {
           again = retriable(res.status);
         } catch (e) {
           const err = e as Error & { cause?: { code?: string } };
-          why = err.name === 'TimeoutError' ? `timed out after ${o.timeoutMs} ms` : `network error ${err.cause?.code ?? err.name}`;
+          why =
+            err.name === 'TimeoutError'
+              ? `timed out after ${o.timeoutMs} ms`
+              : `network error ${err.cause?.code ?? err.name}`;
         }
         o.log?.warn({ linkRefNumber: m.linkRefNumber, attempt, why }, 'one-time code delivery attempt failed');
         if (!again) break;
@@ -128,11 +143,14 @@ export function checkLinkingConfig(config: Config): string[] {
   const problems: string[] = [];
   const delivery = otpDelivery(config);
   if (config.NODE_ENV === 'production' && delivery !== 'webhook') {
-    problems.push(`LINK_OTP_DELIVERY: NODE_ENV=production refuses ${config.LINK_OTP_DELIVERY ? 'LINK_OTP_DELIVERY=console' : 'an unset LINK_OTP_DELIVERY (console)'}, which prints one-time codes on the server console; set LINK_OTP_DELIVERY=webhook with LINK_OTP_WEBHOOK_URL and LINK_OTP_WEBHOOK_SECRET`);
+    problems.push(
+      `LINK_OTP_DELIVERY: NODE_ENV=production refuses ${config.LINK_OTP_DELIVERY ? 'LINK_OTP_DELIVERY=console' : 'an unset LINK_OTP_DELIVERY (console)'}, which prints one-time codes on the server console; set LINK_OTP_DELIVERY=webhook with LINK_OTP_WEBHOOK_URL and LINK_OTP_WEBHOOK_SECRET`,
+    );
   }
   if (delivery === 'webhook') {
     if (!config.LINK_OTP_WEBHOOK_URL) problems.push('LINK_OTP_WEBHOOK_URL: required when LINK_OTP_DELIVERY=webhook');
-    if (!config.LINK_OTP_WEBHOOK_SECRET) problems.push('LINK_OTP_WEBHOOK_SECRET: required when LINK_OTP_DELIVERY=webhook');
+    if (!config.LINK_OTP_WEBHOOK_SECRET)
+      problems.push('LINK_OTP_WEBHOOK_SECRET: required when LINK_OTP_DELIVERY=webhook');
   }
   return problems;
 }
@@ -140,7 +158,8 @@ export function checkLinkingConfig(config: Config): string[] {
 /** Throws LinkingConfigError naming each variable at fault (the server's start refuses such a configuration). */
 export function assertLinkingConfig(config: Config): void {
   const problems = checkLinkingConfig(config);
-  if (problems.length) throw new LinkingConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  if (problems.length)
+    throw new LinkingConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
 }
 
 /** The notifier the configuration asks for (throws LinkingConfigError when it is not allowed). */
@@ -148,8 +167,12 @@ export function otpNotifierFor(config: Config, log?: Log): OtpNotifier {
   assertLinkingConfig(config);
   if (otpDelivery(config) === 'webhook') {
     return webhookNotifier({
-      url: config.LINK_OTP_WEBHOOK_URL!, secret: config.LINK_OTP_WEBHOOK_SECRET!,
-      attempts: config.LINK_OTP_WEBHOOK_ATTEMPTS, backoffMs: config.LINK_OTP_WEBHOOK_BACKOFF_MS, timeoutMs: config.LINK_OTP_WEBHOOK_TIMEOUT_MS, log,
+      url: config.LINK_OTP_WEBHOOK_URL!,
+      secret: config.LINK_OTP_WEBHOOK_SECRET!,
+      attempts: config.LINK_OTP_WEBHOOK_ATTEMPTS,
+      backoffMs: config.LINK_OTP_WEBHOOK_BACKOFF_MS,
+      timeoutMs: config.LINK_OTP_WEBHOOK_TIMEOUT_MS,
+      log,
     });
   }
   return consoleNotifier;

@@ -26,7 +26,7 @@ import { type Engine, detectEngine, guardedUpdate } from '../db/engine.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
-import type { Collections, CurrentDoc } from '../records/model.js';
+import type { Collections } from '../records/model.js';
 import type { ConsentStore, ConsentDoc } from '../consents/store.js';
 import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { abdmInstant } from '../fhir/datetime.js';
@@ -92,13 +92,22 @@ export class HiTransfers {
   private readonly leaseMs: number;
   private engineOnce?: Promise<Engine>;
 
-  constructor(db: Db, private records: Collections, private consents: ConsentStore, private gateway: GatewayClient, private repositories: Repositories, private config: Config, private log: Log, private clock: () => Date = () => new Date(), opts: TransferOptions = {}) {
+  constructor(
+    db: Db,
+    private records: Collections,
+    private consents: ConsentStore,
+    private gateway: GatewayClient,
+    private repositories: Repositories,
+    private config: Config,
+    private log: Log,
+    private clock: () => Date = () => new Date(),
+    opts: TransferOptions = {},
+  ) {
     this.transactions = db.collection<HiTransaction>('hi_transactions');
     this.owner = opts.owner ?? randomUUID();
     this.leaseMs = opts.leaseMs ?? 60_000;
     this.engine = () => (this.engineOnce ??= opts.engine ? Promise.resolve(opts.engine) : detectEngine(db));
   }
-
 
   /** Records a new transaction (idempotent per transactionId). */
   async accept(input: HiRequestInput, consent: ConsentDoc): Promise<HiTransaction> {
@@ -111,12 +120,22 @@ export class HiTransfers {
       hip: consent.terms!.hip,
       dateRange: { from: abdmInstant(input.dateRange.from, 'start'), to: abdmInstant(input.dateRange.to, 'end') },
       dataPushUrl: input.dataPushUrl,
-      requester: { publicKey: input.keyMaterial.dhPublicKey.keyValue, nonce: input.keyMaterial.nonce, expiry: abdmInstant(input.keyMaterial.dhPublicKey.expiry) },
+      requester: {
+        publicKey: input.keyMaterial.dhPublicKey.keyValue,
+        nonce: input.keyMaterial.nonce,
+        expiry: abdmInstant(input.keyMaterial.dhPublicKey.expiry),
+      },
       sender: { privateKey: key.privateKey, publicKey: key.x509PublicKey, nonce: key.nonce },
       status: 'ACKNOWLEDGED',
       consentCareContexts: [...consent.terms!.careContexts],
-      recordIds: [], pageCount: 0, pagesSent: 0, careContexts: {},
-      error: null, notified: false, createdAt: now, updatedAt: now,
+      recordIds: [],
+      pageCount: 0,
+      pagesSent: 0,
+      careContexts: {},
+      error: null,
+      notified: false,
+      createdAt: now,
+      updatedAt: now,
     };
     try {
       await this.transactions.insertOne(tx);
@@ -130,7 +149,10 @@ export class HiTransfers {
 
   private engine: () => Promise<Engine>;
 
-  /** Runs (or joins the run of) a transaction to its end, if this process gets its lease; another process's live lease: nothing is done here. */
+  /**
+   * Runs (or joins the run of) a transaction to its end, if this process gets its lease; another process's live lease:
+   * nothing is done here.
+   */
   run(id: string): Promise<void> {
     return this.launch(id).done;
   }
@@ -139,23 +161,42 @@ export class HiTransfers {
     const current = this.running.get(id);
     if (current) return current;
     const claimed = this.claim(id).catch((e) => {
-      this.log.error({ transactionId: id, err: (e as Error).message.slice(0, 200) }, 'health-information transfer: lease not taken');
+      this.log.error(
+        { transactionId: id, err: (e as Error).message.slice(0, 200) },
+        'health-information transfer: lease not taken',
+      );
       return false;
     });
-    const done = claimed.then(async (mine) => {
-      if (!mine) { this.log.info({ transactionId: id }, 'health-information transfer held by another process; left to it'); return; }
-      const heartbeat = setInterval(() => { void this.renew(id).catch(() => undefined); }, Math.max(1000, Math.floor(this.leaseMs / 3)));
-      heartbeat.unref();
-      try {
-        await this.execute(id);
-      } finally {
-        clearInterval(heartbeat);
-        await this.release(id).catch(() => undefined); // or let it expire
-      }
-    }).catch((e) => {
-      if (e instanceof LeaseLost) this.log.warn({ transactionId: id }, 'health-information transfer lease lost; another process carries on');
-      else this.log.error({ transactionId: id, err: (e as Error).message.slice(0, 200) }, 'health-information transfer failed');
-    }).finally(() => this.running.delete(id));
+    const done = claimed
+      .then(async (mine) => {
+        if (!mine) {
+          this.log.info({ transactionId: id }, 'health-information transfer held by another process; left to it');
+          return;
+        }
+        const heartbeat = setInterval(
+          () => {
+            void this.renew(id).catch(() => undefined);
+          },
+          Math.max(1000, Math.floor(this.leaseMs / 3)),
+        );
+        heartbeat.unref();
+        try {
+          await this.execute(id);
+        } finally {
+          clearInterval(heartbeat);
+          await this.release(id).catch(() => undefined); // or let it expire
+        }
+      })
+      .catch((e) => {
+        if (e instanceof LeaseLost)
+          this.log.warn({ transactionId: id }, 'health-information transfer lease lost; another process carries on');
+        else
+          this.log.error(
+            { transactionId: id, err: (e as Error).message.slice(0, 200) },
+            'health-information transfer failed',
+          );
+      })
+      .finally(() => this.running.delete(id));
     const job = { claimed, done };
     this.running.set(id, job);
     return job;
@@ -163,33 +204,61 @@ export class HiTransfers {
 
   /** Resumes every transaction left unfinished whose lease is free or expired; the number taken. */
   async resume(): Promise<number> {
-    const open = await this.transactions.find({ $or: [{ status: { $nin: FINAL } }, { notified: false }] }, { projection: { _id: 1 } }).toArray();
+    const open = await this.transactions
+      .find({ $or: [{ status: { $nin: FINAL } }, { notified: false }] }, { projection: { _id: 1 } })
+      .toArray();
     const mine = await Promise.all(open.map((t) => this.launch(t._id).claimed));
     return mine.filter(Boolean).length;
   }
 
-  /** Takes the lease when it is free, expired or already this process's (a guarded write: one winner across processes). */
+  /**
+   * Takes the lease when it is free, expired or already this process's (a guarded write: one winner across processes).
+   */
   private async claim(id: string): Promise<boolean> {
     const now = this.clock();
-    const free = { $or: [{ lease: { $exists: false } }, { 'lease.owner': this.owner }, { 'lease.until': { $lte: now } }] };
+    const free = {
+      $or: [{ lease: { $exists: false } }, { 'lease.owner': this.owner }, { 'lease.until': { $lte: now } }],
+    };
     return guardedUpdate(await this.engine(), this.transactions, id, free, { $set: { lease: this.leaseFrom(now) } });
   }
 
-  private leaseFrom(now: Date) { return { owner: this.owner, until: new Date(now.getTime() + this.leaseMs) }; }
+  private leaseFrom(now: Date) {
+    return { owner: this.owner, until: new Date(now.getTime() + this.leaseMs) };
+  }
 
   private async renew(id: string): Promise<boolean> {
-    return guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner }, { $set: { lease: this.leaseFrom(this.clock()) } });
+    return guardedUpdate(
+      await this.engine(),
+      this.transactions,
+      id,
+      { 'lease.owner': this.owner },
+      { $set: { lease: this.leaseFrom(this.clock()) } },
+    );
   }
 
   private async release(id: string): Promise<void> {
-    await guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner }, { $unset: { lease: '' } });
+    await guardedUpdate(
+      await this.engine(),
+      this.transactions,
+      id,
+      { 'lease.owner': this.owner },
+      { $unset: { lease: '' } },
+    );
   }
 
   /** Saves progress and renews the lease, only while this process holds it; LeaseLost otherwise. */
   private async save(id: string, set: Partial<HiTransaction>, unset: Record<string, ''> = {}) {
     const now = this.clock();
-    const saved = await guardedUpdate(await this.engine(), this.transactions, id, { 'lease.owner': this.owner },
-      { $set: { ...set, updatedAt: now, lease: this.leaseFrom(now) }, ...(Object.keys(unset).length ? { $unset: unset } : {}) });
+    const saved = await guardedUpdate(
+      await this.engine(),
+      this.transactions,
+      id,
+      { 'lease.owner': this.owner },
+      {
+        $set: { ...set, updatedAt: now, lease: this.leaseFrom(now) },
+        ...(Object.keys(unset).length ? { $unset: unset } : {}),
+      },
+    );
     if (!saved) throw new LeaseLost(`transaction ${id}: lease lost`);
   }
 
@@ -210,7 +279,12 @@ export class HiTransfers {
       return this.finish({ ...tx, careContexts }, 'FAILED', live);
     }
     const selected = await this.repository(consent!, tx).select();
-    await this.save(tx._id, { status: 'TRANSFERRING', recordIds: selected, pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE), careContexts: {} });
+    await this.save(tx._id, {
+      status: 'TRANSFERRING',
+      recordIds: selected,
+      pageCount: Math.ceil(selected.length / this.config.HI_PAGE_SIZE),
+      careContexts: {},
+    });
     return (await this.transactions.findOne({ _id: tx._id }))!;
   }
 
@@ -248,7 +322,13 @@ export class HiTransfers {
       const served = (await Promise.all(ids.map((rid) => repo.covered(rid)))).filter((d) => d !== null);
       const docs = served.map((d) => d.doc);
       const entries = served.map(({ doc: d, text: plaintext }) => ({
-        content: encrypt({ plaintext, senderNonce: tx.sender!.nonce, requesterNonce: tx.requester.nonce, senderPrivateKey: tx.sender!.privateKey, requesterPublicKey: tx.requester.publicKey }),
+        content: encrypt({
+          plaintext,
+          senderNonce: tx.sender!.nonce,
+          requesterNonce: tx.requester.nonce,
+          senderPrivateKey: tx.sender!.privateKey,
+          requesterPublicKey: tx.requester.publicKey,
+        }),
         media: 'application/fhir+json',
         checksum: createHash('md5').update(plaintext).digest('hex'),
         careContextReference: d.careContext,
@@ -259,14 +339,21 @@ export class HiTransfers {
         transactionId: tx._id,
         entries,
         keyMaterial: {
-          cryptoAlg: 'ECDH', curve: 'Curve25519',
-          dhPublicKey: { expiry: tx.requester.expiry.toISOString(), parameters: 'Curve25519/32byte random key', keyValue: tx.sender!.publicKey },
+          cryptoAlg: 'ECDH',
+          curve: 'Curve25519',
+          dhPublicKey: {
+            expiry: tx.requester.expiry.toISOString(),
+            parameters: 'Curve25519/32byte random key',
+            keyValue: tx.sender!.publicKey,
+          },
           nonce: tx.sender!.nonce,
         },
       };
       const ok = await this.deliver(tx.dataPushUrl, body);
       await repo.pushed(docs, tx._id, page + 1, tx.pageCount, ok);
-      for (const d of docs) careContexts[d.careContext] = ok === true && careContexts[d.careContext] !== 'ERRORED' ? 'DELIVERED' : 'ERRORED';
+      for (const d of docs)
+        careContexts[d.careContext] =
+          ok === true && careContexts[d.careContext] !== 'ERRORED' ? 'DELIVERED' : 'ERRORED';
       if (ok !== true) return fail((page + 1) * size, ok);
       await this.save(tx._id, { pagesSent: page + 1, careContexts });
     }
@@ -279,11 +366,17 @@ export class HiTransfers {
     for (let attempt = 0; attempt < this.config.HI_PUSH_ATTEMPTS; attempt++) {
       if (attempt > 0) await sleep(this.config.HI_PUSH_BACKOFF_MS * 2 ** (attempt - 1));
       try {
-        const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(this.config.HI_PUSH_TIMEOUT_MS) });
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(this.config.HI_PUSH_TIMEOUT_MS),
+        });
         await res.arrayBuffer().catch(() => undefined);
         if (res.ok) return true;
         why = `dataPushUrl answered HTTP ${res.status}`;
-        if (res.status < 500 && res.status !== 408 && res.status !== 429) break; // the viewer refused: retrying will not help
+        // the viewer refused: retrying will not help
+        if (res.status < 500 && res.status !== 408 && res.status !== 429) break;
       } catch (e) {
         why = `dataPushUrl unreachable: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message.slice(0, 100)}`;
       }
@@ -300,7 +393,9 @@ export class HiTransfers {
 
   private async notify(tx: HiTransaction): Promise<void> {
     const statusResponses = Object.entries(tx.careContexts).map(([careContextReference, hiStatus]) => ({
-      careContextReference, hiStatus, description: hiStatus === 'DELIVERED' ? 'Delivered' : (tx.error ?? 'Not delivered'),
+      careContextReference,
+      hiStatus,
+      description: hiStatus === 'DELIVERED' ? 'Delivered' : (tx.error ?? 'Not delivered'),
     }));
     await this.gateway.post('/v0.5/health-information/notify', {
       ...this.gateway.envelope(),
@@ -321,4 +416,3 @@ export class HiTransfers {
     return tx;
   }
 }
-

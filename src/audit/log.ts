@@ -36,9 +36,17 @@ export interface AuditEventDoc extends Required<Omit<AuditInput, 'reason' | 'req
   hash: string;
 }
 
-interface HeadDoc { _id: string; seq: number; hash: string }
+interface HeadDoc {
+  _id: string;
+  seq: number;
+  hash: string;
+}
 
-interface Pending { input: AuditInput; resolve: (e: AuditEventDoc) => void; reject: (e: unknown) => void }
+interface Pending {
+  input: AuditInput;
+  resolve: (e: AuditEventDoc) => void;
+  reject: (e: unknown) => void;
+}
 
 /** The index of the first write that failed in an ordered bulk insert, when the error says. */
 function firstFailedIndex(e: MongoBulkWriteError): number | undefined {
@@ -51,8 +59,23 @@ export const GENESIS = '0'.repeat(64);
 
 /** The hash of an event: SHA-256 over its canonical JSON (fixed key order) including prevHash. */
 export function eventHash(e: Omit<AuditEventDoc, 'hash'>): string {
-  const canonical = JSON.stringify([e._id, e.time.toISOString(), e.action, e.outcome, e.status, e.actor.role, e.actor.facility, e.actor.subject,
-    e.recordIds, e.consentId, e.purpose, e.patients, e.reason, e.requestId, e.prevHash]);
+  const canonical = JSON.stringify([
+    e._id,
+    e.time.toISOString(),
+    e.action,
+    e.outcome,
+    e.status,
+    e.actor.role,
+    e.actor.facility,
+    e.actor.subject,
+    e.recordIds,
+    e.consentId,
+    e.purpose,
+    e.patients,
+    e.reason,
+    e.requestId,
+    e.prevHash,
+  ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
 
@@ -60,7 +83,10 @@ export class AuditLog {
   readonly events: Collection<AuditEventDoc>;
   private head: Collection<HeadDoc>;
 
-  constructor(db: Db, private clock: () => Date = () => new Date()) {
+  constructor(
+    db: Db,
+    private clock: () => Date = () => new Date(),
+  ) {
     this.events = db.collection<AuditEventDoc>('audit_events');
     this.head = db.collection<HeadDoc>('audit_head');
   }
@@ -109,7 +135,7 @@ export class AuditLog {
     }
   }
 
-  /** Stores `batch` in order; resolves each append as its event is stored (retries after clashes with other processes). */
+  /** Stores `batch` in order; resolves each append as its event is stored (retries after other processes' clashes). */
   private async writeBatch(batch: Pending[]): Promise<void> {
     let rest = batch;
     for (let attempt = 0; rest.length && attempt < 1000; attempt++) {
@@ -158,30 +184,45 @@ export class AuditLog {
   private writeHeadHint(events: AuditEventDoc[]) {
     const last = events[events.length - 1];
     if (!events.some((e) => e._id % AuditLog.HEAD_EVERY === 0 || e._id === 1)) return;
-    void this.head.updateOne({ _id: 'head', seq: { $lt: last._id } }, { $set: { seq: last._id, hash: last.hash } }, { upsert: true }).catch(() => undefined);
+    void this.head
+      .updateOne(
+        { _id: 'head', seq: { $lt: last._id } },
+        { $set: { seq: last._id, hash: last.hash } },
+        { upsert: true },
+      )
+      .catch(() => undefined);
   }
 
   /** The chain's end: from the head hint, then forward over any events stored after it. */
   private async readEnd(): Promise<{ seq: number; hash: string }> {
     const head = await this.head.findOne({ _id: 'head' });
-    let seq = head?.seq ?? 0, hash = head?.hash ?? GENESIS;
-    for (;;) { // the head may lag behind the log: walk forward to the true end
+    let seq = head?.seq ?? 0,
+      hash = head?.hash ?? GENESIS;
+    for (;;) {
+      // the head may lag behind the log: walk forward to the true end
       const next = await this.events.findOne({ _id: seq + 1 });
       if (!next) return { seq, hash };
-      seq = next._id; hash = next.hash;
+      seq = next._id;
+      hash = next.hash;
     }
   }
 
   /** Checks the whole chain; reports the first event that does not verify. */
   async verify(): Promise<{ ok: true; count: number } | { ok: false; count: number; brokenAt: number; why: string }> {
-    let expectedSeq = 1, prevHash = GENESIS, count = 0;
+    let expectedSeq = 1,
+      prevHash = GENESIS,
+      count = 0;
     for await (const e of this.events.find({}).sort({ _id: 1 })) {
       count++;
-      if (e._id !== expectedSeq) return { ok: false, count, brokenAt: expectedSeq, why: `event ${expectedSeq} is missing (next is ${e._id})` };
-      if (e.prevHash !== prevHash) return { ok: false, count, brokenAt: e._id, why: 'prevHash does not match the previous event' };
+      if (e._id !== expectedSeq)
+        return { ok: false, count, brokenAt: expectedSeq, why: `event ${expectedSeq} is missing (next is ${e._id})` };
+      if (e.prevHash !== prevHash)
+        return { ok: false, count, brokenAt: e._id, why: 'prevHash does not match the previous event' };
       const { hash, ...rest } = e;
-      if (eventHash(rest) !== hash) return { ok: false, count, brokenAt: e._id, why: 'content does not match its hash (edited)' };
-      prevHash = hash; expectedSeq++;
+      if (eventHash(rest) !== hash)
+        return { ok: false, count, brokenAt: e._id, why: 'content does not match its hash (edited)' };
+      prevHash = hash;
+      expectedSeq++;
     }
     return { ok: true, count };
   }

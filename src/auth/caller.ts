@@ -4,6 +4,12 @@
  * or client id). ABDM gateway tokens carry no `role`; when they are verified by
  * the gateway keys (AUTH_GATEWAY_CLIENTS lists their client ids) they are `cm`.
  * No or bad token: 401; a valid token with the wrong role: 403.
+ *
+ * `identify` runs once for every request and only learns who is asking;
+ * `allow(action, ...roles)` stands first in each route's declaration and
+ * makes the decision: it names the interaction (the audit action every
+ * answer of that route is recorded under), then refuses a request without a
+ * valid token (401) or with another role (403).
  */
 import type { MiddlewareHandler } from 'hono';
 import { jwtVerify, errors } from 'jose';
@@ -13,38 +19,67 @@ import { ALG, type Verifier } from './keys.js';
 export const ROLES = ['hip', 'hiu', 'cm', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-export interface Caller { role: Role; facilityId: string; subject: string }
-export type AppEnv = { Variables: { caller: Caller; requestId: string } };
+export interface Caller {
+  role: Role;
+  facilityId: string;
+  subject: string;
+}
+export type AppEnv = {
+  Variables: {
+    caller: Caller;
+    requestId: string;
+    /** The interaction, as its route declares it (allow): what the audit trail records the answer under. */
+    action: string;
+    /** Why the request's token was not accepted (identify), for allow to answer 401. */
+    authFailure: ReturnType<typeof fail>;
+  };
+};
 
 const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
-export interface AuthOptions { issuer?: string; audience?: string; gatewayClients: readonly string[]; clockToleranceSec?: number }
+export interface AuthOptions {
+  issuer?: string;
+  audience?: string;
+  gatewayClients: readonly string[];
+  clockToleranceSec?: number;
+}
 
 const unauthorized = (msg: string) => fail(401, 'login', msg);
 
-export function authenticate(verifier: Verifier, opts: AuthOptions): MiddlewareHandler<AppEnv> {
+/** Learns who is asking from the bearer token, if any; refuses nothing (see allow). */
+export function identify(verifier: Verifier, opts: AuthOptions): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const header = c.req.header('authorization');
-    if (!header) throw withChallenge(unauthorized('Authorization: Bearer <token> required'));
-    const m = /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header.trim());
-    if (!m) throw withChallenge(unauthorized('Authorization header must be "Bearer <JWT>"'));
-    let payload: Record<string, unknown>;
     try {
-      const verified = await jwtVerify(m[1], verifier.keys as any, {
-        algorithms: [ALG],
-        issuer: opts.issuer,
-        audience: opts.audience,
-        clockTolerance: opts.clockToleranceSec ?? 30,
-        requiredClaims: ['exp'],
-      });
-      payload = verified.payload as Record<string, unknown>;
+      c.set('caller', await verify(c.req.header('authorization'), verifier, opts));
     } catch (e) {
-      const why = e instanceof errors.JWTExpired ? 'token expired' : e instanceof errors.JOSEError ? 'token not valid' : 'token not valid';
-      throw withChallenge(unauthorized(`Bearer ${why}`));
+      c.set('authFailure', e as ReturnType<typeof fail>);
     }
-    c.set('caller', callerFrom(payload, opts));
     await next();
   };
+}
+
+async function verify(header: string | undefined, verifier: Verifier, opts: AuthOptions): Promise<Caller> {
+  if (!header) throw withChallenge(unauthorized('Authorization: Bearer <token> required'));
+  const m = /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header.trim());
+  if (!m) throw withChallenge(unauthorized('Authorization header must be "Bearer <JWT>"'));
+  let payload: Record<string, unknown>;
+  try {
+    const options = {
+      algorithms: [ALG],
+      issuer: opts.issuer,
+      audience: opts.audience,
+      clockTolerance: opts.clockToleranceSec ?? 30,
+      requiredClaims: ['exp'],
+    };
+    const keys = verifier.keys; // a key set (JWKS) or one key: jwtVerify has an overload for each
+    const verified =
+      typeof keys === 'function' ? await jwtVerify(m[1], keys, options) : await jwtVerify(m[1], keys, options);
+    payload = verified.payload as Record<string, unknown>;
+  } catch (e) {
+    const why = e instanceof errors.JWTExpired ? 'token expired' : 'token not valid';
+    throw withChallenge(unauthorized(`Bearer ${why}`));
+  }
+  return callerFrom(payload, opts);
 }
 
 function callerFrom(p: Record<string, unknown>, opts: AuthOptions): Caller {
@@ -52,8 +87,12 @@ function callerFrom(p: Record<string, unknown>, opts: AuthOptions): Caller {
   const clientId = typeof p.clientId === 'string' ? p.clientId : typeof p.azp === 'string' ? p.azp : undefined;
   let role = p.role as Role | undefined;
   let facility = typeof p.facility === 'string' ? p.facility : undefined;
-  if (role === undefined && clientId && opts.gatewayClients.includes(clientId)) { role = 'cm'; facility = clientId; }
-  if (!role || !(ROLES as readonly string[]).includes(role)) throw withChallenge(unauthorized('Token names no known role (hip, hiu, cm, admin)'));
+  if (role === undefined && clientId && opts.gatewayClients.includes(clientId)) {
+    role = 'cm';
+    facility = clientId;
+  }
+  if (!role || !(ROLES as readonly string[]).includes(role))
+    throw withChallenge(unauthorized('Token names no known role (hip, hiu, cm, admin)'));
   if (!facility || !FACILITY_ID.test(facility)) throw withChallenge(unauthorized('Token names no valid facility'));
   return { role, facilityId: facility, subject: subject || facility };
 }
@@ -63,11 +102,23 @@ function withChallenge(e: ReturnType<typeof fail>) {
   return e;
 }
 
-/** 403 unless the caller has one of `roles`. */
-export function requireRole(...roles: Role[]): MiddlewareHandler<AppEnv> {
+/**
+ * A route's authorisation rule, first in its declaration: the interaction it
+ * is (its audit action), and the roles that may call it. 401 without a valid
+ * token, 403 for another role.
+ */
+export function allow(action: string, ...roles: Role[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    c.set('action', action);
+    const failure = c.get('authFailure');
     const caller = c.get('caller');
-    if (!roles.includes(caller.role)) throw fail(403, 'forbidden', `This operation is for role ${roles.join(' or ')}; the token's role is ${caller.role}`);
+    if (!caller) throw failure ?? withChallenge(unauthorized('Authorization: Bearer <token> required'));
+    if (!roles.includes(caller.role))
+      throw fail(
+        403,
+        'forbidden',
+        `This operation is for role ${roles.join(' or ')}; the token's role is ${caller.role}`,
+      );
     await next();
   };
 }

@@ -8,8 +8,16 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, importSPKI, importX509,
-  type JWTVerifyGetKey, type CryptoKey, type JWK,
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  importSPKI,
+  importX509,
+  type JWTVerifyGetKey,
+  type CryptoKey,
+  type JWK,
 } from 'jose';
 import type { Config } from '../config.js';
 
@@ -25,10 +33,14 @@ export interface Verifier {
 export class KeyConfigError extends Error {}
 
 export async function loadVerifier(config: Config): Promise<Verifier> {
-  if (config.AUTH_JWKS_URL) return { keys: createRemoteJWKSet(new URL(config.AUTH_JWKS_URL)), source: `JWKS ${config.AUTH_JWKS_URL}` };
-  if (config.AUTH_PUBLIC_KEY_FILE) return { keys: await keyFromFile(config.AUTH_PUBLIC_KEY_FILE), source: `key file ${config.AUTH_PUBLIC_KEY_FILE}` };
+  if (config.AUTH_JWKS_URL)
+    return { keys: createRemoteJWKSet(new URL(config.AUTH_JWKS_URL)), source: `JWKS ${config.AUTH_JWKS_URL}` };
+  if (config.AUTH_PUBLIC_KEY_FILE)
+    return { keys: await keyFromFile(config.AUTH_PUBLIC_KEY_FILE), source: `key file ${config.AUTH_PUBLIC_KEY_FILE}` };
   if (config.NODE_ENV === 'production') {
-    throw new KeyConfigError('NODE_ENV=production needs token verification keys: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY_FILE.');
+    throw new KeyConfigError(
+      'NODE_ENV=production needs token verification keys: set AUTH_JWKS_URL or AUTH_PUBLIC_KEY_FILE.',
+    );
   }
   const local = await localKeyPair(config.DATA_DIR);
   return { keys: createLocalJWKSet({ keys: [local.publicJwk] }), source: `local development key in ${local.dir}` };
@@ -43,7 +55,11 @@ async function keyFromFile(file: string): Promise<JWTVerifyGetKey | CryptoKey> {
   return (await importJWK(json, ALG)) as CryptoKey;
 }
 
-export interface LocalKeys { dir: string; privateJwk: JWK; publicJwk: JWK }
+export interface LocalKeys {
+  dir: string;
+  privateJwk: JWK;
+  publicJwk: JWK;
+}
 
 /** The development key pair in `${dataDir}/auth`, created on first use (private key file mode 0600). */
 export async function localKeyPair(dataDir: string): Promise<LocalKeys> {
@@ -54,8 +70,15 @@ export async function localKeyPair(dataDir: string): Promise<LocalKeys> {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true, modulusLength: 2048 });
     const kid = `dev-${Date.now().toString(36)}`;
-    writeFileSync(privatePath, JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: ALG, use: 'sig' }), { mode: 0o600, flag: 'wx' });
+    writeFileSync(privatePath, JSON.stringify({ ...(await exportJWK(privateKey)), kid, alg: ALG, use: 'sig' }), {
+      mode: 0o600,
+      flag: 'wx',
+    });
     writeFileSync(publicPath, JSON.stringify({ ...(await exportJWK(publicKey)), kid, alg: ALG, use: 'sig' }));
   }
-  return { dir, privateJwk: JSON.parse(readFileSync(privatePath, 'utf8')), publicJwk: JSON.parse(readFileSync(publicPath, 'utf8')) };
+  return {
+    dir,
+    privateJwk: JSON.parse(readFileSync(privatePath, 'utf8')),
+    publicJwk: JSON.parse(readFileSync(publicPath, 'utf8')),
+  };
 }

@@ -26,7 +26,10 @@ export interface RecordFacts {
   recordDate: Date;
 }
 
-export interface Viewer { role: string; facilityId: string }
+export interface Viewer {
+  role: string;
+  facilityId: string;
+}
 
 export type Decision = { allow: true } | { allow: false; reason: string };
 
@@ -52,7 +55,8 @@ export function decide(consent: ConsentDoc | null, record: RecordFacts, viewer: 
   const t = consent!.terms!;
   if (record.provider !== t.hip) return deny("record is not the consent's provider's");
   const p = patientKey(t.patient);
-  if (p.abhaNumber !== undefined ? record.abhaNumber !== p.abhaNumber : record.abhaAddress !== p.abhaAddress) return deny("record is not the consent's patient's");
+  if (p.abhaNumber !== undefined ? record.abhaNumber !== p.abhaNumber : record.abhaAddress !== p.abhaAddress)
+    return deny("record is not the consent's patient's");
   if (!t.careContexts.includes(record.careContext)) return deny('care context not in the consent');
   if (!t.hiTypes.includes(record.hiType)) return deny('record type not in the consent');
   const d = record.recordDate.getTime();
@@ -74,7 +78,9 @@ export function consentFilter(consent: ConsentDoc): Record<string, unknown> {
 }
 
 /** The consent's patient id as the index key it matches: an ABHA number, else an ABHA address (lower case). */
-export function patientKey(id: string): { abhaNumber: string; abhaAddress?: undefined } | { abhaAddress: string; abhaNumber?: undefined } {
+export function patientKey(
+  id: string,
+): { abhaNumber: string; abhaAddress?: undefined } | { abhaAddress: string; abhaNumber?: undefined } {
   const n = normaliseAbhaNumber(id);
   if (n) return { abhaNumber: n };
   return { abhaAddress: normaliseAbhaAddress(id) ?? id.trim().toLowerCase() };
@@ -88,12 +94,22 @@ export function patientAuditKey(id: string): string {
 
 /** Start and end of the frequency window containing `now` (UTC calendar units). */
 export function frequencyWindow(unit: string, now: Date): { start: Date; end: Date } {
-  const y = now.getUTCFullYear(), m = now.getUTCMonth(), d = now.getUTCDate(), h = now.getUTCHours();
+  const y = now.getUTCFullYear(),
+    m = now.getUTCMonth(),
+    d = now.getUTCDate(),
+    h = now.getUTCHours();
   switch (unit) {
-    case 'HOUR': return { start: new Date(Date.UTC(y, m, d, h)), end: new Date(Date.UTC(y, m, d, h + 1)) };
-    case 'DAY': return { start: new Date(Date.UTC(y, m, d)), end: new Date(Date.UTC(y, m, d + 1)) };
-    case 'WEEK': { const dow = (now.getUTCDay() + 6) % 7; return { start: new Date(Date.UTC(y, m, d - dow)), end: new Date(Date.UTC(y, m, d - dow + 7)) }; }
-    case 'MONTH': return { start: new Date(Date.UTC(y, m, 1)), end: new Date(Date.UTC(y, m + 1, 1)) };
-    default: return { start: new Date(Date.UTC(y, 0, 1)), end: new Date(Date.UTC(y + 1, 0, 1)) };
+    case 'HOUR':
+      return { start: new Date(Date.UTC(y, m, d, h)), end: new Date(Date.UTC(y, m, d, h + 1)) };
+    case 'DAY':
+      return { start: new Date(Date.UTC(y, m, d)), end: new Date(Date.UTC(y, m, d + 1)) };
+    case 'WEEK': {
+      const dow = (now.getUTCDay() + 6) % 7;
+      return { start: new Date(Date.UTC(y, m, d - dow)), end: new Date(Date.UTC(y, m, d - dow + 7)) };
+    }
+    case 'MONTH':
+      return { start: new Date(Date.UTC(y, m, 1)), end: new Date(Date.UTC(y, m + 1, 1)) };
+    default:
+      return { start: new Date(Date.UTC(y, 0, 1)), end: new Date(Date.UTC(y + 1, 0, 1)) };
   }
 }

@@ -2,9 +2,9 @@
  * Consent notifications from ABDM's consent manager (role cm), and reading a
  * consent back (admin, or the consent's own HIU).
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { Config } from '../config.js';
-import { type AppEnv, requireRole } from '../auth/caller.js';
+import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { fail, notFound } from '../fhir/outcome.js';
 import { ConsentNotifyV05, ConsentNotifyV3 } from './schema.js';
@@ -15,7 +15,11 @@ import { actorOf } from '../audit/http.js';
 import type { Log } from '../log.js';
 
 export interface ConsentDeps {
-  consents: ConsentStore; audit: AuditLog; config: Config; clock: () => Date; log?: Log;
+  consents: ConsentStore;
+  audit: AuditLog;
+  config: Config;
+  clock: () => Date;
+  log?: Log;
   /** Acknowledges a v0.5 notification to the gateway (on-notify), when one is configured (abdm/ wires it). */
   acknowledge?: (consentId: string, requestId: string) => Promise<void>;
 }
@@ -24,36 +28,58 @@ export function consentRoutes(deps: ConsentDeps) {
   const { consents, audit, config, clock, acknowledge, log } = deps;
   const r = new Hono<AppEnv>();
 
-  const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: any) => {
+  const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: Context<AppEnv>) => {
     const body = await readJsonBody(c, schema, config);
     const n = body.notification;
     const result = await consents.apply(n, clock());
-    // The patient as the audit trail names them (a number in either form is found by either): from the grant, or the consent as stored.
-    const patient = n.consentDetail ? patientAuditKey(n.consentDetail.patient.id) : (await consents.get(n.consentId))?.patient;
+    // The patient as the audit trail names them (a number in either form is found by either):
+    // from the grant, or the consent as stored.
+    const patient = n.consentDetail
+      ? patientAuditKey(n.consentDetail.patient.id)
+      : (await consents.get(n.consentId))?.patient;
     await audit.append({
-      action: 'consent.notify', outcome: 'success', status: 202, actor: actorOf(c), consentId: n.consentId,
-      purpose: n.consentDetail?.purpose.code ?? null, patients: patient ? [patient] : [],
-      reason: `${n.status}: ${result}`, requestId: c.var.requestId,
+      action: 'consent.notify',
+      outcome: 'success',
+      status: 202,
+      actor: actorOf(c),
+      consentId: n.consentId,
+      purpose: n.consentDetail?.purpose.code ?? null,
+      patients: patient ? [patient] : [],
+      reason: `${n.status}: ${result}`,
+      requestId: c.var.requestId,
     });
     // Acknowledge to the gateway (v0.5 on-notify) when one is configured.
     const requestId = (body as { requestId?: string }).requestId;
     if (acknowledge && requestId) {
-      void acknowledge(n.consentId, requestId).catch((e) => log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'));
+      void acknowledge(n.consentId, requestId).catch((e) =>
+        log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'),
+      );
     }
     return c.json({ consentId: n.consentId, status: n.status, result }, 202);
   };
-  r.post('/v0.5/consents/hip/notify', requireRole('cm'), notify(ConsentNotifyV05));
-  r.post('/api/v3/consent/request/hip/notify', requireRole('cm'), notify(ConsentNotifyV3));
+  r.post('/v0.5/consents/hip/notify', allow('consent.notify', 'cm'), notify(ConsentNotifyV05));
+  r.post('/api/v3/consent/request/hip/notify', allow('consent.notify', 'cm'), notify(ConsentNotifyV3));
 
-  r.get('/consents/:id', requireRole('admin', 'hiu'), async (c) => {
+  r.get('/consents/:id', allow('consent.read', 'admin', 'hiu'), async (c) => {
     const id = c.req.param('id');
     const consent = id.length <= 128 ? await consents.get(id) : null;
     if (!consent) throw notFound(`Consent ${id.slice(0, 128)} not found`);
     const caller = c.var.caller;
     if (caller.role === 'hiu' && (!consent.terms?.hiu || consent.terms.hiu !== caller.facilityId)) {
-      throw fail(403, 'forbidden', 'A consent can be read by admin or by the health information user it was granted to');
+      throw fail(
+        403,
+        'forbidden',
+        'A consent can be read by admin or by the health information user it was granted to',
+      );
     }
-    await audit.append({ action: 'consent.read', outcome: 'success', status: 200, actor: actorOf(c), consentId: consent._id, requestId: c.var.requestId });
+    await audit.append({
+      action: 'consent.read',
+      outcome: 'success',
+      status: 200,
+      actor: actorOf(c),
+      consentId: consent._id,
+      requestId: c.var.requestId,
+    });
     const { _id, artefact, ...rest } = consent;
     return c.json({ id: _id, ...rest, ...(artefact ? { artefact: JSON.parse(artefact) } : {}) });
   });

@@ -43,11 +43,18 @@ export interface ConsentDoc {
    */
   patient?: string | null;
   terms?: ConsentTerms;
-  /** The consent artefact as received, kept as JSON text: its keys are the sender's, and may not be storable as document keys. */
+  /**
+   * The consent artefact as received, kept as JSON text: its keys are the sender's, and may not be storable as document
+   * keys.
+   */
   artefact?: string;
 }
 
-interface UsageDoc { _id: string; count: number; expiresAt: Date }
+interface UsageDoc {
+  _id: string;
+  count: number;
+  expiresAt: Date;
+}
 
 export type ApplyResult = 'stored' | 'unchanged' | 'ignored-terminal';
 
@@ -89,7 +96,11 @@ export class ConsentStore {
    * the only writes that race there set the same terminal fields.
    */
   async apply(n: ConsentNotification, now: Date): Promise<ApplyResult> {
-    return this.applying.run(n.consentId, () => (n.status === 'GRANTED' ? this.grant(n, now) : this.end(n.consentId, n.status as Exclude<ConsentStatus, 'GRANTED'>, now)));
+    return this.applying.run(n.consentId, () =>
+      n.status === 'GRANTED'
+        ? this.grant(n, now)
+        : this.end(n.consentId, n.status as Exclude<ConsentStatus, 'GRANTED'>, now),
+    );
   }
 
   private async grant(n: ConsentNotification, now: Date): Promise<ApplyResult> {
@@ -105,11 +116,22 @@ export class ConsentStore {
       dateFrom: abdmInstant(d.permission.dateRange.from, 'start'),
       dateTo: abdmInstant(d.permission.dateRange.to, 'end'),
       dataEraseAt: abdmInstant(d.permission.dataEraseAt, 'start'),
-      frequency: { unit: d.permission.frequency.unit, value: d.permission.frequency.value, repeats: d.permission.frequency.repeats ?? null },
+      frequency: {
+        unit: d.permission.frequency.unit,
+        value: d.permission.frequency.value,
+        repeats: d.permission.frequency.repeats ?? null,
+      },
     };
     const doc: ConsentDoc = {
-      _id: n.consentId, status: 'GRANTED', statusAt: now, history: [{ status: 'GRANTED', at: now }], createdAt: abdmInstant(d.createdAt),
-      erasedAt: null, patient: patientAuditKey(d.patient.id), terms, artefact: JSON.stringify(d),
+      _id: n.consentId,
+      status: 'GRANTED',
+      statusAt: now,
+      history: [{ status: 'GRANTED', at: now }],
+      createdAt: abdmInstant(d.createdAt),
+      erasedAt: null,
+      patient: patientAuditKey(d.patient.id),
+      terms,
+      artefact: JSON.stringify(d),
     };
     try {
       await this.consents.insertOne(doc);
@@ -123,9 +145,19 @@ export class ConsentStore {
 
   private async end(id: string, status: Exclude<ConsentStatus, 'GRANTED'>, now: Date): Promise<ApplyResult> {
     try {
-      await this.consents.insertOne({ _id: id, status, statusAt: now, history: [{ status, at: now }], createdAt: null, erasedAt: now, patient: null });
+      await this.consents.insertOne({
+        _id: id,
+        status,
+        statusAt: now,
+        history: [{ status, at: now }],
+        createdAt: null,
+        erasedAt: now,
+        patient: null,
+      });
       return 'stored';
-    } catch (e) { if (!isDuplicate(e)) throw e; } // the consent exists: granted (end it below) or already ended
+    } catch (e) {
+      if (!isDuplicate(e)) throw e;
+    } // the consent exists: granted (end it below) or already ended
     return (await this.endGranted(id, status, now)) ? 'stored' : 'unchanged';
   }
 
@@ -133,14 +165,20 @@ export class ConsentStore {
   private async endGranted(id: string, status: Exclude<ConsentStatus, 'GRANTED'>, now: Date): Promise<boolean> {
     const r = await this.consents.updateOne(
       { _id: id, status: 'GRANTED' },
-      { $set: { status, statusAt: now, erasedAt: now }, $unset: { terms: '', artefact: '' }, $push: { history: { status, at: now } } },
+      {
+        $set: { status, statusAt: now, erasedAt: now },
+        $unset: { terms: '', artefact: '' },
+        $push: { history: { status, at: now } },
+      },
     );
     return r.modifiedCount === 1;
   }
 
   /** Expires consents whose dataEraseAt has come, erasing their terms. Returns how many. */
   async sweep(now: Date): Promise<number> {
-    const due = await this.consents.find({ status: 'GRANTED', 'terms.dataEraseAt': { $lte: now } }, { projection: { _id: 1 } }).toArray();
+    const due = await this.consents
+      .find({ status: 'GRANTED', 'terms.dataEraseAt': { $lte: now } }, { projection: { _id: 1 } })
+      .toArray();
     let n = 0;
     for (const { _id } of due) {
       if (await this.applying.run(_id, () => this.endGranted(_id, 'EXPIRED', now))) n++;
@@ -163,13 +201,18 @@ export class ConsentStore {
     const count = await this.counting.run(_id, async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          const doc = await this.usage.findOneAndUpdate({ _id }, { $inc: { count: 1 }, $setOnInsert: { expiresAt: w.end } }, { upsert: true, returnDocument: 'after' });
+          const doc = await this.usage.findOneAndUpdate(
+            { _id },
+            { $inc: { count: 1 }, $setOnInsert: { expiresAt: w.end } },
+            { upsert: true, returnDocument: 'after' },
+          );
           return doc!.count;
-        } catch (e) { if (!isDuplicate(e) || attempt > 2) throw e; } // two first pulls raced to insert: update the winner's
+        } catch (e) {
+          if (!isDuplicate(e) || attempt > 2) throw e;
+        } // two first pulls raced to insert: update the winner's
       }
     });
     if (count <= f.value) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((w.end.getTime() - now.getTime()) / 1000)) };
   }
 }
-

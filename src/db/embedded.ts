@@ -13,7 +13,17 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { MongoClient } from 'mongodb';
@@ -27,10 +37,19 @@ export const NO_GO_MESSAGE =
   'The embedded database (FerretDB) is built with Go, which is not installed: install Go 1.24 or newer (https://go.dev/doc/install), or set MONGODB_URI to use your own MongoDB.';
 
 /** Path of the launcher binary, building it first if this source has not been built yet. */
-export function ensureLauncher(log: (msg: string) => void = () => {}, opts: { cacheRoot?: string; env?: NodeJS.ProcessEnv } = {}): string {
+export function ensureLauncher(
+  log: (msg: string) => void = () => {},
+  opts: { cacheRoot?: string; env?: NodeJS.ProcessEnv } = {},
+): string {
   const env = opts.env ?? process.env;
   const hash = createHash('sha256');
-  const sources = ['go.mod', 'go.sum', ...readdirSync(SOURCE_DIR).filter((f) => f.endsWith('.go')).sort()];
+  const sources = [
+    'go.mod',
+    'go.sum',
+    ...readdirSync(SOURCE_DIR)
+      .filter((f) => f.endsWith('.go'))
+      .sort(),
+  ];
   for (const f of sources) hash.update(f).update(readFileSync(join(SOURCE_DIR, f)));
   const dir = join(opts.cacheRoot ?? join(PROJECT_ROOT, '.cache', 'ferretdb'), hash.digest('hex').slice(0, 16));
   const bin = join(dir, 'ferretdb-launcher');
@@ -48,7 +67,9 @@ export function ensureLauncher(log: (msg: string) => void = () => {}, opts: { ca
   });
   if (build.status !== 0) {
     rmSync(tmp, { force: true });
-    throw new EmbeddedDatabaseError(`Building FerretDB failed (go build exited ${build.status}):\n${(build.stderr || '').slice(-2000)}`);
+    throw new EmbeddedDatabaseError(
+      `Building FerretDB failed (go build exited ${build.status}):\n${(build.stderr || '').slice(-2000)}`,
+    );
   }
   renameSync(tmp, bin); // atomic: concurrent builders both end with one good binary
   return bin;
@@ -60,10 +81,20 @@ export const LOCK_FILE = 'abha-vault.lock';
 export class DataDirInUseError extends EmbeddedDatabaseError {}
 
 const alive = (pid: number): boolean => {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 };
 const readPid = (path: string): number | undefined => {
-  try { return Number.parseInt(readFileSync(path, 'utf8'), 10) || 0; } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw e; }
+  try {
+    return Number.parseInt(readFileSync(path, 'utf8'), 10) || 0;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
 };
 
 /**
@@ -81,7 +112,11 @@ export function lockDataDir(dataDir: string): () => void {
         if (released) return;
         released = true;
         process.removeListener('exit', release);
-        try { if (readPid(path) === process.pid) unlinkSync(path); } catch { /* already gone */ }
+        try {
+          if (readPid(path) === process.pid) unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
       };
       process.on('exit', release);
       return release;
@@ -91,15 +126,31 @@ export function lockDataDir(dataDir: string): () => void {
     const holder = readPid(path);
     if (holder === undefined) continue; // released meanwhile: try again
     if (holder && alive(holder)) {
-      throw new DataDirInUseError(`DATA_DIR ${dataDir} is in use by another abha-vault process (pid ${holder}, lock file ${path}): the embedded database serves one process; stop that one, choose another DATA_DIR, or set MONGODB_URI to share a MongoDB between processes.`);
+      throw new DataDirInUseError(
+        `DATA_DIR ${dataDir} is in use by another abha-vault process (pid ${holder}, lock file ${path}): the embedded database serves one process; stop that one, choose another DATA_DIR, or set MONGODB_URI to share a MongoDB between processes.`,
+      );
     }
-    // Stale (its process is gone): move it aside, and put it back if what was moved is not the stale lock (another starter took over first).
+    // Stale (its process is gone): move it aside, and put it back if what was moved is not the stale lock (another
+    // starter took over first).
     const aside = `${path}.${process.pid}.stale`;
-    try { renameSync(path, aside); } catch (e) { if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; throw e; }
-    if (readPid(aside) !== holder) { try { linkSync(aside, path); } catch { /* a third took it: it decides */ } }
+    try {
+      renameSync(path, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw e;
+    }
+    if (readPid(aside) !== holder) {
+      try {
+        linkSync(aside, path);
+      } catch {
+        /* a third took it: it decides */
+      }
+    }
     rmSync(aside, { force: true });
   }
-  throw new DataDirInUseError(`DATA_DIR ${dataDir}: could not take the lock file ${path}; is another abha-vault starting on it?`);
+  throw new DataDirInUseError(
+    `DATA_DIR ${dataDir}: could not take the lock file ${path}; is another abha-vault starting on it?`,
+  );
 }
 
 export interface EmbeddedDatabase {
@@ -109,7 +160,12 @@ export interface EmbeddedDatabase {
 }
 
 /** Starts FerretDB with its files in `dataDir` and resolves once it answers ping. */
-export async function startEmbedded(options: { dataDir: string; listen?: string; log?: (msg: string) => void; timeoutMs?: number }): Promise<EmbeddedDatabase> {
+export async function startEmbedded(options: {
+  dataDir: string;
+  listen?: string;
+  log?: (msg: string) => void;
+  timeoutMs?: number;
+}): Promise<EmbeddedDatabase> {
   const bin = ensureLauncher(options.log);
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -122,18 +178,35 @@ export async function startEmbedded(options: { dataDir: string; listen?: string;
   }
 }
 
-async function launch(bin: string, dataDir: string, options: { listen?: string; timeoutMs?: number }, release: () => void): Promise<EmbeddedDatabase> {
+async function launch(
+  bin: string,
+  dataDir: string,
+  options: { listen?: string; timeoutMs?: number },
+  release: () => void,
+): Promise<EmbeddedDatabase> {
   const args = [dataDir, ...(options.listen ? [options.listen] : [])];
   // stdin stays open as a lifeline: the launcher exits when this process is gone.
   const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
 
   const uri = await new Promise<string>((resolveUri, reject) => {
-    const timer = setTimeout(() => reject(new EmbeddedDatabaseError(`FerretDB did not start within ${options.timeoutMs ?? 30000} ms: ${stderr}`)), options.timeoutMs ?? 30000);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new EmbeddedDatabaseError(`FerretDB exited (${code}) before it was ready: ${stderr.trim()}`)); });
+    const timer = setTimeout(
+      () =>
+        reject(new EmbeddedDatabaseError(`FerretDB did not start within ${options.timeoutMs ?? 30000} ms: ${stderr}`)),
+      options.timeoutMs ?? 30000,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new EmbeddedDatabaseError(`FerretDB exited (${code}) before it was ready: ${stderr.trim()}`));
+    });
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith('MONGODB_URI=')) { clearTimeout(timer); resolveUri(line.slice('MONGODB_URI='.length)); }
+      if (line.startsWith('MONGODB_URI=')) {
+        clearTimeout(timer);
+        resolveUri(line.slice('MONGODB_URI='.length));
+      }
     });
   });
   child.removeAllListeners('exit');
@@ -141,8 +214,14 @@ async function launch(bin: string, dataDir: string, options: { listen?: string; 
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1000 });
   const deadline = Date.now() + (options.timeoutMs ?? 30000);
   for (;;) {
-    try { await client.db('admin').command({ ping: 1 }); break; } catch (e) {
-      if (Date.now() > deadline) { child.kill('SIGKILL'); throw new EmbeddedDatabaseError(`FerretDB does not answer ping: ${(e as Error).message}`); }
+    try {
+      await client.db('admin').command({ ping: 1 });
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new EmbeddedDatabaseError(`FerretDB does not answer ping: ${(e as Error).message}`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -1,3 +1,4 @@
+/* eslint-disable @stylistic/max-len -- the guarantees table below is read as a table: its rows stay whole */
 /**
  * What the database engine guarantees, and the few write helpers every store
  * uses so that none of them has an engine branch of its own.
@@ -35,6 +36,7 @@
  * index entry never moving back, the link attempt limit, a transfer's lease)
  * is written as a guarded write.
  */
+/* eslint-enable @stylistic/max-len */
 import type { Collection, Db, Document, Filter, UpdateFilter } from 'mongodb';
 import { MongoServerError } from 'mongodb';
 import { KeyedLock } from './keyed-lock.js';
@@ -47,9 +49,15 @@ export interface Engine {
   transactions: boolean;
   /** Change streams are available (as transactions). Not used by the store. */
   changeStreams: boolean;
-  /** Several server processes may share this database (MongoDB). False on FerretDB: the embedded database serves one process. */
+  /**
+   * Several server processes may share this database (MongoDB). False on FerretDB: the embedded database serves one
+   * process.
+   */
   multiProcess: boolean;
-  /** This process's per-document locks, used by the helpers where the engine is not atomic. One per engine object, so per process. */
+  /**
+   * This process's per-document locks, used by the helpers where the engine is not atomic. One per engine object, so
+   * per process.
+   */
   locks: KeyedLock;
 }
 
@@ -65,7 +73,10 @@ export async function isFerretDB(db: Db): Promise<boolean> {
 /** What the database behind `db` guarantees (see the table above). */
 export async function detectEngine(db: Db): Promise<Engine> {
   if (await isFerretDB(db)) return engineOf('ferretdb');
-  const hello = await db.admin().command({ hello: 1 }).catch(() => ({} as Document));
+  const hello = await db
+    .admin()
+    .command({ hello: 1 })
+    .catch(() => ({}) as Document);
   const clustered = typeof hello.setName === 'string' || hello.msg === 'isdbgrid';
   return engineOf('mongodb', clustered);
 }
@@ -86,12 +97,16 @@ export function engineOf(kind: Engine['kind'], clustered = false): Engine {
 export interface GuardedOptions {
   /** Insert the document when it does not exist (the condition is then checked against an empty document). */
   upsert?: boolean;
-  /** The in-process lock key on FerretDB; `${collection}|${_id}` by default, shared with every other helper write of the document. */
+  /**
+   * The in-process lock key on FerretDB; `${collection}|${_id}` by default, shared with every other helper write of the
+   * document.
+   */
   lockKey?: string;
 }
 
 type IdDoc = { _id: string };
-const lockKeyOf = (c: Collection<any>, id: string, opts: GuardedOptions) => opts.lockKey ?? `${c.collectionName}|${id}`;
+const lockKeyOf = (c: Pick<Collection, 'collectionName'>, id: string, opts: GuardedOptions) =>
+  opts.lockKey ?? `${c.collectionName}|${id}`;
 const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === 11000;
 
 /**
@@ -99,20 +114,43 @@ const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === 
  * the operators `matchesCondition` knows); true when it was applied. See the
  * file header for how each engine makes this hold.
  */
-export async function guardedUpdate<T extends IdDoc>(engine: Engine, c: Collection<T>, id: string, condition: Filter<T>, update: UpdateFilter<T>, opts: GuardedOptions = {}): Promise<boolean> {
+export async function guardedUpdate<T extends IdDoc>(
+  engine: Engine,
+  c: Collection<T>,
+  id: string,
+  condition: Filter<T>,
+  update: UpdateFilter<T>,
+  opts: GuardedOptions = {},
+): Promise<boolean> {
   return (await guarded(engine, c, id, condition, update, opts, false)) !== null;
 }
 
 /** As guardedUpdate, returning the document as the update left it (null when the condition did not hold). */
-export async function guardedFindOneAndUpdate<T extends IdDoc>(engine: Engine, c: Collection<T>, id: string, condition: Filter<T>, update: UpdateFilter<T>, opts: GuardedOptions = {}): Promise<T | null> {
+export async function guardedFindOneAndUpdate<T extends IdDoc>(
+  engine: Engine,
+  c: Collection<T>,
+  id: string,
+  condition: Filter<T>,
+  update: UpdateFilter<T>,
+  opts: GuardedOptions = {},
+): Promise<T | null> {
   return (await guarded(engine, c, id, condition, update, opts, true)) as T | null;
 }
 
-async function guarded<T extends IdDoc>(engine: Engine, c: Collection<T>, id: string, condition: Filter<T>, update: UpdateFilter<T>, opts: GuardedOptions, wantDoc: boolean): Promise<T | true | null> {
+async function guarded<T extends IdDoc>(
+  engine: Engine,
+  c: Collection<T>,
+  id: string,
+  condition: Filter<T>,
+  update: UpdateFilter<T>,
+  opts: GuardedOptions,
+  wantDoc: boolean,
+): Promise<T | true | null> {
   const byId = { _id: id } as Filter<T>;
   if (engine.atomicConditionalWrites) {
     const filter = { ...condition, _id: id } as Filter<T>;
-    // An upsert whose condition fails on an existing document tries to insert a second one: E11000. Then the document exists: try once more without upsert.
+    // An upsert whose condition fails on an existing document tries to insert a second one: E11000. Then the document
+    // exists: try once more without upsert.
     for (let upsert = !!opts.upsert; ; upsert = false) {
       try {
         if (wantDoc) return (await c.findOneAndUpdate(filter, update, { upsert, returnDocument: 'after' })) as T | null;
@@ -149,12 +187,14 @@ function valueAt(doc: unknown, path: string): unknown {
 
 function same(a: unknown, b: unknown): boolean {
   if (b === null) return a === null || a === undefined;
-  return (a instanceof Date) === (b instanceof Date) && typeof norm(a) === typeof norm(b) && norm(a) === norm(b);
+  return a instanceof Date === b instanceof Date && typeof norm(a) === typeof norm(b) && norm(a) === norm(b);
 }
 
 function compare(a: unknown, op: string, b: unknown): boolean {
-  if (a === null || a === undefined || (a instanceof Date) !== (b instanceof Date) || typeof norm(a) !== typeof norm(b)) return false;
-  const x = norm(a) as number | string, y = norm(b) as number | string;
+  if (a === null || a === undefined || a instanceof Date !== b instanceof Date || typeof norm(a) !== typeof norm(b))
+    return false;
+  const x = norm(a) as number | string,
+    y = norm(b) as number | string;
   return op === '$lt' ? x < y : op === '$lte' ? x <= y : op === '$gt' ? x > y : x >= y;
 }
 
@@ -162,12 +202,21 @@ function fieldHolds(value: unknown, cond: unknown): boolean {
   if (!isPlain(cond)) return same(value, cond);
   return Object.entries(cond).every(([op, arg]) => {
     switch (op) {
-      case '$eq': return same(value, arg);
-      case '$ne': return !same(value, arg);
-      case '$in': return (arg as unknown[]).some((x) => same(value, x));
-      case '$exists': return (value !== undefined) === !!arg;
-      case '$lt': case '$lte': case '$gt': case '$gte': return compare(value, op, arg);
-      default: throw new UnsupportedConditionError(`condition operator ${op}`);
+      case '$eq':
+        return same(value, arg);
+      case '$ne':
+        return !same(value, arg);
+      case '$in':
+        return (arg as unknown[]).some((x) => same(value, x));
+      case '$exists':
+        return (value !== undefined) === !!arg;
+      case '$lt':
+      case '$lte':
+      case '$gt':
+      case '$gte':
+        return compare(value, op, arg);
+      default:
+        throw new UnsupportedConditionError(`condition operator ${op}`);
     }
   });
 }

@@ -38,8 +38,15 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
   const db = client.db(config.MONGODB_DB);
   const engine = await detectEngine(db);
   return {
-    client, db, uri, embedded: !!stopEmbedded, engine,
-    async close() { await client.close(); await stopEmbedded?.(); },
+    client,
+    db,
+    uri,
+    embedded: !!stopEmbedded,
+    engine,
+    async close() {
+      await client.close();
+      await stopEmbedded?.();
+    },
   };
 }
 
@@ -52,7 +59,8 @@ export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerE
 /** Database failures become 503 OperationOutcomes; everything else passes through. */
 export function asUnavailable(e: unknown): unknown {
   if (e instanceof FhirError) return e;
-  if ((e instanceof MongoError && isConnectivity(e)) || isSocketError(e)) return unavailable('The database is unavailable; try again shortly');
+  if ((e instanceof MongoError && isConnectivity(e)) || isSocketError(e))
+    return unavailable('The database is unavailable; try again shortly');
   return e;
 }
 
@@ -62,17 +70,38 @@ export function asUnavailable(e: unknown): unknown {
  * `Error: This socket has been ended by the other party` (code EPIPE), which
  * then answered 500 instead of 503.
  */
-const SOCKET_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const SOCKET_CODES = new Set([
+  'EPIPE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 const isSocketError = (e: unknown): boolean =>
   e instanceof Error && SOCKET_CODES.has(String((e as { code?: unknown }).code));
 
-const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]); // host unreachable, shutdown, stepdown, not primary
+// host unreachable, shutdown, stepdown, not primary
+const UNAVAILABLE_CODES = new Set([6, 7, 89, 91, 189, 10107, 11600, 11602, 13435, 13436]);
 const UNAVAILABLE_NAMES = new Set([
-  'MongoServerSelectionError', 'MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoTopologyClosedError',
-  'MongoNotConnectedError', 'MongoPoolClearedError', 'MongoPoolClosedError', 'MongoWaitQueueTimeoutError',
+  'MongoServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoTopologyClosedError',
+  'MongoNotConnectedError',
+  'MongoPoolClearedError',
+  'MongoPoolClosedError',
+  'MongoWaitQueueTimeoutError',
 ]);
 
 function isConnectivity(e: MongoError): boolean {
-  return UNAVAILABLE_NAMES.has(e.name) || UNAVAILABLE_CODES.has(Number(e.code))
-    || e.hasErrorLabel('ResetPool') || e.hasErrorLabel('RetryableWriteError') || e.hasErrorLabel('TransientTransactionError');
+  return (
+    UNAVAILABLE_NAMES.has(e.name) ||
+    UNAVAILABLE_CODES.has(Number(e.code)) ||
+    e.hasErrorLabel('ResetPool') ||
+    e.hasErrorLabel('RetryableWriteError') ||
+    e.hasErrorLabel('TransientTransactionError')
+  );
 }

@@ -68,13 +68,26 @@ export interface AbhaConflict {
   second: { index: number; value: string };
 }
 
-interface IdentifierLike { system?: unknown; value?: unknown; type?: { coding?: unknown } }
-interface Candidate { index: number; value: string; normalised: string }
+interface IdentifierLike {
+  system?: unknown;
+  value?: unknown;
+  type?: { coding?: unknown };
+}
+interface Candidate {
+  index: number;
+  value: string;
+  normalised: string;
+}
 
 /** True when `raw` claims to be ABHA by its type coding or its system (rule 1). */
 function claimsAbha(raw: IdentifierLike, systems: readonly string[]): boolean {
   const coding = raw.type && typeof raw.type === 'object' ? raw.type.coding : undefined;
-  const typed = Array.isArray(coding) && coding.some((c) => !!c && typeof c === 'object' && c.system === NDHM_IDENTIFIER_TYPE && (c.code === 'ABHA' || c.code === 'HIN'));
+  const typed =
+    Array.isArray(coding) &&
+    coding.some(
+      (c) =>
+        !!c && typeof c === 'object' && c.system === NDHM_IDENTIFIER_TYPE && (c.code === 'ABHA' || c.code === 'HIN'),
+    );
   return typed || (typeof raw.system === 'string' && systems.includes(raw.system.replace(/\/$/, '')));
 }
 
@@ -103,7 +116,12 @@ export function abhaIdentity(identifiers: unknown, systems: readonly string[]): 
     if (kind === 'number') out.abhaNumber = first.normalised;
     else out.abhaAddress = first.normalised;
     for (const c of counted) {
-      if (c.normalised !== first.normalised) out.conflicts.push({ kind, first: { index: first.index, value: first.value }, second: { index: c.index, value: c.value } });
+      if (c.normalised !== first.normalised)
+        out.conflicts.push({
+          kind,
+          first: { index: first.index, value: first.value },
+          second: { index: c.index, value: c.value },
+        });
     }
   }
   return out;

@@ -28,14 +28,19 @@ export function parseAbdmDateTime(value: unknown, bound: Bound = 'start'): Date 
   const m = FORM.exec(value);
   if (!m) return undefined;
   const [, ys, mos, ds, hs, mis, ss, frac, tz] = m;
-  const y = Number(ys), mo = Number(mos), d = Number(ds);
+  const y = Number(ys),
+    mo = Number(mos),
+    d = Number(ds);
   if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo)) return undefined;
-  const h = Number(hs ?? 0), mi = Number(mis ?? 0), s = Number(ss ?? 0);
+  const h = Number(hs ?? 0),
+    mi = Number(mis ?? 0),
+    s = Number(ss ?? 0);
   if (h > 23 || mi > 59 || s > 59) return undefined;
   const ms = frac ? Number(frac.slice(0, 3).padEnd(3, '0')) : 0;
   let offsetMin = 0;
   if (tz && tz !== 'Z') {
-    const oh = Number(tz.slice(1, 3)), om = Number(tz.slice(-2));
+    const oh = Number(tz.slice(1, 3)),
+      om = Number(tz.slice(-2));
     if (oh > 14 || om > 59) return undefined;
     offsetMin = (tz[0] === '-' ? -1 : 1) * (oh * 60 + om);
   }
@@ -63,10 +68,14 @@ export function abdmInstant(value: string, bound: Bound = 'start'): Date {
  * without a time are taken in UTC.
  */
 export function fhirDateRange(value: string): { start: Date; end: Date } | undefined {
-  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(value);
+  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/.exec(
+    value,
+  );
   if (!m) return undefined;
   const [, y, mo, d, h, mi, s, frac, tz] = m;
-  const year = Number(y), month = mo ? Number(mo) - 1 : 0, day = d ? Number(d) : 1;
+  const year = Number(y),
+    month = mo ? Number(mo) - 1 : 0,
+    day = d ? Number(d) : 1;
   if (month < 0 || month > 11 || day < 1 || day > daysIn(year, month + 1)) return undefined; // e.g. 2024-02-30
   if (h !== undefined) {
     const iso = `${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}${frac ?? ''}${tz ?? 'Z'}`;

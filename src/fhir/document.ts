@@ -5,7 +5,10 @@
  */
 import { type Issue, error, named, shown } from './outcome.js';
 
-export interface EntryRef { index: number; resource: Record<string, any> }
+export interface EntryRef {
+  index: number;
+  resource: Record<string, any>;
+}
 
 export interface DocumentFacts {
   composition: Record<string, any>;
@@ -22,10 +25,30 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   const issues: Issue[] = [];
   const add = (code: Issue['code'], msg: string, expr: string) => issues.push(error(code, msg, expr));
 
-  if (bundle.type !== 'document') add('value', `Bundle.type must be 'document' (found ${shown(bundle.type)}) [DocumentBundle: Bundle.type fixed 'document']`, 'Bundle.type');
-  if (!bundle.identifier?.system || !bundle.identifier?.value) add('required', 'A document Bundle must have identifier.system and identifier.value [R4 bdl-9; DocumentBundle: Bundle.identifier.system, Bundle.identifier.value 1..1]', 'Bundle.identifier');
-  if (!bundle.timestamp) add('required', 'A document Bundle must have a timestamp [R4 bdl-10; DocumentBundle: Bundle.timestamp 1..1]', 'Bundle.timestamp');
-  if (!bundle.meta?.versionId) add('required', 'Bundle.meta.versionId is required [DocumentBundle: Bundle.meta.versionId 1..1]', 'Bundle.meta.versionId');
+  if (bundle.type !== 'document')
+    add(
+      'value',
+      `Bundle.type must be 'document' (found ${shown(bundle.type)}) [DocumentBundle: Bundle.type fixed 'document']`,
+      'Bundle.type',
+    );
+  if (!bundle.identifier?.system || !bundle.identifier?.value)
+    add(
+      'required',
+      'A document Bundle must have identifier.system and identifier.value [R4 bdl-9; DocumentBundle: Bundle.identifier.system, Bundle.identifier.value 1..1]',
+      'Bundle.identifier',
+    );
+  if (!bundle.timestamp)
+    add(
+      'required',
+      'A document Bundle must have a timestamp [R4 bdl-10; DocumentBundle: Bundle.timestamp 1..1]',
+      'Bundle.timestamp',
+    );
+  if (!bundle.meta?.versionId)
+    add(
+      'required',
+      'Bundle.meta.versionId is required [DocumentBundle: Bundle.meta.versionId 1..1]',
+      'Bundle.meta.versionId',
+    );
 
   const entries: any[] = Array.isArray(bundle.entry) ? bundle.entry : [];
   const byFullUrl = new Map<string, EntryRef>();
@@ -33,20 +56,40 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   entries.forEach((entry, index) => {
     const where = `Bundle.entry[${index}]`;
     if (!entry || typeof entry !== 'object') return;
-    if (entry.request || entry.response) add('structure', 'Entries of a document must not carry request or response [R4 bdl-3, bdl-4]', where);
+    if (entry.request || entry.response)
+      add('structure', 'Entries of a document must not carry request or response [R4 bdl-3, bdl-4]', where);
     const resource = entry.resource;
-    if (!resource || typeof resource !== 'object') { add('required', 'Every entry of a document must contain a resource', `${where}.resource`); return; }
+    if (!resource || typeof resource !== 'object') {
+      add('required', 'Every entry of a document must contain a resource', `${where}.resource`);
+      return;
+    }
     const ref: EntryRef = { index, resource };
     const fullUrl = entry.fullUrl;
-    if (typeof fullUrl !== 'string') add('required', 'Every entry of a document must have a fullUrl, so references can resolve [R4 Bundle.entry.fullUrl; §3.3 documents are self-contained]', `${where}.fullUrl`);
+    if (typeof fullUrl !== 'string')
+      add(
+        'required',
+        'Every entry of a document must have a fullUrl, so references can resolve [R4 Bundle.entry.fullUrl; §3.3 documents are self-contained]',
+        `${where}.fullUrl`,
+      );
     else {
-      if (fullUrl.startsWith('urn:uuid:') && !UUID_URN.test(fullUrl)) add('value', `fullUrl '${clip(fullUrl)}' is not a valid urn:uuid (R4 datatype uuid: urn:uuid: followed by a UUID)`, `${where}.fullUrl`);
-      if (byFullUrl.has(fullUrl)) add('duplicate', `fullUrl '${clip(fullUrl)}' is used by entries ${byFullUrl.get(fullUrl)!.index} and ${index} [R4 bdl-7: fullUrl must be unique]`, `${where}.fullUrl`);
+      if (fullUrl.startsWith('urn:uuid:') && !UUID_URN.test(fullUrl))
+        add(
+          'value',
+          `fullUrl '${clip(fullUrl)}' is not a valid urn:uuid (R4 datatype uuid: urn:uuid: followed by a UUID)`,
+          `${where}.fullUrl`,
+        );
+      if (byFullUrl.has(fullUrl))
+        add(
+          'duplicate',
+          `fullUrl '${clip(fullUrl)}' is used by entries ${byFullUrl.get(fullUrl)!.index} and ${index} [R4 bdl-7: fullUrl must be unique]`,
+          `${where}.fullUrl`,
+        );
       else byFullUrl.set(fullUrl, ref);
       const m = TYPE_ID.exec(fullUrl);
       if (m) byTypeId.set(`${m[1]}/${m[2]}`, ref);
     }
-    if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {  // (other shapes are reported by the structure stage)
+    if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {
+      // (other shapes are reported by the structure stage)
       const key = `${resource.resourceType}/${resource.id}`;
       if (!byTypeId.has(key)) byTypeId.set(key, ref);
     }
@@ -65,9 +108,14 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
     if (entry?.resource && typeof entry.resource === 'object') {
       forEachReference(entry.resource, `Bundle.entry[${index}].resource`, (reference, path, contained) => {
         if (reference.startsWith('#')) {
-          if (reference !== '#' && !contained.has(reference.slice(1))) add('not-found', `Reference '${clip(reference)}' names no contained resource`, path);
+          if (reference !== '#' && !contained.has(reference.slice(1)))
+            add('not-found', `Reference '${clip(reference)}' names no contained resource`, path);
         } else if (!resolve(reference)) {
-          add('not-found', `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`, path);
+          add(
+            'not-found',
+            `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`,
+            path,
+          );
         }
       });
     }
@@ -75,31 +123,60 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
 
   const first = entries[0]?.resource;
   if (!first || first.resourceType !== 'Composition') {
-    add('structure', `The first entry of a document must be a Composition [R4 bdl-11] (found ${first ? named(first.resourceType) : 'nothing'})`, 'Bundle.entry[0].resource');
+    add(
+      'structure',
+      `The first entry of a document must be a Composition [R4 bdl-11] (found ${first ? named(first.resourceType) : 'nothing'})`,
+      'Bundle.entry[0].resource',
+    );
     return { issues };
   }
   const subjectRef = first.subject?.reference;
   let patient: EntryRef | undefined;
-  if (typeof subjectRef !== 'string') add('required', 'Composition.subject.reference is required: the document must say whose record it is', 'Bundle.entry[0].resource.subject');
+  if (typeof subjectRef !== 'string')
+    add(
+      'required',
+      'Composition.subject.reference is required: the document must say whose record it is',
+      'Bundle.entry[0].resource.subject',
+    );
   else {
     const target = resolve(subjectRef);
-    if (target && target.resource.resourceType !== 'Patient') add('value', `Composition.subject must be a Patient (found ${named(target.resource.resourceType)})`, 'Bundle.entry[0].resource.subject');
+    if (target && target.resource.resourceType !== 'Patient')
+      add(
+        'value',
+        `Composition.subject must be a Patient (found ${named(target.resource.resourceType)})`,
+        'Bundle.entry[0].resource.subject',
+      );
     else patient = target;
   }
   return { issues, facts: { composition: first, patient, resolve } };
 }
 
 /** Calls `visit` for every Reference.reference under `root` (iterative; JSON depth was bounded by the guard). */
-function forEachReference(root: unknown, rootPath: string, visit: (ref: string, path: string, contained: Set<string>) => void) {
+function forEachReference(
+  root: unknown,
+  rootPath: string,
+  visit: (ref: string, path: string, contained: Set<string>) => void,
+) {
   const contained = new Set<string>();
   const list = (root as any)?.contained;
   if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.add(c.id);
   // Paths are kept as parent links and spelled out only for a reference.
   type Step = { node: unknown; key: string | number; parent: Step | undefined };
-  const spell = (s: Step | undefined): string => (s === undefined ? rootPath : typeof s.key === 'number' ? `${spell(s.parent)}[${s.key}]` : `${spell(s.parent)}.${s.key}`);
+  const spell = (s: Step | undefined): string =>
+    s === undefined
+      ? rootPath
+      : typeof s.key === 'number'
+        ? `${spell(s.parent)}[${s.key}]`
+        : `${spell(s.parent)}.${s.key}`;
   const stack: Step[] = [];
   const push = (node: unknown, parent: Step | undefined) => {
-    if (Array.isArray(node)) { for (let i = 0; i < node.length; i++) { const v = node[i]; if (v && typeof v === 'object') stack.push({ node: v, key: i, parent }); } return; }
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const v = node[i];
+        if (v && typeof v === 'object') stack.push({ node: v, key: i, parent });
+      }
+      return;
+    }
     const obj = node as Record<string, unknown>;
     for (const k in obj) {
       const v = obj[k];

@@ -55,7 +55,11 @@ const JSON_TYPES = new Set(['application/fhir+json', 'application/json']);
 export function checkMediaType(contentType: string | undefined): void {
   const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
-    throw fail(415, 'not-supported', `Content-Type must be application/fhir+json or application/json (found '${type.slice(0, 60) || 'none'}')`);
+    throw fail(
+      415,
+      'not-supported',
+      `Content-Type must be application/fhir+json or application/json (found '${type.slice(0, 60) || 'none'}')`,
+    );
   }
 }
 
@@ -64,7 +68,8 @@ export function checkMediaType(contentType: string | undefined): void {
  * `setting` names the configuration the limit comes from, when there is one.
  */
 function checkSize(bytes: number, maxBytes: number, setting?: string): void {
-  if (bytes > maxBytes) throw fail(413, 'too-long', `Body exceeds the ${maxBytes}-byte limit${setting ? ` (${setting})` : ''}`);
+  if (bytes > maxBytes)
+    throw fail(413, 'too-long', `Body exceeds the ${maxBytes}-byte limit${setting ? ` (${setting})` : ''}`);
 }
 
 /**
@@ -74,7 +79,11 @@ function checkSize(bytes: number, maxBytes: number, setting?: string): void {
  * `declaredLength` (Content-Length) it announced is a 400: it is the client's
  * fault, never the database's, and nothing of it is used.
  */
-export async function readBody(body: ReadableStream<Uint8Array> | null | undefined, maxBytes: number, declaredLength?: string): Promise<Uint8Array> {
+export async function readBody(
+  body: ReadableStream<Uint8Array> | null | undefined,
+  maxBytes: number,
+  declaredLength?: string,
+): Promise<Uint8Array> {
   if (!body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -96,7 +105,8 @@ export async function readBody(body: ReadableStream<Uint8Array> | null | undefin
     }
     chunks.push(next.value);
   }
-  const declared = declaredLength !== undefined && /^\d{1,15}$/.test(declaredLength.trim()) ? Number(declaredLength) : undefined;
+  const declared =
+    declaredLength !== undefined && /^\d{1,15}$/.test(declaredLength.trim()) ? Number(declaredLength) : undefined;
   if (declared !== undefined && size < declared) {
     throw incomplete(`the request body ended after ${size} of the ${declared} bytes Content-Length announced`);
   }
@@ -122,12 +132,21 @@ export function decodeUtf8(bytes: Uint8Array): string {
  */
 export function parseBody(text: string, limits: GuardLimits, spec: BodySpec): unknown {
   if (text.trim() === '') throw fail(400, 'required', `Empty body: expected ${spec.expects}`);
-  const found = shape(text, limits.maxDepth, limits.maxStringLength ?? Infinity, spec.document ? MAX_DUPLICATES_REPORTED : 0);
+  const found = shape(
+    text,
+    limits.maxDepth,
+    limits.maxStringLength ?? Infinity,
+    spec.document ? MAX_DUPLICATES_REPORTED : 0,
+  );
   if (found.depth > limits.maxDepth) {
     throw fail(400, 'too-costly', `JSON nesting deeper than the limit of ${limits.maxDepth} levels`);
   }
   if (limits.maxStringLength !== undefined && found.longestString > limits.maxStringLength) {
-    throw fail(400, 'too-long', `A JSON string is longer than the limit of ${limits.maxStringLength} characters (MAX_STRING_LENGTH)`);
+    throw fail(
+      400,
+      'too-long',
+      `A JSON string is longer than the limit of ${limits.maxStringLength} characters (MAX_STRING_LENGTH)`,
+    );
   }
   let parsed: unknown;
   try {
@@ -145,7 +164,13 @@ function checkEntries(parsed: unknown, maxEntries: number): void {
   const bundle = parsed as { resourceType?: unknown; entry?: unknown } | null;
   if (!bundle || typeof bundle !== 'object' || Array.isArray(bundle) || bundle.resourceType !== 'Bundle') return;
   if (Array.isArray(bundle.entry) && bundle.entry.length > maxEntries) {
-    throw unprocessable([error('too-costly', `The document has ${bundle.entry.length} entries; at most ${maxEntries} are accepted (MAX_BUNDLE_ENTRIES)`, 'Bundle.entry')]);
+    throw unprocessable([
+      error(
+        'too-costly',
+        `The document has ${bundle.entry.length} entries; at most ${maxEntries} are accepted (MAX_BUNDLE_ENTRIES)`,
+        'Bundle.entry',
+      ),
+    ]);
   }
 }
 
@@ -155,7 +180,10 @@ export function guard(text: string, limits: GuardLimits, expects = 'JSON'): unkn
   return parseBody(text, limits, { expects });
 }
 
-/** `guard` for an uploaded document held in memory: also refuses (422) any object that names a member twice, and too many entries. */
+/**
+ * `guard` for an uploaded document held in memory: also refuses (422) any object that names a member twice, and too
+ * many entries.
+ */
 export function guardDocument(text: string, limits: GuardLimits): unknown {
   checkSize(Buffer.byteLength(text, 'utf8'), limits.maxBytes);
   return parseBody(text, limits, DOCUMENT);
@@ -170,10 +198,16 @@ export function duplicateRefusal(duplicates: readonly DuplicateMember[], parsed:
   const root = typeof type === 'string' && /^[A-Z][A-Za-z]{0,63}$/.test(type) ? type : '$';
   // Keys are clipped so a refusal stays small whatever the keys are.
   const clip = (s: string | number) => (typeof s === 'string' && s.length > 64 ? s.slice(0, 61) + '...' : s);
-  return unprocessable(duplicates.map((d) => {
-    const at = jsonPath(root, d.parent.map(clip));
-    return error('structure', `Member ${shown(d.key)} occurs more than once in the object at ${at}; JSON readers disagree on which one counts, so member names must be unique`, jsonPath(at, [clip(d.key)]));
-  }));
+  return unprocessable(
+    duplicates.map((d) => {
+      const at = jsonPath(root, d.parent.map(clip));
+      return error(
+        'structure',
+        `Member ${shown(d.key)} occurs more than once in the object at ${at}; JSON readers disagree on which one counts, so member names must be unique`,
+        jsonPath(at, [clip(d.key)]),
+      );
+    }),
+  );
 }
 
 export const isFhirError = (e: unknown): e is FhirError => e instanceof FhirError;

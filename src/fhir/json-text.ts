@@ -8,7 +8,12 @@
  * None of these recurse, so no input can exhaust the stack.
  */
 
-const QUOTE = 0x22, BACKSLASH = 0x5c, OPEN_OBJ = 0x7b, CLOSE_OBJ = 0x7d, OPEN_ARR = 0x5b, CLOSE_ARR = 0x5d;
+const QUOTE = 0x22,
+  BACKSLASH = 0x5c,
+  OPEN_OBJ = 0x7b,
+  CLOSE_OBJ = 0x7d,
+  OPEN_ARR = 0x5b,
+  CLOSE_ARR = 0x5d;
 const COMMA = 0x2c;
 
 /** Index just past the closing quote of the string starting at `i` (text[i] === '"'). */
@@ -49,8 +54,11 @@ export interface DuplicateMember {
 // grown when a text needs more: per depth, whether the container is an object (1), where its
 // keys start on the key stack, and its current key (objects) or element index (arrays); per
 // open key, its span in the text.
-let kind = new Uint8Array(64), from = new Int32Array(64), current = new Int32Array(64);
-let starts = new Int32Array(1024), ends = new Int32Array(1024);
+let kind = new Uint8Array(64),
+  from = new Int32Array(64),
+  current = new Int32Array(64);
+let starts = new Int32Array(1024),
+  ends = new Int32Array(1024);
 
 /**
  * Nesting depth and longest string (in UTF-16 units of its JSON text,
@@ -62,7 +70,9 @@ let starts = new Int32Array(1024), ends = new Int32Array(1024);
  * malformed text is left for JSON.parse to report.
  */
 export function shape(text: string, depthLimit: number, stringLimit: number, maxDuplicates = 0): TextShape {
-  let depth = 0, max = 0, longest = 0;
+  let depth = 0,
+    max = 0,
+    longest = 0;
   const duplicates: DuplicateMember[] = [];
   let track = maxDuplicates > 0;
   // While tracking: the keys of every open object are on one stack (starts/ends), those of the
@@ -70,7 +80,8 @@ export function shape(text: string, depthLimit: number, stringLimit: number, max
   // an object with many keys also gets a Set, so the search stays linear.
   let decoded: Map<number, string> | undefined;
   let sets: Map<number, Set<string>> | undefined;
-  let top = 0, expectKey = false;
+  let top = 0,
+    expectKey = false;
   let backslash = -1;
   const keyText = (k: number) => decoded?.get(k) ?? text.slice(starts[k], ends[k]);
   const n = text.length;
@@ -78,13 +89,25 @@ export function shape(text: string, depthLimit: number, stringLimit: number, max
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = skipString(text, i);
-      if (end - i - 2 > longest) { longest = end - i - 2; if (longest > stringLimit) break; }
+      if (end - i - 2 > longest) {
+        longest = end - i - 2;
+        if (longest > stringLimit) break;
+      }
       if (expectKey) {
         expectKey = false;
-        if (backslash < i) { backslash = text.indexOf('\\', i); if (backslash < 0) backslash = n; }
-        const s = i + 1, e = end - 1, len = e - s;
-        if (top === starts.length) { starts = grow(starts); ends = grow(ends); }
-        starts[top] = s; ends[top] = e;
+        if (backslash < i) {
+          backslash = text.indexOf('\\', i);
+          if (backslash < 0) backslash = n;
+        }
+        const s = i + 1,
+          e = end - 1,
+          len = e - s;
+        if (top === starts.length) {
+          starts = grow(starts);
+          ends = grow(ends);
+        }
+        starts[top] = s;
+        ends[top] = e;
         if (decoded) decoded.delete(top);
         if (backslash < end) (decoded ??= new Map()).set(top, decodeKey(text.slice(i, end)));
         const first = from[depth];
@@ -92,18 +115,25 @@ export function shape(text: string, depthLimit: number, stringLimit: number, max
         let match = -1;
         if (set) {
           const key = keyText(top);
-          if (set.has(key)) match = top; else set.add(key);
-        }
-        else if (top > first) {
+          if (set.has(key)) match = top;
+          else set.add(key);
+        } else if (top > first) {
           if (!decoded) {
             const c0 = text.charCodeAt(s);
             for (let k = first; k < top; k++) {
               const sk = starts[k];
-              if (ends[k] - sk === len && text.charCodeAt(sk) === c0 && sameText(text, sk, s, len)) { match = k; break; }
+              if (ends[k] - sk === len && text.charCodeAt(sk) === c0 && sameText(text, sk, s, len)) {
+                match = k;
+                break;
+              }
             }
           } else {
             const key = keyText(top);
-            for (let k = first; k < top; k++) if (keyText(k) === key) { match = k; break; }
+            for (let k = first; k < top; k++)
+              if (keyText(k) === key) {
+                match = k;
+                break;
+              }
           }
           if (match < 0 && top - first >= SMALL_OBJECT) {
             const all = new Set<string>();
@@ -113,30 +143,55 @@ export function shape(text: string, depthLimit: number, stringLimit: number, max
         }
         // A repeated key stays on the stack too: it names the member whose value comes next.
         current[depth] = top++;
-        if (match >= 0 && duplicates.push({ key: keyText(top - 1), parent: pathAt(depth, kind, current, keyText) }) >= maxDuplicates) track = false;
+        if (
+          match >= 0 &&
+          duplicates.push({ key: keyText(top - 1), parent: pathAt(depth, kind, current, keyText) }) >= maxDuplicates
+        )
+          track = false;
       }
       i = end - 1;
       continue;
     }
     if (c === OPEN_OBJ || c === OPEN_ARR) {
-      if (++depth > max) { max = depth; if (max > depthLimit) break; }
+      if (++depth > max) {
+        max = depth;
+        if (max > depthLimit) break;
+      }
       if (track) {
-        if (depth === kind.length) { kind = grow(kind); from = grow(from); current = grow(current); }
-        if (c === OPEN_OBJ) { kind[depth] = 1; expectKey = true; from[depth] = top; sets?.delete(depth); }
-        else { kind[depth] = 0; current[depth] = 0; }
+        if (depth === kind.length) {
+          kind = grow(kind);
+          from = grow(from);
+          current = grow(current);
+        }
+        if (c === OPEN_OBJ) {
+          kind[depth] = 1;
+          expectKey = true;
+          from[depth] = top;
+          sets?.delete(depth);
+        } else {
+          kind[depth] = 0;
+          current[depth] = 0;
+        }
       }
     } else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
       if (track) {
-        if (depth < 1) track = false; // malformed: more closed than opened
-        else if (c === CLOSE_OBJ) { top = from[depth]; expectKey = false; }
+        if (depth < 1)
+          track = false; // malformed: more closed than opened
+        else if (c === CLOSE_OBJ) {
+          top = from[depth];
+          expectKey = false;
+        }
       }
       depth--;
-    }
-    else if (c === COMMA && track) {
-      if (kind[depth] === 1) expectKey = true; else current[depth]++;
+    } else if (c === COMMA && track) {
+      if (kind[depth] === 1) expectKey = true;
+      else current[depth]++;
     }
   }
-  if (starts.length > 1 << 16) { starts = new Int32Array(1024); ends = new Int32Array(1024); } // keep no huge text's stack
+  if (starts.length > 1 << 16) {
+    starts = new Int32Array(1024);
+    ends = new Int32Array(1024);
+  } // keep no huge text's stack
   return { depth: max, longestString: longest, duplicates };
 }
 
@@ -156,16 +211,26 @@ const SMALL_OBJECT = 16;
 
 /** The decoded text of a key's JSON string; its raw text when that is malformed (JSON.parse will say so). */
 function decodeKey(json: string): string {
-  try { return JSON.parse(json) as string; } catch { return json.slice(1, -1); }
+  try {
+    return JSON.parse(json) as string;
+  } catch {
+    return json.slice(1, -1);
+  }
 }
 
 /**
  * Member names that occur more than once in the same object, anywhere in
  * well-formed JSON `text`, at most `max` of them (`shape` without limits).
  */
-export const duplicateMembers = (text: string, max = 20): DuplicateMember[] => shape(text, Infinity, Infinity, max).duplicates;
+export const duplicateMembers = (text: string, max = 20): DuplicateMember[] =>
+  shape(text, Infinity, Infinity, max).duplicates;
 
-function pathAt(depth: number, kind: Uint8Array, current: Int32Array, keyText: (k: number) => string): (string | number)[] {
+function pathAt(
+  depth: number,
+  kind: Uint8Array,
+  current: Int32Array,
+  keyText: (k: number) => string,
+): (string | number)[] {
   const path: (string | number)[] = [];
   for (let d = 1; d < depth; d++) path.push(kind[d] === 1 ? keyText(current[d]) : current[d]);
   return path;
@@ -182,7 +247,11 @@ export function jsonPath(root: string, steps: readonly (string | number)[]): str
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
-export interface MemberSpan { key: string; start: number; end: number }
+export interface MemberSpan {
+  key: string;
+  start: number;
+  end: number;
+}
 
 /**
  * The members of the top-level object of well-formed JSON `text`: each span runs
@@ -194,21 +263,33 @@ export function topLevelMembers(text: string): MemberSpan[] {
   let i = 0;
   while (i < n && text.charCodeAt(i) !== OPEN_OBJ) i++;
   i++;
-  let depth = 0, start = -1, key = '', lastNonSpace = -1;
+  let depth = 0,
+    start = -1,
+    key = '',
+    lastNonSpace = -1;
   for (; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
       const end = skipString(text, i);
-      if (depth === 0 && start < 0) { start = i; key = JSON.parse(text.slice(i, end)) as string; }
-      i = end - 1; lastNonSpace = i; continue;
+      if (depth === 0 && start < 0) {
+        start = i;
+        key = JSON.parse(text.slice(i, end)) as string;
+      }
+      i = end - 1;
+      lastNonSpace = i;
+      continue;
     }
     if (c === OPEN_OBJ || c === OPEN_ARR) depth++;
     else if (c === CLOSE_OBJ || c === CLOSE_ARR) {
-      if (depth === 0) { if (start >= 0) spans.push({ key, start, end: lastNonSpace + 1 }); break; }
+      if (depth === 0) {
+        if (start >= 0) spans.push({ key, start, end: lastNonSpace + 1 });
+        break;
+      }
       depth--;
     } else if (c === COMMA && depth === 0) {
       spans.push({ key, start, end: lastNonSpace + 1 });
-      start = -1; continue;
+      start = -1;
+      continue;
     }
     if (!isSpace(c)) lastNonSpace = i;
   }
@@ -228,11 +309,18 @@ export function canonicalContent(text: string, exclude: ReadonlySet<string>): st
 }
 
 function stripSpace(text: string, from: number, to: number): string {
-  let out = '', runStart = from;
+  let out = '',
+    runStart = from;
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
-    if (c === QUOTE) { i = skipString(text, i) - 1; continue; }
-    if (isSpace(c)) { out += text.slice(runStart, i); runStart = i + 1; }
+    if (c === QUOTE) {
+      i = skipString(text, i) - 1;
+      continue;
+    }
+    if (isSpace(c)) {
+      out += text.slice(runStart, i);
+      runStart = i + 1;
+    }
   }
   return out + text.slice(runStart, to);
 }
@@ -242,7 +330,11 @@ function stripSpace(text: string, from: number, to: number): string {
  * dropped where they stand and written first with the given JSON text; every
  * other member keeps its exact original text.
  */
-export function withTopLevelMembers(text: string, replace: Record<string, string>, members: MemberSpan[] = topLevelMembers(text)): string {
+export function withTopLevelMembers(
+  text: string,
+  replace: Record<string, string>,
+  members: MemberSpan[] = topLevelMembers(text),
+): string {
   const keep: string[] = [];
   for (const m of members) {
     if (!(m.key in replace)) keep.push(text.slice(m.start, m.end));
@@ -252,11 +344,14 @@ export function withTopLevelMembers(text: string, replace: Record<string, string
 }
 
 /** The raw text of one top-level member's value, if present. */
-export function topLevelValue(text: string, key: string, members: MemberSpan[] = topLevelMembers(text)): string | undefined {
+export function topLevelValue(
+  text: string,
+  key: string,
+  members: MemberSpan[] = topLevelMembers(text),
+): string | undefined {
   const m = members.find((s) => s.key === key);
   if (!m) return undefined;
   const body = text.slice(m.start, m.end);
   const colon = body.indexOf(':', skipString(body, 0));
   return body.slice(colon + 1).trim();
 }
-

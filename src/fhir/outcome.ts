@@ -6,10 +6,27 @@
 export type Severity = 'fatal' | 'error' | 'warning' | 'information';
 /** The subset of http://hl7.org/fhir/issue-type the store uses. */
 export type IssueType =
-  | 'invalid' | 'structure' | 'required' | 'value' | 'invariant' | 'code-invalid'
-  | 'security' | 'login' | 'forbidden' | 'not-found' | 'not-supported' | 'duplicate'
-  | 'too-costly' | 'too-long' | 'business-rule' | 'conflict' | 'transient' | 'exception'
-  | 'throttled' | 'processing' | 'informational';
+  | 'invalid'
+  | 'structure'
+  | 'required'
+  | 'value'
+  | 'invariant'
+  | 'code-invalid'
+  | 'security'
+  | 'login'
+  | 'forbidden'
+  | 'not-found'
+  | 'not-supported'
+  | 'duplicate'
+  | 'too-costly'
+  | 'too-long'
+  | 'business-rule'
+  | 'conflict'
+  | 'transient'
+  | 'exception'
+  | 'throttled'
+  | 'processing'
+  | 'informational';
 
 export interface Issue {
   severity: Severity;
@@ -31,7 +48,7 @@ export class FhirError extends Error {
     this.name = 'FhirError';
   }
 
-  /** The patients a refusal concerns, for the audit trail only (e.g. the patient of the consent a read was refused under). */
+  /** The patients a refusal concerns, for the audit trail only (e.g. the patient of the consent it was made under). */
   auditPatients?: string[];
   /** Set where the refusal was made and audited (records/repository.ts): app.onError then only answers it. */
   audited = false;
@@ -58,8 +75,7 @@ export function operationOutcome(issues: Issue[]): fhir4.OperationOutcome {
 export const fail = (status: number, code: IssueType, diagnostics: string, expression?: string) =>
   new FhirError(status, [error(code, diagnostics, expression)]);
 
-export const badRequest = (diagnostics: string, expression?: string) =>
-  fail(400, 'invalid', diagnostics, expression);
+export const badRequest = (diagnostics: string, expression?: string) => fail(400, 'invalid', diagnostics, expression);
 export const notFound = (diagnostics: string, auditReason?: string) =>
   new FhirError(404, [error('not-found', diagnostics)], {}, auditReason);
 export const unprocessable = (issues: Issue[]) => new FhirError(422, issues);
@@ -71,7 +87,11 @@ export const unavailable = (diagnostics: string) => fail(503, 'transient', diagn
  */
 export function shown(value: unknown, max = 60): string {
   let text: string;
-  try { text = typeof value === 'string' ? value : JSON.stringify(value) ?? typeof value; } catch { text = typeof value; }
+  try {
+    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? typeof value);
+  } catch {
+    text = typeof value;
+  }
   if (text.length > max) text = text.slice(0, max - 3) + '...';
   return typeof value === 'string' ? `'${text}'` : text;
 }

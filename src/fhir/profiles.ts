@@ -10,79 +10,108 @@ import { type Issue, error, named } from './outcome.js';
 import type { DocumentFacts } from './document.js';
 import { NDHM_IDENTIFIER_TYPE, abhaIdentity } from './abha.js';
 
-const cardinality = { min: z.number().int().min(0), max: z.union([z.number().int().min(0), z.literal('*')]), cite: z.string() };
-const requiredPath = z.object({ path: z.string().min(1), cite: z.string() }).transform((r) => ({ ...r, steps: compilePath(r.path) }));
+const cardinality = {
+  min: z.number().int().min(0),
+  max: z.union([z.number().int().min(0), z.literal('*')]),
+  cite: z.string(),
+};
+const requiredPath = z
+  .object({ path: z.string().min(1), cite: z.string() })
+  .transform((r) => ({ ...r, steps: compilePath(r.path) }));
 
 export const ProfileFile = z.object({
   recordType: z.string(),
   hiType: z.string(),
   profile: z.string().url(),
   source: z.string(),
-  /** The Composition.type codes that select this profile: a fixed `code`, or the enumerated `codes` of the bound value set. */
-  compositionType: z.object({
-    system: z.string(),
-    code: z.string().nullish(),
-    codes: z.array(z.string()).optional(),
-    valueSet: z.string().optional(),
-    cite: z.string(),
-    note: z.string().optional(),
-  }).refine((t) => !!t.code || (t.codes?.length ?? 0) > 0, 'compositionType needs a code or codes'),
+  /**
+   * The Composition.type codes that select this profile: a fixed `code`, or the enumerated `codes` of the bound value
+   * set.
+   */
+  compositionType: z
+    .object({
+      system: z.string(),
+      code: z.string().nullish(),
+      codes: z.array(z.string()).optional(),
+      valueSet: z.string().optional(),
+      cite: z.string(),
+      note: z.string().optional(),
+    })
+    .refine((t) => !!t.code || (t.codes?.length ?? 0) > 0, 'compositionType needs a code or codes'),
   compositionRequired: z.array(requiredPath),
   sections: z.object({
     ...cardinality,
     slicing: z.enum(['open', 'closed']),
-    slices: z.array(z.object({
-      name: z.string(),
-      code: z.string().optional(),
-      system: z.string().optional(),
-      ...cardinality,
-      entry: z.object({
+    slices: z.array(
+      z.object({
+        name: z.string(),
+        code: z.string().optional(),
+        system: z.string().optional(),
         ...cardinality,
-        requireType: z.boolean(),
-        typeCite: z.string().optional(),
-        closed: z.boolean(),
-        targets: z.array(z.object({
-          resourceType: z.string(),
-          profiles: z.array(z.string()).optional(),
-          min: z.number().int().min(0).optional(),
-          max: z.union([z.number().int().min(0), z.literal('*')]).optional(),
-          cite: z.string(),
-        })),
+        entry: z.object({
+          ...cardinality,
+          requireType: z.boolean(),
+          typeCite: z.string().optional(),
+          closed: z.boolean(),
+          targets: z.array(
+            z.object({
+              resourceType: z.string(),
+              profiles: z.array(z.string()).optional(),
+              min: z.number().int().min(0).optional(),
+              max: z.union([z.number().int().min(0), z.literal('*')]).optional(),
+              cite: z.string(),
+            }),
+          ),
+        }),
       }),
-    })),
+    ),
   }),
-  resources: z.record(z.string(), z.object({
-    profile: z.string(),
-    source: z.string(),
-    required: z.array(requiredPath),
-    note: z.string().optional(),
-  })),
+  resources: z.record(
+    z.string(),
+    z.object({
+      profile: z.string(),
+      source: z.string(),
+      required: z.array(requiredPath),
+      note: z.string().optional(),
+    }),
+  ),
 });
 export type ProfileFile = z.output<typeof ProfileFile>;
 
 /** `value` when it is an array, else [] (the structure stage reports the wrong type). */
 const list = (value: unknown): any[] => (Array.isArray(value) ? value : []);
-const typeCodes = (p: ProfileFile): string[] => (p.compositionType.code ? [p.compositionType.code] : p.compositionType.codes ?? []);
+const typeCodes = (p: ProfileFile): string[] =>
+  p.compositionType.code ? [p.compositionType.code] : (p.compositionType.codes ?? []);
 const limit = (max: number | '*') => (max === '*' ? Infinity : max);
 const showMax = (max: number | '*') => String(max);
 
 export class ProfileEngine {
   readonly profiles: ProfileFile[];
 
-  constructor(readonly abhaSystems: readonly string[], dir = new URL('../../profiles/', import.meta.url).pathname) {
-    this.profiles = readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((f) => {
-      const parsed = ProfileFile.safeParse(JSON.parse(readFileSync(join(dir, f), 'utf8')));
-      if (!parsed.success) throw new Error(`profiles/${f} is not a valid profile file: ${parsed.error.message}`);
-      return parsed.data;
-    });
+  constructor(
+    readonly abhaSystems: readonly string[],
+    dir = new URL('../../profiles/', import.meta.url).pathname,
+  ) {
+    this.profiles = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+      .map((f) => {
+        const parsed = ProfileFile.safeParse(JSON.parse(readFileSync(join(dir, f), 'utf8')));
+        if (!parsed.success) throw new Error(`profiles/${f} is not a valid profile file: ${parsed.error.message}`);
+        return parsed.data;
+      });
   }
 
-  get supported(): string { return this.profiles.map((p) => `${p.hiType} (${typeCodes(p).join(' | ')})`).join(', '); }
+  get supported(): string {
+    return this.profiles.map((p) => `${p.hiType} (${typeCodes(p).join(' | ')})`).join(', ');
+  }
 
   /** The profile whose Composition.type the document carries, if any. */
   select(composition: Record<string, any>): ProfileFile | undefined {
     const codings = list(composition.type?.coding);
-    return this.profiles.find((p) => codings.some((c) => typeCodes(p).includes(c?.code) && (!c.system || c.system === p.compositionType.system)));
+    return this.profiles.find((p) =>
+      codings.some((c) => typeCodes(p).includes(c?.code) && (!c.system || c.system === p.compositionType.system)),
+    );
   }
 
   /** Issues found applying `profile` to a document that passed the document rules. */
@@ -92,40 +121,81 @@ export class ProfileEngine {
     const C = 'Bundle.entry[0].resource';
     const comp = facts.composition;
 
-    for (const r of profile.compositionRequired) missingPaths(comp, r.steps, C).forEach((p) => issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)));
+    for (const r of profile.compositionRequired)
+      missingPaths(comp, r.steps, C).forEach((p) =>
+        issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)),
+      );
 
     // Sections and their entries.
     const sections = list(comp.section);
     const S = profile.sections;
     if (sections.length < S.min || sections.length > limit(S.max)) {
-      issues.push(error('structure', `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${cite(S.cite)}`, `${C}.section`));
+      issues.push(
+        error(
+          'structure',
+          `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${cite(S.cite)}`,
+          `${C}.section`,
+        ),
+      );
     }
     const sliceCounts = new Map<string, number>();
     sections.forEach((section, si) => {
       const here = `${C}.section[${si}]`;
-      const codes: string[] = list(section?.code?.coding).map((c: any) => c?.code).filter((c: unknown): c is string => typeof c === 'string');
+      const codes: string[] = list(section?.code?.coding)
+        .map((c: any) => c?.code)
+        .filter((c: unknown): c is string => typeof c === 'string');
       const slice = S.slices.find((s) => s.code === undefined || codes.includes(s.code));
       if (!slice) {
-        if (S.slicing === 'closed') issues.push(error('code-invalid', `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`, `${here}.code`));
+        if (S.slicing === 'closed')
+          issues.push(
+            error(
+              'code-invalid',
+              `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`,
+              `${here}.code`,
+            ),
+          );
         return;
       }
       sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
       const E = slice.entry;
       const entries = list(section?.entry);
       if (entries.length < E.min || entries.length > limit(E.max)) {
-        issues.push(error('structure', `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${cite(E.cite)}`, `${here}.entry`));
+        issues.push(
+          error(
+            'structure',
+            `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${cite(E.cite)}`,
+            `${here}.entry`,
+          ),
+        );
       }
       const targetCounts = new Map<string, number>();
       entries.forEach((ref, ei) => {
         const at = `${here}.entry[${ei}]`;
-        if (E.requireType && !ref?.type) issues.push(error('required', `Section entry must state its resource type in Reference.type${cite(E.typeCite ?? E.cite)}`, `${at}.type`));
+        if (E.requireType && !ref?.type)
+          issues.push(
+            error(
+              'required',
+              `Section entry must state its resource type in Reference.type${cite(E.typeCite ?? E.cite)}`,
+              `${at}.type`,
+            ),
+          );
         const target = typeof ref?.reference === 'string' ? facts.resolve(ref.reference) : undefined;
         if (!target) return; // unresolved references are reported by the document rules
         const rt = target.resource.resourceType;
-        if (ref.type && ref.type !== rt) issues.push(error('value', `Reference.type is ${named(ref.type)} but the entry is a ${named(rt)}`, `${at}.type`));
+        if (ref.type && ref.type !== rt)
+          issues.push(
+            error('value', `Reference.type is ${named(ref.type)} but the entry is a ${named(rt)}`, `${at}.type`),
+          );
         const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
         if (!allowed) {
-          if (E.closed) issues.push(error('structure', `A ${named(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`, at));
+          if (E.closed)
+            issues.push(
+              error(
+                'structure',
+                `A ${named(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`,
+                at,
+              ),
+            );
           return;
         }
         targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);
@@ -133,13 +203,26 @@ export class ProfileEngine {
       for (const t of E.targets) {
         const n = targetCounts.get(t.resourceType) ?? 0;
         if ((t.min !== undefined && n < t.min) || (t.max !== undefined && n > limit(t.max))) {
-          issues.push(error('structure', `Section ${slice.name} must have ${t.min ?? 0}..${showMax(t.max ?? '*')} ${t.resourceType} entries, found ${n}${cite(t.cite)}`, `${here}.entry`));
+          issues.push(
+            error(
+              'structure',
+              `Section ${slice.name} must have ${t.min ?? 0}..${showMax(t.max ?? '*')} ${t.resourceType} entries, found ${n}${cite(t.cite)}`,
+              `${here}.entry`,
+            ),
+          );
         }
       }
     });
     for (const s of S.slices) {
       const n = sliceCounts.get(s.name) ?? 0;
-      if (n < s.min || n > limit(s.max)) issues.push(error('structure', `Section ${s.name}${s.code ? ` (${s.code})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`, `${C}.section`));
+      if (n < s.min || n > limit(s.max))
+        issues.push(
+          error(
+            'structure',
+            `Section ${s.name}${s.code ? ` (${s.code})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`,
+            `${C}.section`,
+          ),
+        );
     }
 
     // Required elements of entry resources.
@@ -148,8 +231,15 @@ export class ProfileEngine {
       const rule = typeof rt === 'string' && Object.hasOwn(profile.resources, rt) ? profile.resources[rt] : undefined;
       if (!rule) return;
       for (const r of rule.required) {
-        missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`)
-          .forEach((p) => issues.push(error('required', `${rt}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`, p)));
+        missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`).forEach((p) =>
+          issues.push(
+            error(
+              'required',
+              `${rt}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`,
+              p,
+            ),
+          ),
+        );
       }
     });
 
@@ -157,12 +247,32 @@ export class ProfileEngine {
     if (facts.patient) {
       const P = `Bundle.entry[${facts.patient.index}].resource`;
       const id = abhaIdentity(facts.patient.resource.identifier, this.abhaSystems);
-      for (const m of id.malformed) issues.push(error('value', `ABHA identifier '${m.value.slice(0, 40)}' is neither a 14-digit ABHA number nor an ABHA address (name@abdm or name@sbx)`, `${P}.identifier[${m.index}].value`));
+      for (const m of id.malformed)
+        issues.push(
+          error(
+            'value',
+            `ABHA identifier '${m.value.slice(0, 40)}' is neither a 14-digit ABHA number nor an ABHA address (name@abdm or name@sbx)`,
+            `${P}.identifier[${m.index}].value`,
+          ),
+        );
       for (const c of id.conflicts) {
         const what = c.kind === 'number' ? 'ABHA numbers' : 'ABHA addresses';
-        issues.push(error('business-rule', `${P}.identifier[${c.first.index}] ('${c.first.value.slice(0, 40)}') and ${P}.identifier[${c.second.index}] ('${c.second.value.slice(0, 40)}') are two different ${what}; a patient has one`, `${P}.identifier[${c.second.index}].value`));
+        issues.push(
+          error(
+            'business-rule',
+            `${P}.identifier[${c.first.index}] ('${c.first.value.slice(0, 40)}') and ${P}.identifier[${c.second.index}] ('${c.second.value.slice(0, 40)}') are two different ${what}; a patient has one`,
+            `${P}.identifier[${c.second.index}].value`,
+          ),
+        );
       }
-      if (!id.abhaNumber && !id.abhaAddress) issues.push(error('required', `The patient must be identified by an ABHA number (14 digits, with or without dashes) and/or an ABHA address (name@abdm, name@sbx) in Patient.identifier: one whose type is ABHA or HIN from ${NDHM_IDENTIFIER_TYPE}, or whose system is an ABHA system (configured by ABHA_IDENTIFIER_SYSTEMS: ${this.abhaSystems.join(', ') || 'none'}), or one with neither system nor type. Identifiers under other systems are not taken as ABHA, whatever their value looks like`, `${P}.identifier`));
+      if (!id.abhaNumber && !id.abhaAddress)
+        issues.push(
+          error(
+            'required',
+            `The patient must be identified by an ABHA number (14 digits, with or without dashes) and/or an ABHA address (name@abdm, name@sbx) in Patient.identifier: one whose type is ABHA or HIN from ${NDHM_IDENTIFIER_TYPE}, or whose system is an ABHA system (configured by ABHA_IDENTIFIER_SYSTEMS: ${this.abhaSystems.join(', ') || 'none'}), or one with neither system nor type. Identifiers under other systems are not taken as ABHA, whatever their value looks like`,
+            `${P}.identifier`,
+          ),
+        );
     }
     return issues;
   }
@@ -189,7 +299,13 @@ function walk(node: unknown, steps: CompiledPath, i: number, where: () => string
   const obj = node as Record<string, unknown>;
   const alternatives = steps[i];
   let key: string | undefined;
-  for (const k of alternatives) { const v = obj[k]; if (v !== undefined && v !== null) { key = k; break; } }
+  for (const k of alternatives) {
+    const v = obj[k];
+    if (v !== undefined && v !== null) {
+      key = k;
+      break;
+    }
+  }
   if (i === steps.length - 1) {
     if (key === undefined) out.push(`${where()}.${alternatives.join('|')}`);
     return;

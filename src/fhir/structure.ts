@@ -37,7 +37,10 @@ interface Field {
   valueSet?: string;
 }
 
-interface Slot { field: Field; type: TypeRef }
+interface Slot {
+  field: Field;
+  type: TypeRef;
+}
 
 export interface Node {
   name: string;
@@ -98,12 +101,18 @@ class Terminology {
       result = new Set();
       for (const inc of vs.compose.include) {
         const part = this.include(inc, seen);
-        if (!part) { result = null; break; }
+        if (!part) {
+          result = null;
+          break;
+        }
         for (const c of part) result.add(c);
       }
       if (result && vs.compose.exclude) {
         for (const exc of vs.compose.exclude) {
-          if (!exc.concept) { result = null; break; }
+          if (!exc.concept) {
+            result = null;
+            break;
+          }
           for (const c of exc.concept) result.delete(c.code);
         }
       }
@@ -120,7 +129,12 @@ class Terminology {
       const cs = this.codeSystems.get(inc.system);
       if (!cs || cs.content !== 'complete' || !cs.concept) return null;
       codes = new Set();
-      const walk = (list: any[]) => { for (const c of list) { codes!.add(c.code); if (c.concept) walk(c.concept); } };
+      const walk = (list: any[]) => {
+        for (const c of list) {
+          codes!.add(c.code);
+          if (c.concept) walk(c.concept);
+        }
+      };
       walk(cs.concept);
     }
     for (const v of inc.valueSet ?? []) {
@@ -155,7 +169,8 @@ const DESCRIBED: Record<string, string> = {
 };
 
 const upperFirst = (s: string) => s[0].toUpperCase() + s.slice(1);
-const INT32_MAX = 2147483647, INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647,
+  INT32_MIN = -2147483648;
 
 export class StructureValidator {
   private nodes = new Map<string, Node>();
@@ -196,22 +211,53 @@ export class StructureValidator {
       case 'boolean':
         return { kind: 'primitive', name, expect: 'a JSON boolean', check: (v) => typeof v === 'boolean' };
       case 'integer':
-        return { kind: 'primitive', name, expect: 'a 32-bit integer', check: (v) => Number.isInteger(v) && (v as number) >= INT32_MIN && (v as number) <= INT32_MAX };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'a 32-bit integer',
+          check: (v) => Number.isInteger(v) && (v as number) >= INT32_MIN && (v as number) <= INT32_MAX,
+        };
       case 'unsignedInt':
-        return { kind: 'primitive', name, expect: 'an integer >= 0', check: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32_MAX };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'an integer >= 0',
+          check: (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= INT32_MAX,
+        };
       case 'positiveInt':
-        return { kind: 'primitive', name, expect: 'an integer >= 1', check: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= INT32_MAX };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'an integer >= 1',
+          check: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= INT32_MAX,
+        };
       case 'decimal':
-        return { kind: 'primitive', name, expect: 'a JSON number', check: (v) => typeof v === 'number' && Number.isFinite(v) };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'a JSON number',
+          check: (v) => typeof v === 'number' && Number.isFinite(v),
+        };
       case 'base64Binary':
         // The R4 regex `(\s*([0-9a-zA-Z\+/=]){4}\s*)+`, checked in linear time.
-        return { kind: 'primitive', name, expect: 'base64 (groups of 4 characters from A-Z a-z 0-9 + / =)', check: isBase64 };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'base64 (groups of 4 characters from A-Z a-z 0-9 + / =)',
+          check: isBase64,
+        };
       case 'xhtml':
-        return { kind: 'primitive', name, expect: 'an XHTML <div> string', check: (v) => typeof v === 'string' && /^\s*<div[\s>]/.test(v) };
+        return {
+          kind: 'primitive',
+          name,
+          expect: 'an XHTML <div> string',
+          check: (v) => typeof v === 'string' && /^\s*<div[\s>]/.test(v),
+        };
     }
     const re = regexText ? new RegExp(`^(?:${regexText})$`, 'u') : null;
     return {
-      kind: 'primitive', name,
+      kind: 'primitive',
+      name,
       expect: DESCRIBED[name] ?? (re ? `a ${name} string matching ${regexText}` : `a ${name} string`),
       check: (v) => typeof v === 'string' && (re === null || re.test(v)),
     };
@@ -240,14 +286,18 @@ export class StructureValidator {
       const name = choice ? raw.slice(0, -3) : raw;
       const maxText = el.base?.max ?? el.max ?? '1';
       const field: Field = {
-        name, choice,
+        name,
+        choice,
         min: el.min ?? 0,
         max: el.max === '*' ? Infinity : Number(el.max ?? '1'),
         array: maxText !== '1' && maxText !== '0',
         keys: [],
       };
       if (field.max === 0) continue;
-      const add = (key: string, type: TypeRef) => { field.keys.push(key); node.slots.set(key, { field, type }); };
+      const add = (key: string, type: TypeRef) => {
+        field.keys.push(key);
+        node.slots.set(key, { field, type });
+      };
       if (el.contentReference) {
         const target = el.contentReference.replace(/^.*#/, '');
         const inner: Node = { name: target, slots: new Map(), required: [], resource: false };
@@ -258,13 +308,24 @@ export class StructureValidator {
           const typeName = this.typeName(t, el);
           let ref: TypeRef;
           if (hasChildren && (typeName === 'BackboneElement' || typeName === 'Element')) {
-            ref = { kind: 'complex', node: this.backbone(sd, el.path, { name: el.path, slots: new Map(), required: [], resource: false }) };
+            ref = {
+              kind: 'complex',
+              node: this.backbone(sd, el.path, { name: el.path, slots: new Map(), required: [], resource: false }),
+            };
           } else if (typeName === 'Resource') ref = StructureValidator.ANY_RESOURCE;
           else ref = this.primitives.get(typeName) ?? { kind: 'complex', node: this.node(typeName) };
           add(choice ? name + upperFirst(typeName) : name, ref);
-          if (ref.kind === 'primitive' && typeName === 'code' && el.binding?.strength === 'required' && el.binding.valueSet) {
+          if (
+            ref.kind === 'primitive' &&
+            typeName === 'code' &&
+            el.binding?.strength === 'required' &&
+            el.binding.valueSet
+          ) {
             const codes = this.terminology.expand(el.binding.valueSet);
-            if (codes) { field.codes = codes; field.valueSet = el.binding.valueSet; }
+            if (codes) {
+              field.codes = codes;
+              field.valueSet = el.binding.valueSet;
+            }
           }
         }
       }
@@ -314,7 +375,15 @@ function isBase64(v: unknown): boolean {
 }
 
 const describe = (v: unknown) =>
-  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : typeof v === 'string' ? 'a string' : `a ${typeof v}`;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'object'
+        ? 'an object'
+        : typeof v === 'string'
+          ? 'a string'
+          : `a ${typeof v}`;
 
 /**
  * One validation pass; stops adding issues after `limit`. The FHIRPath of the
@@ -325,7 +394,12 @@ class Run {
   private segs: (string | number)[] = [];
   private elementNode: Node;
 
-  constructor(private out: Issue[], private limit: number, private v: StructureValidator, root: string) {
+  constructor(
+    private out: Issue[],
+    private limit: number,
+    private v: StructureValidator,
+    root: string,
+  ) {
     this.segs.push(root);
     this.elementNode = v.complexNode('Element');
   }
@@ -346,9 +420,15 @@ class Run {
       return;
     }
     const rt = (value as Record<string, unknown>).resourceType;
-    if (typeof rt !== 'string') { this.report('required', 'Missing resourceType'); return; }
+    if (typeof rt !== 'string') {
+      this.report('required', 'Missing resourceType');
+      return;
+    }
     const node = this.v.nodeFor(rt);
-    if (!node) { this.report('structure', `Unknown resourceType '${clip(rt)}' (not an R4 resource)`, 'resourceType'); return; }
+    if (!node) {
+      this.report('structure', `Unknown resourceType '${clip(rt)}' (not an R4 resource)`, 'resourceType');
+      return;
+    }
     this.object(value as Record<string, unknown>, node);
   }
 
@@ -379,10 +459,15 @@ class Run {
       segs.push(key);
       if (underscore) this.primitiveExtension(value, field, obj[key.slice(1)]);
       else if (field.array) {
-        if (!Array.isArray(value)) this.report('structure', `${field.name} must be a JSON array (max ${field.max === Infinity ? '*' : field.max})`);
+        if (!Array.isArray(value))
+          this.report(
+            'structure',
+            `${field.name} must be a JSON array (max ${field.max === Infinity ? '*' : field.max})`,
+          );
         else if (value.length === 0) this.report('structure', `${field.name} must not be an empty array`);
         else {
-          if (value.length > field.max) this.report('structure', `${field.name} has ${value.length} items, at most ${field.max} allowed`);
+          if (value.length > field.max)
+            this.report('structure', `${field.name} has ${value.length} items, at most ${field.max} allowed`);
           const sparse = type.kind === 'primitive' && Array.isArray(obj['_' + key]);
           for (let i = 0; i < value.length; i++) {
             const item = value[i];
@@ -392,26 +477,44 @@ class Run {
             segs.pop();
           }
         }
-      } else if (Array.isArray(value)) this.report('structure', `${field.name} has max cardinality 1 and must not be an array`);
+      } else if (Array.isArray(value))
+        this.report('structure', `${field.name} has max cardinality 1 and must not be an array`);
       else this.value(value, field, type);
       segs.pop();
     }
     for (const field of node.required) {
       let present = false;
-      for (const k of field.keys) if (obj[k] !== undefined || obj['_' + k] !== undefined) { present = true; break; }
-      if (!present) this.report('required', `Missing required element ${field.name}${field.choice ? '[x]' : ''} (min ${field.min}) in ${node.name}`, field.name);
+      for (const k of field.keys)
+        if (obj[k] !== undefined || obj['_' + k] !== undefined) {
+          present = true;
+          break;
+        }
+      if (!present)
+        this.report(
+          'required',
+          `Missing required element ${field.name}${field.choice ? '[x]' : ''} (min ${field.min}) in ${node.name}`,
+          field.name,
+        );
     }
     if (keys === (node.resource ? 1 : 0)) this.report('structure', `${node.name} must not be empty`);
   }
 
   private value(value: unknown, field: Field, type: TypeRef) {
     if (type.kind === 'primitive') {
-      if (!type.check(value)) this.report('value', `Invalid ${type.name}: expected ${type.expect}, found ${describe(value)}${typeof value === 'string' ? ` "${clip(value)}"` : ''}`);
+      if (!type.check(value))
+        this.report(
+          'value',
+          `Invalid ${type.name}: expected ${type.expect}, found ${describe(value)}${typeof value === 'string' ? ` "${clip(value)}"` : ''}`,
+        );
       else if (field.codes && !field.codes.has(value as string)) {
-        this.report('code-invalid', `Code "${clip(value as string)}" is not in the required value set ${field.valueSet}`);
+        this.report(
+          'code-invalid',
+          `Code "${clip(value as string)}" is not in the required value set ${field.valueSet}`,
+        );
       }
     } else if (type.kind === 'resource') this.resource(value);
-    else if (value === null || typeof value !== 'object') this.report('structure', `Expected ${type.node.name} (JSON object), found ${describe(value)}`);
+    else if (value === null || typeof value !== 'object')
+      this.report('structure', `Expected ${type.node.name} (JSON object), found ${describe(value)}`);
     else this.object(value as Record<string, unknown>, type.node);
   }
 
@@ -419,13 +522,25 @@ class Run {
   private primitiveExtension(value: unknown, field: Field, values: unknown) {
     const one = (item: unknown) => {
       if (item === null) return;
-      if (typeof item !== 'object' || Array.isArray(item)) this.report('structure', `Expected an Element object, found ${describe(item)}`);
+      if (typeof item !== 'object' || Array.isArray(item))
+        this.report('structure', `Expected an Element object, found ${describe(item)}`);
       else this.object(item as Record<string, unknown>, this.elementNode);
     };
-    if (!field.array) { one(value); return; }
-    if (!Array.isArray(value)) { this.report('structure', `_${field.name} must be an array`); return; }
-    if (Array.isArray(values) && values.length !== value.length) this.report('structure', `_${field.name} must have as many items as ${field.name}`);
-    for (let i = 0; i < value.length; i++) { this.segs.push(i); one(value[i]); this.segs.pop(); }
+    if (!field.array) {
+      one(value);
+      return;
+    }
+    if (!Array.isArray(value)) {
+      this.report('structure', `_${field.name} must be an array`);
+      return;
+    }
+    if (Array.isArray(values) && values.length !== value.length)
+      this.report('structure', `_${field.name} must have as many items as ${field.name}`);
+    for (let i = 0; i < value.length; i++) {
+      this.segs.push(i);
+      one(value[i]);
+      this.segs.pop();
+    }
   }
 }
 

@@ -25,7 +25,10 @@ export class DocumentValidator {
   readonly structure: StructureValidator;
   readonly profiles: ProfileEngine;
 
-  constructor(private options: ValidatorOptions, structure?: StructureValidator) {
+  constructor(
+    private options: ValidatorOptions,
+    structure?: StructureValidator,
+  ) {
     this.structure = structure ?? new StructureValidator();
     this.profiles = new ProfileEngine(options.abhaSystems);
   }
@@ -49,7 +52,13 @@ export class DocumentValidator {
     }
     const bundle = parsed as Record<string, any>;
     if (bundle.resourceType !== 'Bundle') {
-      throw unprocessable([error('structure', `Expected resourceType 'Bundle' (a FHIR document), found ${shown(bundle.resourceType)}`, 'resourceType')]);
+      throw unprocessable([
+        error(
+          'structure',
+          `Expected resourceType 'Bundle' (a FHIR document), found ${shown(bundle.resourceType)}`,
+          'resourceType',
+        ),
+      ]);
     }
     const issues: Issue[] = [];
     const max = this.options.maxIssues ?? 1000;
@@ -65,8 +74,18 @@ export class DocumentValidator {
         if (profile) issues.push(...this.profiles.check(profile, bundle, facts));
         else {
           const coding = facts.composition.type?.coding;
-          const codes = (Array.isArray(coding) ? coding : []).map((c: any) => c?.code).filter((c: unknown) => typeof c === 'string').join(', ') || named(facts.composition.type?.text ?? 'none');
-          issues.push(error('not-supported', `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`, 'Bundle.entry[0].resource.type'));
+          const codes =
+            (Array.isArray(coding) ? coding : [])
+              .map((c: any) => c?.code)
+              .filter((c: unknown) => typeof c === 'string')
+              .join(', ') || named(facts.composition.type?.text ?? 'none');
+          issues.push(
+            error(
+              'not-supported',
+              `Unsupported record type (Composition.type ${codes}); supported: ${this.profiles.supported}`,
+              'Bundle.entry[0].resource.type',
+            ),
+          );
         }
       }
     } catch (e) {

@@ -22,7 +22,15 @@ export async function readJsonText(c: Context, maxBytes: number): Promise<string
 
 /** zod issues → OperationOutcome issues with the JSON path as expression. */
 export function zodIssues(e: z.ZodError): Issue[] {
-  return e.issues.slice(0, 100).map((i) => error(i.code === 'invalid_type' && i.message.includes('undefined') ? 'required' : 'value', i.message, i.path.join('.') || '(body)'));
+  return e.issues
+    .slice(0, 100)
+    .map((i) =>
+      error(
+        i.code === 'invalid_type' && i.message.includes('undefined') ? 'required' : 'value',
+        i.message,
+        i.path.join('.') || '(body)',
+      ),
+    );
 }
 
 /**
@@ -45,9 +53,16 @@ const EXPECTED_BODIES: Readonly<Record<string, string>> = {
  * then the schema (422 listing every problem). `expects` names the body in the
  * empty-body refusal; by default, the wording for the route.
  */
-export async function readJsonBody<T extends z.ZodTypeAny>(c: Context, schema: T, config: Config, expects?: string): Promise<z.output<T>> {
+export async function readJsonBody<T extends z.ZodTypeAny>(
+  c: Context,
+  schema: T,
+  config: Config,
+  expects?: string,
+): Promise<z.output<T>> {
   const text = await readJsonText(c, config.MAX_BODY_BYTES);
-  const value = parseBody(text, guardLimits(config), { expects: expects ?? EXPECTED_BODIES[c.req.path] ?? 'a JSON object' });
+  const value = parseBody(text, guardLimits(config), {
+    expects: expects ?? EXPECTED_BODIES[c.req.path] ?? 'a JSON object',
+  });
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw unprocessable(zodIssues(parsed.error));
   return parsed.data;

@@ -13,9 +13,19 @@ import { randomUUID } from 'node:crypto';
 import { type IssueType, error, operationOutcome } from '../fhir/outcome.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
-interface ClientError extends Error { code?: string; reason?: unknown; rawPacket?: unknown }
+interface ClientError extends Error {
+  code?: string;
+  reason?: unknown;
+  rawPacket?: unknown;
+}
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long', 431: 'Request Header Fields Too Large' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+};
 
 /** What the parser's error codes mean, in the words of an answer. */
 const FAULTS: Record<string, string> = {
@@ -35,7 +45,11 @@ const FAULTS: Record<string, string> = {
   HPE_INVALID_EOF_STATE: 'the connection closed in the middle of the request',
 };
 
-export interface ClientErrorAnswer { status: number; code: IssueType; diagnostics: string }
+export interface ClientErrorAnswer {
+  status: number;
+  code: IssueType;
+  diagnostics: string;
+}
 
 /**
  * The answer to one parser error. A request line or headers over the limit are
@@ -56,9 +70,10 @@ export function clientErrorAnswer(err: ClientError): ClientErrorAnswer {
       return { status: 408, code: 'transient', diagnostics: 'The request did not arrive in time' };
     default: {
       // llhttp reports Content-Length beside Transfer-Encoding as an invalid Transfer-Encoding.
-      const fault = err.code === 'HPE_INVALID_TRANSFER_ENCODING' && /Content-Length/i.test(String(err.reason))
-        ? 'both Content-Length and Transfer-Encoding are given'
-        : FAULTS[err.code ?? ''] ?? 'the request is not valid HTTP/1.1';
+      const fault =
+        err.code === 'HPE_INVALID_TRANSFER_ENCODING' && /Content-Length/i.test(String(err.reason))
+          ? 'both Content-Length and Transfer-Encoding are given'
+          : (FAULTS[err.code ?? ''] ?? 'the request is not valid HTTP/1.1');
       return { status: 400, code: 'structure', diagnostics: `Malformed HTTP request: ${fault}` };
     }
   }
@@ -75,20 +90,31 @@ export function clientErrorResponse(answer: ClientErrorAnswer): Buffer {
     'X-Request-Id': randomUUID(),
     ...SECURITY_HEADERS,
   };
-  const head = `HTTP/1.1 ${answer.status} ${REASONS[answer.status] ?? 'Bad Request'}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  const head = `HTTP/1.1 ${answer.status} ${REASONS[answer.status] ?? 'Bad Request'}\r\n${Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(body)]);
 }
 
-/** Answers every parser error on `server` (an http.Server) as above; `onAnswer` is told what was answered, for the log. */
-export function answerClientErrors(server: EventEmitter, onAnswer?: (a: ClientErrorAnswer & { parserCode?: string }) => void): void {
+/**
+ * Answers every parser error on `server` (an http.Server) as above; `onAnswer` is told what was answered, for the log.
+ */
+export function answerClientErrors(
+  server: EventEmitter,
+  onAnswer?: (a: ClientErrorAnswer & { parserCode?: string }) => void,
+): void {
   const answered = new WeakSet<Duplex>();
   server.on('clientError', (err: ClientError, socket: Duplex) => {
     // The parser reports again for data that follows its error on the same connection: answered once.
     if (answered.has(socket)) return;
     answered.add(socket);
-    // Only where nothing of a response was written yet may an answer go out without corrupting one (as Node's own handler).
+    // Only where nothing of a response was written yet may an answer go out without corrupting one (as Node's own
+    // handler).
     const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) { socket.destroy(); return; }
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
     const answer = clientErrorAnswer(err);
     onAnswer?.({ ...answer, parserCode: err.code });
     socket.end(clientErrorResponse(answer));

@@ -10,7 +10,10 @@
  */
 
 /** An entity tag: `weak` for `W/"…"`, `opaque` the characters between the quotes. */
-export interface EntityTag { weak: boolean; opaque: string }
+export interface EntityTag {
+  weak: boolean;
+  opaque: string;
+}
 
 const isEtagc = (code: number) => code === 0x21 || (code >= 0x23 && code <= 0x7e) || (code >= 0x80 && code <= 0xff);
 const isOws = (ch: string | undefined) => ch === ' ' || ch === '\t';
@@ -21,7 +24,10 @@ const isOws = (ch: string | undefined) => ch === ' ' || ch === '\t';
  */
 function readTag(text: string, i: number): { tag: EntityTag; end: number } | undefined {
   let weak = false;
-  if (text.startsWith('W/', i)) { weak = true; i += 2; }
+  if (text.startsWith('W/', i)) {
+    weak = true;
+    i += 2;
+  }
   if (text[i] !== '"') return undefined;
   const close = text.indexOf('"', i + 1);
   if (close < 0) return undefined;
@@ -49,12 +55,19 @@ export function entityTags(list: string): EntityTag[] {
     const read = readTag(list, i);
     let j = read ? read.end : i;
     while (isOws(list[j])) j++;
-    if (read && (j >= list.length || list[j] === ',')) { tags.push(read.tag); i = j; continue; }
+    if (read && (j >= list.length || list[j] === ',')) {
+      tags.push(read.tag);
+      i = j;
+      continue;
+    }
     // Not an entity tag: skip this element, up to the next comma outside quotes. What
     // follows a malformed element is read only where it is plainly a new element, so
     // a broken header errs towards matching nothing (a full answer instead of a 304).
     let quoted = false;
-    while (i < list.length && (quoted || list[i] !== ',')) { if (list[i] === '"') quoted = !quoted; i++; }
+    while (i < list.length && (quoted || list[i] !== ',')) {
+      if (list[i] === '"') quoted = !quoted;
+      i++;
+    }
   }
   return tags;
 }

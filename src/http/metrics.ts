@@ -7,10 +7,30 @@ import type { Issue } from '../fhir/outcome.js';
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({ name: 'abha_vault_http_requests_total', help: 'HTTP requests by method, route and status', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
-  readonly latency = new Histogram({ name: 'abha_vault_http_request_duration_seconds', help: 'HTTP request latency by method and route', labelNames: ['method', 'route'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry] });
-  readonly validationFailures = new Counter({ name: 'abha_vault_validation_failures_total', help: 'Upload validation failures by rule (issue code and element path)', labelNames: ['code', 'rule'], registers: [this.registry] });
-  readonly dbErrors = new Counter({ name: 'abha_vault_database_errors_total', help: 'Requests that failed because the database was unavailable', registers: [this.registry] });
+  readonly requests = new Counter({
+    name: 'abha_vault_http_requests_total',
+    help: 'HTTP requests by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'abha_vault_http_request_duration_seconds',
+    help: 'HTTP request latency by method and route',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly validationFailures = new Counter({
+    name: 'abha_vault_validation_failures_total',
+    help: 'Upload validation failures by rule (issue code and element path)',
+    labelNames: ['code', 'rule'],
+    registers: [this.registry],
+  });
+  readonly dbErrors = new Counter({
+    name: 'abha_vault_database_errors_total',
+    help: 'Requests that failed because the database was unavailable',
+    registers: [this.registry],
+  });
 
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
@@ -18,6 +38,7 @@ export class Metrics {
 
   /** Counts each rule a rejected upload broke (element paths without indexes, so the label set stays bounded). */
   rejected(issues: Issue[]) {
-    for (const i of issues) this.validationFailures.inc({ code: i.code, rule: (i.expression ?? '').replace(/\[\d+\]/g, '[]').slice(0, 100) });
+    for (const i of issues)
+      this.validationFailures.inc({ code: i.code, rule: (i.expression ?? '').replace(/\[\d+\]/g, '[]').slice(0, 100) });
   }
 }

@@ -8,7 +8,10 @@ import type { MiddlewareHandler } from 'hono';
 import { fail } from '../fhir/outcome.js';
 import type { AppEnv } from '../auth/caller.js';
 
-interface Bucket { tokens: number; at: number }
+interface Bucket {
+  tokens: number;
+  at: number;
+}
 
 export function rateLimit(perMinute: number, burst: number, now: () => number = Date.now): MiddlewareHandler<AppEnv> {
   const buckets = new Map<string, Bucket>();
@@ -16,20 +19,26 @@ export function rateLimit(perMinute: number, burst: number, now: () => number = 
   return async (c, next) => {
     if (perMinute <= 0) return next();
     const caller = c.get('caller');
-    const key = caller ? `${caller.role}:${caller.facilityId}` : 'anonymous';
+    if (!caller) return next(); // no valid token: the route's allow() answers 401
+    const key = `${caller.role}:${caller.facilityId}`;
     const t = now();
     const b = buckets.get(key) ?? { tokens: burst, at: t };
     b.tokens = Math.min(burst, b.tokens + (t - b.at) * rate);
     b.at = t;
     if (b.tokens < 1) {
       buckets.set(key, b);
-      const e = fail(429, 'throttled', `Too many requests from this client: at most ${perMinute} per minute (bursts of ${burst})`);
+      const e = fail(
+        429,
+        'throttled',
+        `Too many requests from this client: at most ${perMinute} per minute (bursts of ${burst})`,
+      );
       e.headers['Retry-After'] = String(Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)));
       throw e;
     }
     b.tokens -= 1;
     buckets.set(key, b);
-    if (buckets.size > 100_000) for (const [k, v] of buckets) if (t - v.at > 60_000) buckets.delete(k); // forget idle clients
+    // forget idle clients
+    if (buckets.size > 100_000) for (const [k, v] of buckets) if (t - v.at > 60_000) buckets.delete(k);
     await next();
   };
 }

@@ -31,7 +31,10 @@ export function unpackContent(doc: ContentDoc): string {
   throw new Error(`record content ${doc._id} holds neither z nor text`);
 }
 
-/** The text of a current record: the content kept with its pointer, else (pointers written before that) from record_contents. */
+/**
+ * The text of a current record: the content kept with its pointer, else (pointers written before that) from
+ * record_contents.
+ */
 export async function currentContent(contents: Collection<ContentDoc>, doc: CurrentDoc): Promise<string | undefined> {
   return doc.z ? inflateText(doc.z) : readContent(contents, doc.contentId);
 }

@@ -18,24 +18,48 @@ import type { PagingKeys } from '../auth/paging-keys.js';
 import type { Cursor } from './search.js';
 
 /** What a cursor is bound to: who asks, under which consent, with which query. */
-export interface CursorBinding { role: string; facility: string; subject: string; consentId: string | null; params: URLSearchParams }
+export interface CursorBinding {
+  role: string;
+  facility: string;
+  subject: string;
+  consentId: string | null;
+  params: URLSearchParams;
+}
 
 /** The pull a page belongs to. */
-export interface Pull { id: string; expiresAt: number }
+export interface Pull {
+  id: string;
+  expiresAt: number;
+}
 
-export interface OpenedCursor { position: Cursor; pull: Pull }
+export interface OpenedCursor {
+  position: Cursor;
+  pull: Pull;
+}
 
-/** The query a cursor belongs to: every parameter but _cursor and _count (a page size may change mid-walk), in a fixed order. */
+/**
+ * The query a cursor belongs to: every parameter but _cursor and _count (a page size may change mid-walk), in a fixed
+ * order.
+ */
 function bindingText(b: CursorBinding): string {
-  const params = [...b.params].filter(([k]) => k !== '_cursor' && k !== '_count').sort(([a, x], [b2, y]) => (a < b2 ? -1 : a > b2 ? 1 : x < y ? -1 : x > y ? 1 : 0));
+  const params = [...b.params]
+    .filter(([k]) => k !== '_cursor' && k !== '_count')
+    .sort(([a, x], [b2, y]) => (a < b2 ? -1 : a > b2 ? 1 : x < y ? -1 : x > y ? 1 : 0));
   const query = createHash('sha256').update(JSON.stringify(params)).digest('base64url');
   return JSON.stringify(['abha-vault cursor v1', b.role, b.facility, b.subject, b.consentId, query]);
 }
 
-const invalid = () => badRequest('_cursor is not a cursor this server issued for this query, caller and consent, or it has expired; start again from the first page', '_cursor');
+const invalid = () =>
+  badRequest(
+    '_cursor is not a cursor this server issued for this query, caller and consent, or it has expired; start again from the first page',
+    '_cursor',
+  );
 
 export class CursorSealer {
-  constructor(private keys: PagingKeys, private ttlMs: number) {}
+  constructor(
+    private keys: PagingKeys,
+    private ttlMs: number,
+  ) {}
 
   /** A new pull, starting now. */
   startPull(now: Date): Pull {
@@ -64,9 +88,20 @@ export class CursorSealer {
       const decipher = createDecipheriv('aes-256-gcm', key.secret, raw.subarray(0, 12));
       decipher.setAAD(Buffer.from(bindingText(binding)));
       decipher.setAuthTag(raw.subarray(raw.length - 16));
-      c = JSON.parse(Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8'));
-    } catch { throw invalid(); }
-    if (typeof c.d !== 'number' || typeof c.i !== 'string' || (c.dir !== 'next' && c.dir !== 'prev') || typeof c.p !== 'string' || typeof c.e !== 'number') throw invalid();
+      c = JSON.parse(
+        Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8'),
+      );
+    } catch {
+      throw invalid();
+    }
+    if (
+      typeof c.d !== 'number' ||
+      typeof c.i !== 'string' ||
+      (c.dir !== 'next' && c.dir !== 'prev') ||
+      typeof c.p !== 'string' ||
+      typeof c.e !== 'number'
+    )
+      throw invalid();
     if (now.getTime() >= c.e) throw invalid();
     return { position: { d: c.d, i: c.i, dir: c.dir }, pull: { id: c.p, expiresAt: c.e } };
   }

@@ -37,15 +37,32 @@ export function indexKeys(doc: ValidDocument, abhaSystems: readonly string[]): I
  */
 export const bundleIdentifierKey = (system: string, value: string): string => JSON.stringify([system, value]);
 
-const GENDERS: Record<string, string> = { male: 'M', female: 'F', other: 'O', unknown: 'U', m: 'M', f: 'F', o: 'O', u: 'U' };
+const GENDERS: Record<string, string> = {
+  male: 'M',
+  female: 'F',
+  other: 'O',
+  unknown: 'U',
+  m: 'M',
+  f: 'F',
+  o: 'O',
+  u: 'U',
+};
 
 /**
  * The key discovery matches on when the consent manager offers verified
  * demographics: SHA-256 of the normalised full name, gender (M/F/O/U) and year
  * of birth. Null when any of the three is missing.
  */
-export function demographicKey(name: string | undefined, gender: string | undefined, yearOfBirth: number | string | undefined): string | null {
-  const n = (name ?? '').normalize('NFKC').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+export function demographicKey(
+  name: string | undefined,
+  gender: string | undefined,
+  yearOfBirth: number | string | undefined,
+): string | null {
+  const n = (name ?? '')
+    .normalize('NFKC')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
   const g = GENDERS[(gender ?? '').toLowerCase()];
   const y = String(yearOfBirth ?? '');
   if (!n || !g || !/^\d{4}$/.test(y)) return null;
@@ -55,7 +72,15 @@ export function demographicKey(name: string | undefined, gender: string | undefi
 function patientDemographicKey(patient: Record<string, any>): string | null {
   const names: any[] = Array.isArray(patient.name) ? patient.name : [];
   const chosen = names.find((x) => x?.use === 'official') ?? names[0];
-  const full = typeof chosen?.text === 'string' ? chosen.text
-    : [...(Array.isArray(chosen?.given) ? chosen.given : []), chosen?.family].filter((x) => typeof x === 'string').join(' ');
-  return demographicKey(full, patient.gender, typeof patient.birthDate === 'string' ? patient.birthDate.slice(0, 4) : undefined);
+  const full =
+    typeof chosen?.text === 'string'
+      ? chosen.text
+      : [...(Array.isArray(chosen?.given) ? chosen.given : []), chosen?.family]
+          .filter((x) => typeof x === 'string')
+          .join(' ');
+  return demographicKey(
+    full,
+    patient.gender,
+    typeof patient.birthDate === 'string' ? patient.birthDate.slice(0, 4) : undefined,
+  );
 }

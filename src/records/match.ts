@@ -18,9 +18,12 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /** Comparable value: Dates by their time, others as they are; undefined (a missing field) as null. */
 const norm = (v: unknown): unknown => (v instanceof Date ? v.getTime() : v === undefined ? null : v);
 
-/** MongoDB compares across types by a type order; these filters only ever compare like with like, so unlike types never match. */
+/**
+ * MongoDB compares across types by a type order; these filters only ever compare like with like, so unlike types never
+ * match.
+ */
 function sameType(a: unknown, b: unknown): boolean {
-  return (a instanceof Date) === (b instanceof Date) && typeof norm(a) === typeof norm(b);
+  return a instanceof Date === b instanceof Date && typeof norm(a) === typeof norm(b);
 }
 
 function equal(field: unknown, value: unknown): boolean {
@@ -32,12 +35,17 @@ const COMPARISONS = new Set(['$gt', '$gte', '$lt', '$lte']);
 
 function compare(field: unknown, op: string, value: unknown): boolean {
   if (field === null || field === undefined || !sameType(field, value)) return false;
-  const a = norm(field) as number | string, b = norm(value) as number | string;
+  const a = norm(field) as number | string,
+    b = norm(value) as number | string;
   switch (op) {
-    case '$gt': return a > b;
-    case '$gte': return a >= b;
-    case '$lt': return a < b;
-    case '$lte': return a <= b;
+    case '$gt':
+      return a > b;
+    case '$gte':
+      return a >= b;
+    case '$lt':
+      return a < b;
+    case '$lte':
+      return a <= b;
   }
   throw new UnsupportedFilterError(`operator ${op}`);
 }
@@ -45,7 +53,8 @@ function compare(field: unknown, op: string, value: unknown): boolean {
 function fieldMatches(field: unknown, cond: unknown): boolean {
   if (!isPlainObject(cond)) return equal(field, cond);
   const ops = Object.keys(cond);
-  if (ops.length === 0 || !ops.every((k) => k.startsWith('$'))) throw new UnsupportedFilterError('embedded-document equality');
+  if (ops.length === 0 || !ops.every((k) => k.startsWith('$')))
+    throw new UnsupportedFilterError('embedded-document equality');
   const unknown = ops.find((op) => op !== '$in' && !COMPARISONS.has(op));
   if (unknown) throw new UnsupportedFilterError(`operator ${unknown}`);
   return ops.every((op) => {

@@ -23,14 +23,27 @@ export async function migrateIdentifierKeys(c: Collections): Promise<void> {
   if (await c.meta.findOne({ _id: IDENTIFIER_KEYS })) return;
   const newKeys = new Map<string, string>(); // recordId → new key
   let records = 0;
-  for await (const cur of c.current.find({}, { projection: { _id: 1, provider: 1, identifierKey: 1, contentId: 1, z: 1 } })) {
-    if (!isLegacy(cur.identifierKey)) { newKeys.set(cur._id, cur.identifierKey); continue; } // done by an interrupted run: its versions may not be
+  for await (const cur of c.current.find(
+    {},
+    { projection: { _id: 1, provider: 1, identifierKey: 1, contentId: 1, z: 1 } },
+  )) {
+    if (!isLegacy(cur.identifierKey)) {
+      newKeys.set(cur._id, cur.identifierKey);
+      continue;
+    } // done by an interrupted run: its versions may not be
     const text = await currentContent(c.contents, cur as CurrentDoc);
-    const identifier = text === undefined ? undefined : (JSON.parse(text) as { identifier?: { system?: unknown; value?: unknown } }).identifier;
+    const identifier =
+      text === undefined
+        ? undefined
+        : (JSON.parse(text) as { identifier?: { system?: unknown; value?: unknown } }).identifier;
     if (typeof identifier?.system !== 'string' || typeof identifier.value !== 'string') continue; // every stored record has one (validated at upload)
     const key = bundleIdentifierKey(identifier.system, identifier.value);
     newKeys.set(cur._id, key);
-    try { await c.identifiers.insertOne({ _id: `${cur.provider}|${key}`, recordId: cur._id }); } catch (e) { if (!isDuplicateKey(e)) throw e; }
+    try {
+      await c.identifiers.insertOne({ _id: `${cur.provider}|${key}`, recordId: cur._id });
+    } catch (e) {
+      if (!isDuplicateKey(e)) throw e;
+    }
     await c.current.updateOne({ _id: cur._id }, { $set: { identifierKey: key } });
     await c.identifiers.deleteOne({ _id: `${cur.provider}|${cur.identifierKey}` });
     records++;
@@ -38,7 +51,8 @@ export async function migrateIdentifierKeys(c: Collections): Promise<void> {
   if (newKeys.size > 0) {
     for await (const v of c.versions.find({}, { projection: { _id: 1, recordId: 1, identifierKey: 1 } })) {
       const key = newKeys.get(v.recordId);
-      if (key && isLegacy(v.identifierKey)) await c.versions.updateOne({ _id: v._id }, { $set: { identifierKey: key } });
+      if (key && isLegacy(v.identifierKey))
+        await c.versions.updateOne({ _id: v._id }, { $set: { identifierKey: key } });
     }
   }
   await c.meta.updateOne({ _id: IDENTIFIER_KEYS }, { $set: { builtAt: new Date(), records } }, { upsert: true });

@@ -19,7 +19,10 @@ export interface RecordDoc {
   identifierKey: string; // Bundle.identifier as JSON [system, value] (records/index-keys.ts bundleIdentifierKey)
   contentHash: string; // SHA-256 of the content without id/meta and insignificant whitespace
   contentId: string; // SHA-256 of the exact uploaded text (record_contents._id)
-  /** SHA-256 of the caller's Bundle.meta without versionId/lastUpdated (records/store.ts metaFingerprint); absent in versions stored before it. */
+  /**
+   * SHA-256 of the caller's Bundle.meta without versionId/lastUpdated (records/store.ts metaFingerprint); absent in
+   * versions stored before it.
+   */
   metaHash?: string;
   hiType: string;
   abhaNumber: string | null;
@@ -35,12 +38,21 @@ export interface RecordDoc {
 export type CurrentDoc = Omit<RecordDoc, '_id'> & {
   _id: string /* recordId */;
   versionId: string;
-  /** This version's content, compressed as in record_contents (records/content.ts): a read by id or a page of a patient's records needs no second lookup. Absent in documents written before it was kept here. */
+  /**
+   * This version's content, compressed as in record_contents (records/content.ts): a read by id or a page of a
+   * patient's records needs no second lookup. Absent in documents written before it was kept here.
+   */
   z?: Binary;
 };
 
-/** The exact uploaded text: `z` its raw DEFLATE (records/content.ts); `text` in documents written before compression. */
-export interface ContentDoc { _id: string /* SHA-256 of text */; z?: Binary; text?: string }
+/**
+ * The exact uploaded text: `z` its raw DEFLATE (records/content.ts); `text` in documents written before compression.
+ */
+export interface ContentDoc {
+  _id: string /* SHA-256 of text */;
+  z?: Binary;
+  text?: string;
+}
 
 export interface CareContextDoc {
   _id: string;
@@ -59,16 +71,29 @@ export interface CareContextDoc {
 }
 
 /** A provider's bundle identifier → its record id (the upload path's entry point, looked up by _id). */
-export interface IdentifierDoc { _id: string /* `${provider}|${identifierKey}` */; recordId: string }
+export interface IdentifierDoc {
+  _id: string /* `${provider}|${identifierKey}` */;
+  recordId: string;
+}
 
 /** A record's facts in the patient index (records/patient-index.ts): what searches and consents filter on. */
-export type IndexEntry = Pick<RecordDoc, 'version' | 'provider' | 'abhaNumber' | 'abhaAddress' | 'careContext' | 'hiType' | 'recordDate'>;
+export type IndexEntry = Pick<
+  RecordDoc,
+  'version' | 'provider' | 'abhaNumber' | 'abhaAddress' | 'careContext' | 'hiType' | 'recordDate'
+>;
 
 /** One provider's patient (by ABHA number or address) and their current records. */
-export interface PatientIndexDoc { _id: string /* `${provider}|n:${number}` or `${provider}|a:${address}` */; entries: Record<string /* recordId */, IndexEntry> }
+export interface PatientIndexDoc {
+  _id: string /* `${provider}|n:${number}` or `${provider}|a:${address}` */;
+  entries: Record<string /* recordId */, IndexEntry>;
+}
 
 /** Markers of one-time work done on a database (e.g. the patient index built). */
-export interface MetaDoc { _id: string; builtAt: Date; records: number }
+export interface MetaDoc {
+  _id: string;
+  builtAt: Date;
+  records: number;
+}
 
 export interface Collections {
   identifiers: Collection<IdentifierDoc>;
@@ -96,7 +121,10 @@ export function collections(db: Db): Collections {
 export async function ensureIndexes(c: Collections, engine?: Engine): Promise<void> {
   const order = { recordDate: -1, _id: -1 } as const;
   await Promise.all([
-    c.versions.createIndex({ provider: 1, identifierKey: 1, version: 1 }, { unique: true, name: 'provider_identifier_version' }),
+    c.versions.createIndex(
+      { provider: 1, identifierKey: 1, version: 1 },
+      { unique: true, name: 'provider_identifier_version' },
+    ),
     c.versions.createIndex({ recordId: 1, version: 1 }, { unique: true, name: 'record_version' }),
     c.current.createIndex({ provider: 1, identifierKey: 1 }, { unique: true, name: 'provider_identifier' }),
     c.current.createIndex({ provider: 1, ...order }, { name: 'provider_date' }),
@@ -108,7 +136,8 @@ export async function ensureIndexes(c: Collections, engine?: Engine): Promise<vo
     c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
     c.careContexts.createIndex({ provider: 1, demographicKey: 1 }, { name: 'provider_demographics' }),
   ]);
-  // Once per store, before it serves: identifier keys of older stores rewritten, and the patient index built for a store created before it existed.
+  // Once per store, before it serves: identifier keys of older stores rewritten, and the patient index built for a
+  // store created before it existed.
   await migrateIdentifierKeys(c);
   await new PatientIndex(c.patientIndex, c.meta, engine ?? (await detectEngine(c.meta.db))).ensureBuilt(c.current);
 }

@@ -34,7 +34,8 @@ export const patientIndexKey = (provider: string, patient: { abhaNumber: string 
 /** The index document that answers a filter, when the filter pins one provider and one patient (by plain equality). */
 export function indexKeyOf(filter: object): string | undefined {
   const provider = pinnedValue(filter, 'provider');
-  const abhaNumber = pinnedValue(filter, 'abhaNumber'), abhaAddress = pinnedValue(filter, 'abhaAddress');
+  const abhaNumber = pinnedValue(filter, 'abhaNumber'),
+    abhaAddress = pinnedValue(filter, 'abhaAddress');
   if (provider === undefined) return undefined;
   if (abhaNumber !== undefined) return patientIndexKey(provider, { abhaNumber });
   if (abhaAddress !== undefined) return patientIndexKey(provider, { abhaAddress });
@@ -54,12 +55,21 @@ export function keysOf(r: Pick<CurrentDoc, 'provider' | 'abhaNumber' | 'abhaAddr
 }
 
 const entryOf = (r: CurrentDoc): IndexEntry => ({
-  version: r.version, provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress,
-  careContext: r.careContext, hiType: r.hiType, recordDate: r.recordDate,
+  version: r.version,
+  provider: r.provider,
+  abhaNumber: r.abhaNumber,
+  abhaAddress: r.abhaAddress,
+  careContext: r.careContext,
+  hiType: r.hiType,
+  recordDate: r.recordDate,
 });
 
 export class PatientIndex {
-  constructor(private docs: Collection<PatientIndexDoc>, private meta: Collection<MetaDoc>, private engine: Engine) {}
+  constructor(
+    private docs: Collection<PatientIndexDoc>,
+    private meta: Collection<MetaDoc>,
+    private engine: Engine,
+  ) {}
 
   /**
    * Records `r` (a current record) under each of its patient keys, unless an
@@ -68,13 +78,17 @@ export class PatientIndex {
    */
   async put(r: CurrentDoc): Promise<void> {
     const field = `entries.${r._id}`;
-    const older = { $or: [{ [field]: { $exists: false } }, { [`${field}.version`]: { $lt: r.version } }] } as Filter<PatientIndexDoc>;
-    await Promise.all(keysOf(r).map(async (key) => {
-      // Most puts are repeats or moves forward: read first, and write only when the entry would move.
-      const have = (await this.docs.findOne({ _id: key }, { projection: { [field]: 1 } }))?.entries?.[r._id]?.version;
-      if (have !== undefined && have >= r.version) return;
-      await guardedUpdate(this.engine, this.docs, key, older, { $set: { [field]: entryOf(r) } }, { upsert: true });
-    }));
+    const older = {
+      $or: [{ [field]: { $exists: false } }, { [`${field}.version`]: { $lt: r.version } }],
+    } as Filter<PatientIndexDoc>;
+    await Promise.all(
+      keysOf(r).map(async (key) => {
+        // Most puts are repeats or moves forward: read first, and write only when the entry would move.
+        const have = (await this.docs.findOne({ _id: key }, { projection: { [field]: 1 } }))?.entries?.[r._id]?.version;
+        if (have !== undefined && have >= r.version) return;
+        await guardedUpdate(this.engine, this.docs, key, older, { $set: { [field]: entryOf(r) } }, { upsert: true });
+      }),
+    );
   }
 
   /**
@@ -84,7 +98,13 @@ export class PatientIndex {
    */
   async remove(key: string, recordId: string, version: number): Promise<void> {
     const field = `entries.${recordId}`;
-    await guardedUpdate(this.engine, this.docs, key, { [`${field}.version`]: { $lt: version } } as Filter<PatientIndexDoc>, { $unset: { [field]: '' } });
+    await guardedUpdate(
+      this.engine,
+      this.docs,
+      key,
+      { [`${field}.version`]: { $lt: version } } as Filter<PatientIndexDoc>,
+      { $unset: { [field]: '' } },
+    );
   }
 
   /** The entries of one provider's patient, as documents (_id = recordId) the search filters can be evaluated on. */

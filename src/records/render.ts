@@ -5,7 +5,11 @@
  */
 import { topLevelMembers, topLevelValue, withTopLevelMembers } from '../fhir/json-text.js';
 
-export interface RecordVersion { recordId: string; version: number; receivedAt: Date }
+export interface RecordVersion {
+  recordId: string;
+  version: number;
+  receivedAt: Date;
+}
 
 export function renderRecord(text: string, v: RecordVersion): string {
   const members = topLevelMembers(text); // one scan of the text serves both steps
@@ -15,22 +19,36 @@ export function renderRecord(text: string, v: RecordVersion): string {
     try {
       const parsed = JSON.parse(raw);
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) meta = parsed;
-    } catch { /* validated on upload; keep an empty meta if not */ }
+    } catch {
+      /* validated on upload; keep an empty meta if not */
+    }
   }
   const { versionId: _v, lastUpdated: _l, ...rest } = meta;
-  return withTopLevelMembers(text, {
-    resourceType: '"Bundle"',
-    id: JSON.stringify(v.recordId),
-    meta: JSON.stringify({ versionId: String(v.version), lastUpdated: v.receivedAt.toISOString(), ...rest }),
-  }, members);
+  return withTopLevelMembers(
+    text,
+    {
+      resourceType: '"Bundle"',
+      id: JSON.stringify(v.recordId),
+      meta: JSON.stringify({ versionId: String(v.version), lastUpdated: v.receivedAt.toISOString(), ...rest }),
+    },
+    members,
+  );
 }
 
-export interface BundleEntryText { fullUrl: string; resource: string; extra?: Record<string, unknown> }
+export interface BundleEntryText {
+  fullUrl: string;
+  resource: string;
+  extra?: Record<string, unknown>;
+}
 
 /** A Bundle (searchset or history) whose entries' resources are pre-rendered JSON text. */
 export function bundleText(head: Record<string, unknown>, entries: BundleEntryText[]): string {
   const parts = entries.map((e) => {
-    const extra = e.extra ? Object.entries(e.extra).map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`).join('') : '';
+    const extra = e.extra
+      ? Object.entries(e.extra)
+          .map(([k, v]) => `,${JSON.stringify(k)}:${JSON.stringify(v)}`)
+          .join('')
+      : '';
     return `{"fullUrl":${JSON.stringify(e.fullUrl)},"resource":${e.resource}${extra}}`;
   });
   const headText = JSON.stringify(head);

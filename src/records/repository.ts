@@ -43,7 +43,10 @@ export interface RepositoryDeps {
 }
 
 /** A record as served: its current (or requested) version and that version's rendered text. */
-export interface Served<D extends RecordDoc | CurrentDoc = CurrentDoc> { doc: D; text: string }
+export interface Served<D extends RecordDoc | CurrentDoc = CurrentDoc> {
+  doc: D;
+  text: string;
+}
 
 export interface SearchResult {
   total: number;
@@ -58,10 +61,15 @@ const ID = /^[A-Za-z0-9-]{1,64}$/;
 const VID = /^[1-9]\d{0,8}$/;
 
 /** The patients a set of records belongs to, as the audit trail names them. */
-export const patientsOf = (docs: { abhaAddress: string | null; abhaNumber: string | null }[]) =>
-  [...new Set(docs.flatMap((d) => [d.abhaAddress, d.abhaNumber].filter((x): x is string => !!x)))];
+export const patientsOf = (docs: { abhaAddress: string | null; abhaNumber: string | null }[]) => [
+  ...new Set(docs.flatMap((d) => [d.abhaAddress, d.abhaNumber].filter((x): x is string => !!x))),
+];
 
-const actor = (caller: Caller): AuditInput['actor'] => ({ role: caller.role, facility: caller.facilityId, subject: caller.subject });
+const actor = (caller: Caller): AuditInput['actor'] => ({
+  role: caller.role,
+  facility: caller.facilityId,
+  subject: caller.subject,
+});
 
 export class Repositories {
   constructor(private deps: RepositoryDeps) {}
@@ -73,11 +81,17 @@ export class Repositories {
    */
   async forRequest(caller: Caller, consentId: string | null, requestId: string): Promise<RecordRepository> {
     if (caller.role !== 'hiu') return new RecordRepository(this.deps, caller, requestId, null);
-    if (consentId === null) throw badRequest('X-Consent-Id header required: a viewer fetches records under a consent', 'X-Consent-Id');
-    return new RecordRepository(this.deps, caller, requestId, { id: consentId, doc: await this.deps.consents.get(consentId) });
+    if (consentId === null)
+      throw badRequest('X-Consent-Id header required: a viewer fetches records under a consent', 'X-Consent-Id');
+    return new RecordRepository(this.deps, caller, requestId, {
+      id: consentId,
+      doc: await this.deps.consents.get(consentId),
+    });
   }
 
-  /** The records one health-information transaction may push: what the consent allows, within the requested dateRange. */
+  /**
+   * The records one health-information transaction may push: what the consent allows, within the requested dateRange.
+   */
   forPush(consent: ConsentDoc, dateRange: { from: Date; to: Date }): PushRepository {
     return new PushRepository(this.deps, consent, dateRange);
   }
@@ -87,7 +101,12 @@ export class RecordRepository {
   /** Under a consent (a viewer): the consent as read for this request. */
   private readonly consent: ConsentDoc | null;
 
-  constructor(private deps: RepositoryDeps, private caller: Caller, private requestId: string, private under: { id: string; doc: ConsentDoc | null } | null) {
+  constructor(
+    private deps: RepositoryDeps,
+    private caller: Caller,
+    private requestId: string,
+    private under: { id: string; doc: ConsentDoc | null } | null,
+  ) {
     this.consent = under?.doc ?? null;
   }
 
@@ -96,11 +115,18 @@ export class RecordRepository {
     return this.consent ? consentFilter(this.consent) : { provider: this.caller.facilityId };
   }
 
-  /** A viewer's consent must be live and this viewer's before anything is read: else 403, audited under the consent's patient. */
+  /**
+   * A viewer's consent must be live and this viewer's before anything is read: else 403, audited under the consent's
+   * patient.
+   */
   private async admit(action: string): Promise<void> {
     if (!this.under) return;
     const usable = consentUsable(this.under.doc, this.caller, this.deps.clock());
-    if (!usable.allow) throw await this.refuse(action, fail(403, 'forbidden', `Access under consent ${this.under.id} refused: ${usable.reason}`));
+    if (!usable.allow)
+      throw await this.refuse(
+        action,
+        fail(403, 'forbidden', `Access under consent ${this.under.id} refused: ${usable.reason}`),
+      );
   }
 
   /** A provider's upload, stored and audited. */
@@ -109,7 +135,13 @@ export class RecordRepository {
     const result = await this.deps.store.upload({ ...input, provider: this.caller.facilityId, now: this.deps.clock() });
     // A new version's content is the text just uploaded; a repeat answers with the stored version's own text.
     const text = result.created ? renderRecord(input.text, result.record) : await this.versionText(result.record);
-    await this.log({ action: 'record.upload', outcome: 'success', status: result.created ? 201 : 200, recordIds: [result.record.recordId], patients: patientsOf([result.record]) });
+    await this.log({
+      action: 'record.upload',
+      outcome: 'success',
+      status: result.created ? 201 : 200,
+      recordIds: [result.record.recordId],
+      patients: patientsOf([result.record]),
+    });
     return { ...result, text };
   }
 
@@ -124,11 +156,19 @@ export class RecordRepository {
       if (!d.allow) why = d.reason;
     } else if (doc.provider !== this.caller.facilityId) why = "another provider's record"; // not found either, so ids reveal nothing
     if (why !== undefined) {
-      const shown = this.under ? `Bundle/${id.slice(0, 64)} not found under consent ${this.under.id}` : `Bundle/${id.slice(0, 64)} not found`;
+      const shown = this.under
+        ? `Bundle/${id.slice(0, 64)} not found under consent ${this.under.id}`
+        : `Bundle/${id.slice(0, 64)} not found`;
       throw await this.refuse('record.read', notFound(shown, `${shown}: ${why}`)); // the reason goes to the audit trail, never to the caller
     }
     if (this.consent) await this.countPull('record.read');
-    await this.log({ action: 'record.read', outcome: 'success', status: 200, recordIds: [doc!._id], patients: patientsOf([doc!]) });
+    await this.log({
+      action: 'record.read',
+      outcome: 'success',
+      status: 200,
+      recordIds: [doc!._id],
+      patients: patientsOf([doc!]),
+    });
     return { doc: doc!, text: await this.currentText(doc!) };
   }
 
@@ -142,20 +182,44 @@ export class RecordRepository {
   async search(params: URLSearchParams): Promise<SearchResult> {
     await this.admit('record.search');
     const { config, cursors, clock } = this.deps;
-    const q: SearchQuery = parseSearch(params, { defaultCount: config.SEARCH_DEFAULT_COUNT, maxCount: config.SEARCH_MAX_COUNT, hiTypes: this.deps.hiTypes });
-    const binding: CursorBinding = { role: this.caller.role, facility: this.caller.facilityId, subject: this.caller.subject, consentId: this.under?.id ?? null, params };
+    const q: SearchQuery = parseSearch(params, {
+      defaultCount: config.SEARCH_DEFAULT_COUNT,
+      maxCount: config.SEARCH_MAX_COUNT,
+      hiTypes: this.deps.hiTypes,
+    });
+    const binding: CursorBinding = {
+      role: this.caller.role,
+      facility: this.caller.facilityId,
+      subject: this.caller.subject,
+      consentId: this.under?.id ?? null,
+      params,
+    };
     const opened = q.cursorToken === undefined ? undefined : cursors.open(q.cursorToken, binding, clock());
     q.cursor = opened?.position;
     if (this.consent && !opened) await this.countPull('record.search');
     const pull: Pull = opened?.pull ?? cursors.startPull(clock());
     const result = await this.deps.store.search(this.scope(), q);
-    const first = result.page[0], last = result.page[result.page.length - 1];
+    const first = result.page[0],
+      last = result.page[result.page.length - 1];
     const page = await Promise.all(result.page.map(async (doc) => ({ doc, text: await this.currentText(doc) })));
-    await this.log({ action: 'record.search', outcome: 'success', status: 200, recordIds: result.page.map((d) => d._id), patients: patientsOf(result.page), reason: `pull ${pull.id}` });
+    await this.log({
+      action: 'record.search',
+      outcome: 'success',
+      status: 200,
+      recordIds: result.page.map((d) => d._id),
+      patients: patientsOf(result.page),
+      reason: `pull ${pull.id}`,
+    });
     return {
-      total: result.total, page, count: q.count,
-      ...(result.hasNext && last ? { next: cursors.seal({ d: last.recordDate.getTime(), i: last._id, dir: 'next' }, pull, binding) } : {}),
-      ...(result.hasPrev && first ? { previous: cursors.seal({ d: first.recordDate.getTime(), i: first._id, dir: 'prev' }, pull, binding) } : {}),
+      total: result.total,
+      page,
+      count: q.count,
+      ...(result.hasNext && last
+        ? { next: cursors.seal({ d: last.recordDate.getTime(), i: last._id, dir: 'next' }, pull, binding) }
+        : {}),
+      ...(result.hasPrev && first
+        ? { previous: cursors.seal({ d: first.recordDate.getTime(), i: first._id, dir: 'prev' }, pull, binding) }
+        : {}),
     };
   }
 
@@ -165,47 +229,86 @@ export class RecordRepository {
    * `_cursor` for the next page, bound to this caller, record and query.
    * Any other parameter is 400.
    */
-  async history(id: string, params: URLSearchParams): Promise<{ current: CurrentDoc; versions: Served<RecordDoc>[]; count: number; next?: string }> {
+  async history(
+    id: string,
+    params: URLSearchParams,
+  ): Promise<{ current: CurrentDoc; versions: Served<RecordDoc>[]; count: number; next?: string }> {
     this.providerOnly();
     const { config, cursors, clock } = this.deps;
     for (const k of new Set(params.keys())) {
-      if (k !== '_count' && k !== '_cursor') throw badRequest(`Unknown parameter '${k.slice(0, 40)}' for _history; supported: _count, _cursor`, k);
+      if (k !== '_count' && k !== '_cursor')
+        throw badRequest(`Unknown parameter '${k.slice(0, 40)}' for _history; supported: _count, _cursor`, k);
       if (params.getAll(k).length > 1) throw badRequest(`Parameter '${k}' may be given once`, k);
     }
     const raw = params.get('_count');
-    if (raw !== null && (!/^\d{1,6}$/.test(raw) || Number(raw) < 1)) throw badRequest('_count must be a positive integer', '_count');
+    if (raw !== null && (!/^\d{1,6}$/.test(raw) || Number(raw) < 1))
+      throw badRequest('_count must be a positive integer', '_count');
     const count = Math.min(raw === null ? config.SEARCH_DEFAULT_COUNT : Number(raw), config.SEARCH_MAX_COUNT);
     const current = ID.test(id) ? await this.deps.store.current(this.caller.facilityId, id) : null;
     if (!current) throw await this.refuse('record.history', notFound(`Bundle/${id.slice(0, 64)} not found`));
     const bound = new URLSearchParams(params);
     bound.set('_history', current._id); // a cursor pages this record's history only
-    const binding: CursorBinding = { role: this.caller.role, facility: this.caller.facilityId, subject: this.caller.subject, consentId: null, params: bound };
+    const binding: CursorBinding = {
+      role: this.caller.role,
+      facility: this.caller.facilityId,
+      subject: this.caller.subject,
+      consentId: null,
+      params: bound,
+    };
     const token = params.get('_cursor');
     const opened = token === null ? undefined : cursors.open(token, binding, clock());
     const from = opened ? opened.position.d - 1 : current.version;
     const versions = await this.deps.store.versionsDown(current.recordId, from, count);
     const served = await Promise.all(versions.map(async (v) => ({ doc: v, text: await this.versionText(v) })));
-    await this.log({ action: 'record.history', outcome: 'success', status: 200, recordIds: [current._id], patients: patientsOf([current]) });
+    await this.log({
+      action: 'record.history',
+      outcome: 'success',
+      status: 200,
+      recordIds: [current._id],
+      patients: patientsOf([current]),
+    });
     const lowest = versions[versions.length - 1]?.version ?? 1;
     const pull = opened?.pull ?? cursors.startPull(clock());
-    return { current, versions: served, count, ...(lowest > 1 ? { next: cursors.seal({ d: lowest, i: current._id, dir: 'next' }, pull, binding) } : {}) };
+    return {
+      current,
+      versions: served,
+      count,
+      ...(lowest > 1 ? { next: cursors.seal({ d: lowest, i: current._id, dir: 'next' }, pull, binding) } : {}),
+    };
   }
 
   /** One version of a provider's record. */
   async version(id: string, vid: string): Promise<Served<RecordDoc>> {
     this.providerOnly();
-    const v = ID.test(id) && VID.test(vid) ? await this.deps.store.version(this.caller.facilityId, id, Number(vid)) : null;
-    if (!v) throw await this.refuse('record.vread', notFound(`Bundle/${id.slice(0, 64)}/_history/${vid.slice(0, 16)} not found`));
-    await this.log({ action: 'record.vread', outcome: 'success', status: 200, recordIds: [v.recordId], patients: patientsOf([v]) });
+    const v =
+      ID.test(id) && VID.test(vid) ? await this.deps.store.version(this.caller.facilityId, id, Number(vid)) : null;
+    if (!v)
+      throw await this.refuse(
+        'record.vread',
+        notFound(`Bundle/${id.slice(0, 64)}/_history/${vid.slice(0, 16)} not found`),
+      );
+    await this.log({
+      action: 'record.vread',
+      outcome: 'success',
+      status: 200,
+      recordIds: [v.recordId],
+      patients: patientsOf([v]),
+    });
     return { doc: v, text: await this.versionText(v) };
   }
 
-  /** Audits a refusal made here (under a consent: for the consent's patient) and returns the error, marked audited, to throw. */
+  /**
+   * Audits a refusal made here (under a consent: for the consent's patient) and returns the error, marked audited, to
+   * throw.
+   */
   async refuse(action: string, e: FhirError): Promise<FhirError> {
     const c = this.consent;
     const patient = c?.patient ?? (c?.terms ? patientAuditKey(c.terms.patient) : null);
     await this.log({
-      action, outcome: 'refused', status: e.status, patients: patient ? [patient] : [],
+      action,
+      outcome: 'refused',
+      status: e.status,
+      patients: patient ? [patient] : [],
       reason: (e.auditReason ?? e.issues[0]?.diagnostics ?? '').slice(0, 300),
     });
     e.audited = true;
@@ -218,7 +321,11 @@ export class RecordRepository {
     const pull = await this.deps.consents.countPull(consent, this.deps.clock());
     if (pull.ok) return;
     const f = consent.terms!.frequency;
-    const e = fail(429, 'throttled', `Consent ${consent._id} allows ${f.value} fetch(es) per ${f.unit}; try again later`);
+    const e = fail(
+      429,
+      'throttled',
+      `Consent ${consent._id} allows ${f.value} fetch(es) per ${f.unit}; try again later`,
+    );
     e.headers['Retry-After'] = String(pull.retryAfterSec);
     throw await this.refuse(action, e);
   }
@@ -228,7 +335,13 @@ export class RecordRepository {
   }
 
   private log(e: Omit<AuditInput, 'actor' | 'requestId' | 'consentId' | 'purpose'>) {
-    return this.deps.audit.append({ ...e, actor: actor(this.caller), consentId: this.under?.id ?? null, purpose: this.consent?.terms?.purpose ?? null, requestId: this.requestId });
+    return this.deps.audit.append({
+      ...e,
+      actor: actor(this.caller),
+      consentId: this.under?.id ?? null,
+      purpose: this.consent?.terms?.purpose ?? null,
+      requestId: this.requestId,
+    });
   }
 
   private versionText = async (v: RecordDoc) => renderRecord(present(await this.deps.store.text(v.contentId)), v);
@@ -244,7 +357,11 @@ export class RecordRepository {
 export class PushRepository {
   private readonly filter: Record<string, unknown>;
 
-  constructor(private deps: RepositoryDeps, private consent: ConsentDoc, dateRange: { from: Date; to: Date }) {
+  constructor(
+    private deps: RepositoryDeps,
+    private consent: ConsentDoc,
+    dateRange: { from: Date; to: Date },
+  ) {
     this.filter = { $and: [consentFilter(consent), { recordDate: { $gte: dateRange.from, $lte: dateRange.to } }] };
   }
 
@@ -265,12 +382,24 @@ export class PushRepository {
    * records and their patients, under the viewer it went to, so the patient
    * sees health-information pushes in their access history.
    */
-  async pushed(docs: CurrentDoc[], transactionId: string, page: number, pageCount: number, ok: true | string): Promise<void> {
+  async pushed(
+    docs: CurrentDoc[],
+    transactionId: string,
+    page: number,
+    pageCount: number,
+    ok: true | string,
+  ): Promise<void> {
     const t = this.consent.terms!;
     const patients = [...new Set([patientAuditKey(t.patient), ...patientsOf(docs)])];
     await this.deps.audit.append({
-      action: 'health-information.push', outcome: ok === true ? 'success' : 'error', status: ok === true ? 200 : 502,
-      actor: { role: 'hiu', facility: t.hiu, subject: null }, recordIds: docs.map((d) => d._id), consentId: this.consent._id, purpose: t.purpose, patients,
+      action: 'health-information.push',
+      outcome: ok === true ? 'success' : 'error',
+      status: ok === true ? 200 : 502,
+      actor: { role: 'hiu', facility: t.hiu, subject: null },
+      recordIds: docs.map((d) => d._id),
+      consentId: this.consent._id,
+      purpose: t.purpose,
+      patients,
       reason: `transaction ${transactionId} page ${page} of ${pageCount}${ok === true ? '' : `: ${ok}`}`.slice(0, 300),
     });
   }

@@ -15,7 +15,7 @@ import { v4 as uuidv4 } from 'uuid';
 import type { Config } from '../config.js';
 import type { DocumentValidator } from '../fhir/validate.js';
 import { badRequest } from '../fhir/outcome.js';
-import { type AppEnv, requireRole } from '../auth/caller.js';
+import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { ifNoneMatchHits } from '../http/conditional.js';
 import { indexKeys } from './index-keys.js';
@@ -39,21 +39,29 @@ export function recordRoutes(deps: RecordDeps) {
   const base = () => deps.baseUrl();
   const r = new Hono<AppEnv>();
   const repo = (c: Context<AppEnv>) => repositories.forRequest(c.var.caller, consentIdOf(c), c.var.requestId);
-  const fhir = (c: Context, body: string, status: 200 | 201 = 200) => c.body(body, status, { 'Content-Type': FHIR_JSON });
+  const fhir = (c: Context, body: string, status: 200 | 201 = 200) =>
+    c.body(body, status, { 'Content-Type': FHIR_JSON });
   const bundle = (type: string, head: Record<string, unknown>, entries: Parameters<typeof bundleText>[1]) =>
-    bundleText({ resourceType: 'Bundle', id: uuidv4(), meta: { lastUpdated: clock().toISOString() }, type, ...head }, entries);
+    bundleText(
+      { resourceType: 'Bundle', id: uuidv4(), meta: { lastUpdated: clock().toISOString() }, type, ...head },
+      entries,
+    );
 
-  r.post('/', requireRole('hip'), async (c) => {
+  r.post('/', allow('record.upload', 'hip'), async (c) => {
     const { careContext, careContextDisplay } = careContextOf(c);
     const text = await readJsonText(c, config.MAX_BODY_BYTES);
     const keys = indexKeys(validator.validateText(text), config.ABHA_IDENTIFIER_SYSTEMS);
-    const { created, record, text: body } = await (await repo(c)).upload({ text, keys, careContext, careContextDisplay });
+    const {
+      created,
+      record,
+      text: body,
+    } = await (await repo(c)).upload({ text, keys, careContext, careContextDisplay });
     versionHeaders(c, record);
     c.header('Location', `${base()}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
     return fhir(c, body, created ? 201 : 200);
   });
 
-  r.get('/', requireRole('hip', 'hiu'), async (c) => {
+  r.get('/', allow('record.search', 'hip', 'hiu'), async (c) => {
     const url = new URL(c.req.url);
     const result = await (await repo(c)).search(url.searchParams);
     const link = (relation: string, cursor: string) => {
@@ -62,20 +70,27 @@ export function recordRoutes(deps: RecordDeps) {
       p.set('_cursor', cursor);
       return { relation, url: `${base()}/fhir/Bundle?${p}` };
     };
-    const links = [{ relation: 'self', url: `${base()}/fhir/Bundle${url.search}` },
-      ...(result.next ? [link('next', result.next)] : []), ...(result.previous ? [link('previous', result.previous)] : [])];
-    const entries = result.page.map(({ doc, text }) => ({ fullUrl: `${base()}/fhir/Bundle/${doc._id}`, resource: text, extra: { search: { mode: 'match' } } }));
+    const links = [
+      { relation: 'self', url: `${base()}/fhir/Bundle${url.search}` },
+      ...(result.next ? [link('next', result.next)] : []),
+      ...(result.previous ? [link('previous', result.previous)] : []),
+    ];
+    const entries = result.page.map(({ doc, text }) => ({
+      fullUrl: `${base()}/fhir/Bundle/${doc._id}`,
+      resource: text,
+      extra: { search: { mode: 'match' } },
+    }));
     return fhir(c, bundle('searchset', { total: result.total, link: links }, entries));
   });
 
-  r.get('/:id', requireRole('hip', 'hiu'), async (c) => {
+  r.get('/:id', allow('record.read', 'hip', 'hiu'), async (c) => {
     const { doc, text } = await (await repo(c)).read(c.req.param('id'));
     if (ifNoneMatchHits(c.req.header('if-none-match'), etag(doc.version))) return c.body(null, 304);
     versionHeaders(c, doc);
     return fhir(c, text);
   });
 
-  r.get('/:id/_history', requireRole('hip'), async (c) => {
+  r.get('/:id/_history', allow('record.history', 'hip'), async (c) => {
     const url = new URL(c.req.url);
     const { current, versions, count, next } = await (await repo(c)).history(c.req.param('id'), url.searchParams);
     const entries = versions.map(({ doc: v, text }) => ({
@@ -83,7 +98,11 @@ export function recordRoutes(deps: RecordDeps) {
       resource: text,
       extra: {
         request: { method: v.version === 1 ? 'POST' : 'PUT', url: v.version === 1 ? 'Bundle' : `Bundle/${v.recordId}` },
-        response: { status: v.version === 1 ? '201' : '200', etag: etag(v.version), lastModified: v.receivedAt.toISOString() },
+        response: {
+          status: v.version === 1 ? '201' : '200',
+          etag: etag(v.version),
+          lastModified: v.receivedAt.toISOString(),
+        },
       },
     }));
     const links = [{ relation: 'self', url: `${base()}${url.pathname}${url.search}` }];
@@ -96,7 +115,7 @@ export function recordRoutes(deps: RecordDeps) {
     return fhir(c, bundle('history', { total: current.version, link: links }, entries));
   });
 
-  r.get('/:id/_history/:vid', requireRole('hip'), async (c) => {
+  r.get('/:id/_history/:vid', allow('record.vread', 'hip'), async (c) => {
     const { doc, text } = await (await repo(c)).version(c.req.param('id'), c.req.param('vid'));
     versionHeaders(c, doc);
     return fhir(c, text);
@@ -109,17 +128,24 @@ export function recordRoutes(deps: RecordDeps) {
 function consentIdOf(c: Context<AppEnv>): string | null {
   const id = c.req.header('x-consent-id');
   if (id === undefined || c.var.caller.role !== 'hiu') return null;
-  if (id.length === 0 || id.length > 128 || !PRINTABLE.test(id)) throw badRequest('X-Consent-Id is not a consent id', 'X-Consent-Id');
+  if (id.length === 0 || id.length > 128 || !PRINTABLE.test(id))
+    throw badRequest('X-Consent-Id is not a consent id', 'X-Consent-Id');
   return id;
 }
 
 /** The care context an upload belongs to, from X-Care-Context and X-Care-Context-Display. */
 function careContextOf(c: Context): { careContext: string; careContextDisplay: string | null } {
   const careContext = c.req.header('x-care-context');
-  if (!careContext) throw badRequest('X-Care-Context header required: the care context (referenceNumber) this record belongs to', 'X-Care-Context');
-  if (careContext.length > 128 || !PRINTABLE.test(careContext)) throw badRequest('X-Care-Context must be 1-128 printable ASCII characters', 'X-Care-Context');
+  if (!careContext)
+    throw badRequest(
+      'X-Care-Context header required: the care context (referenceNumber) this record belongs to',
+      'X-Care-Context',
+    );
+  if (careContext.length > 128 || !PRINTABLE.test(careContext))
+    throw badRequest('X-Care-Context must be 1-128 printable ASCII characters', 'X-Care-Context');
   const display = c.req.header('x-care-context-display') ?? null;
-  if (display !== null && (display.length > 256 || display.trim() === '')) throw badRequest('X-Care-Context-Display must be 1-256 characters', 'X-Care-Context-Display');
+  if (display !== null && (display.length > 256 || display.trim() === ''))
+    throw badRequest('X-Care-Context-Display must be 1-256 characters', 'X-Care-Context-Display');
   return { careContext, careContextDisplay: display };
 }
 

@@ -24,21 +24,42 @@ import { currentContent, packContent, readContent } from './content.js';
 const SERVER_SET = new Set(['id', 'meta']);
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
 async function ignoreDuplicate(write: Promise<unknown>): Promise<void> {
-  try { await write; } catch (e) { if (!isDuplicate(e)) throw e; }
+  try {
+    await write;
+  } catch (e) {
+    if (!isDuplicate(e)) throw e;
+  }
 }
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
-/** The caller's own Bundle.meta (all but the server-set versionId and lastUpdated), as a hash independent of key order and whitespace. */
+/**
+ * The caller's own Bundle.meta (all but the server-set versionId and lastUpdated), as a hash independent of key order
+ * and whitespace.
+ */
 function metaFingerprint(text: string): string {
   const raw = topLevelValue(text, 'meta');
   let meta: unknown = {};
-  try { meta = raw === undefined ? {} : JSON.parse(raw); } catch { /* validated at upload */ }
-  const { versionId: _v, lastUpdated: _l, ...own } = meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {};
+  try {
+    meta = raw === undefined ? {} : JSON.parse(raw);
+  } catch {
+    /* validated at upload */
+  }
+  const {
+    versionId: _v,
+    lastUpdated: _l,
+    ...own
+  } = meta && typeof meta === 'object' && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {};
   return sha256(stableJson(own));
 }
-const stableJson = (v: unknown): string => (Array.isArray(v) ? `[${v.map(stableJson).join(',')}]`
-  : v && typeof v === 'object' ? `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`).join(',')}}`
-    : JSON.stringify(v));
+const stableJson = (v: unknown): string =>
+  Array.isArray(v)
+    ? `[${v.map(stableJson).join(',')}]`
+    : v && typeof v === 'object'
+      ? `{${Object.keys(v)
+          .sort()
+          .map((k) => `${JSON.stringify(k)}:${stableJson((v as Record<string, unknown>)[k])}`)
+          .join(',')}}`
+      : JSON.stringify(v);
 
 export interface UploadInput {
   text: string;
@@ -49,9 +70,17 @@ export interface UploadInput {
   now: Date;
 }
 
-export interface UploadResult { created: boolean; record: RecordDoc }
+export interface UploadResult {
+  created: boolean;
+  record: RecordDoc;
+}
 
-export interface SearchPage { total: number; page: CurrentDoc[]; hasNext: boolean; hasPrev: boolean }
+export interface SearchPage {
+  total: number;
+  page: CurrentDoc[];
+  hasNext: boolean;
+  hasPrev: boolean;
+}
 
 /** Whether pages exist after and before this one, given whether the query found more than a page in its direction. */
 function neighbours(q: SearchQuery, more: boolean): Pick<SearchPage, 'hasNext' | 'hasPrev'> {
@@ -68,7 +97,10 @@ export class RecordStore {
    * index entries and its care context stay right with several processes on
    * MongoDB, and under this process's per-document locks on FerretDB.
    */
-  constructor(private c: Collections, readonly engine: Engine) {
+  constructor(
+    private c: Collections,
+    readonly engine: Engine,
+  ) {
     this.index = new PatientIndex(c.patientIndex, c.meta, engine);
   }
 
@@ -83,7 +115,8 @@ export class RecordStore {
       this.recordIdFor(provider, keys.identifierKey),
     ]);
     for (let attempt = 0; attempt < 50; attempt++) {
-      // A record id assigned just now has no versions yet, unless a concurrent upload of the same identifier adds one (then the insert below clashes and the next attempt looks).
+      // A record id assigned just now has no versions yet, unless a concurrent upload of the same identifier adds one
+      // (then the insert below clashes and the next attempt looks).
       const latest = fresh && attempt === 0 ? null : await this.latestVersion(recordId);
       if (latest && (await this.sameRecord(latest, input, contentHash, metaHash))) {
         await this.publish(latest); // repairs what a crash after the version insert left undone
@@ -93,9 +126,13 @@ export class RecordStore {
       const version = (latest?.version ?? 0) + 1;
       const record: RecordDoc = {
         _id: `${recordId}/${version}`,
-        recordId, version, provider,
+        recordId,
+        version,
+        provider,
         identifierKey: keys.identifierKey,
-        contentHash, contentId, metaHash,
+        contentHash,
+        contentId,
+        metaHash,
         hiType: keys.hiType,
         abhaNumber: keys.abhaNumber,
         abhaAddress: keys.abhaAddress,
@@ -126,7 +163,12 @@ export class RecordStore {
    * when one is given. Anything else is a new version, so a changed care
    * context or security label is never silently dropped.
    */
-  private async sameRecord(latest: RecordDoc, input: UploadInput, contentHash: string, metaHash: string): Promise<boolean> {
+  private async sameRecord(
+    latest: RecordDoc,
+    input: UploadInput,
+    contentHash: string,
+    metaHash: string,
+  ): Promise<boolean> {
     if (latest.contentHash !== contentHash || latest.careContext !== input.careContext) return false;
     if (input.careContextDisplay !== null && input.careContextDisplay !== latest.careContextDisplay) return false;
     // Versions stored before metaHash existed: compare with the stored text's meta.
@@ -147,15 +189,23 @@ export class RecordStore {
     try {
       await this.c.identifiers.insertOne({ _id, recordId });
       return { recordId, fresh: true };
-    } catch (e) { if (!isDuplicate(e)) throw e; } // another upload assigned it first
+    } catch (e) {
+      if (!isDuplicate(e)) throw e;
+    } // another upload assigned it first
     return { recordId: (await this.c.identifiers.findOne({ _id }))!.recordId, fresh: false };
   }
 
-  /** The newest stored version: from the current pointer, then forward by version number (the pointer may lag by one write). */
+  /**
+   * The newest stored version: from the current pointer, then forward by version number (the pointer may lag by one
+   * write).
+   */
   private async latestVersion(recordId: string): Promise<RecordDoc | null> {
     const cur = await this.c.current.findOne({ _id: recordId }, { projection: { z: 0 } });
     let latest: RecordDoc | null = null;
-    if (cur) { const { versionId, ...rest } = cur; latest = { ...rest, _id: versionId }; }
+    if (cur) {
+      const { versionId, ...rest } = cur;
+      latest = { ...rest, _id: versionId };
+    }
     for (let v = (cur?.version ?? 0) + 1; ; v++) {
       const next = await this.c.versions.findOne({ _id: `${recordId}/${v}` });
       if (!next) return latest;
@@ -181,16 +231,29 @@ export class RecordStore {
       return packed ? { ...doc, z: packed } : doc;
     };
     // Usually the first sight of a record: insert, and look only if that clashes.
-    const cur = v.version === 1 ? null : await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
+    const cur =
+      v.version === 1 ? null : await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
     if (!cur || cur.version < v.version) {
       let inserted = false;
       if (!cur) {
-        try { await this.c.current.insertOne(await withContent()); inserted = true; } catch (e) { if (!isDuplicate(e)) throw e; }
+        try {
+          await this.c.current.insertOne(await withContent());
+          inserted = true;
+        } catch (e) {
+          if (!isDuplicate(e)) throw e;
+        }
       }
       if (!inserted) {
-        // The whole pointer, field by field: a replacement with a condition, which guardedUpdate expresses as $set (and $unset of a content it lacks).
+        // The whole pointer, field by field: a replacement with a condition, which guardedUpdate expresses as $set (and
+        // $unset of a content it lacks).
         const { _id: _r, ...next } = await withContent();
-        await guardedUpdate(this.engine, this.c.current, v.recordId, { version: { $lt: v.version } }, { $set: next, ...(next.z ? {} : { $unset: { z: '' as const } }) });
+        await guardedUpdate(
+          this.engine,
+          this.c.current,
+          v.recordId,
+          { version: { $lt: v.version } },
+          { $set: next, ...(next.z ? {} : { $unset: { z: '' as const } }) },
+        );
       }
     }
     // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
@@ -207,10 +270,17 @@ export class RecordStore {
    * listing also drops such an entry when it meets it (searchIndexed).
    */
   private async leaveFormerPatient(doc: CurrentDoc): Promise<void> {
-    const previous = await this.c.versions.findOne({ _id: `${doc.recordId}/${doc.version - 1}` }, { projection: { provider: 1, abhaNumber: 1, abhaAddress: 1 } });
+    const previous = await this.c.versions.findOne(
+      { _id: `${doc.recordId}/${doc.version - 1}` },
+      { projection: { provider: 1, abhaNumber: 1, abhaAddress: 1 } },
+    );
     if (!previous) return;
     const now = new Set(keysOf(doc));
-    await Promise.all(keysOf(previous).filter((k) => !now.has(k)).map((k) => this.index.remove(k, doc._id, doc.version)));
+    await Promise.all(
+      keysOf(previous)
+        .filter((k) => !now.has(k))
+        .map((k) => this.index.remove(k, doc._id, doc.version)),
+    );
   }
 
   /**
@@ -227,22 +297,44 @@ export class RecordStore {
     if (!known) {
       try {
         await this.c.careContexts.insertOne({
-          _id, provider: r.provider, abhaNumber: r.abhaNumber, abhaAddress: r.abhaAddress, referenceNumber: r.careContext,
-          display: r.careContextDisplay, hiTypes: [r.hiType], firstSeen: r.receivedAt, lastSeen: r.receivedAt, ...(demographicKey ? { demographicKey } : {}),
+          _id,
+          provider: r.provider,
+          abhaNumber: r.abhaNumber,
+          abhaAddress: r.abhaAddress,
+          referenceNumber: r.careContext,
+          display: r.careContextDisplay,
+          hiTypes: [r.hiType],
+          firstSeen: r.receivedAt,
+          lastSeen: r.receivedAt,
+          ...(demographicKey ? { demographicKey } : {}),
         });
         return;
-      } catch (e) { if (!isDuplicate(e)) throw e; }
+      } catch (e) {
+        if (!isDuplicate(e)) throw e;
+      }
     }
     const current = known ?? (await this.c.careContexts.findOne({ _id }))!;
     if (!current.hiTypes.includes(r.hiType)) {
-      await guardedUpdate(this.engine, this.c.careContexts, _id, {}, { $addToSet: { hiTypes: r.hiType }, $max: { lastSeen: r.receivedAt } });
+      await guardedUpdate(
+        this.engine,
+        this.c.careContexts,
+        _id,
+        {},
+        { $addToSet: { hiTypes: r.hiType }, $max: { lastSeen: r.receivedAt } },
+      );
     }
     const changes = {
       ...(r.careContextDisplay && r.careContextDisplay !== current.display ? { display: r.careContextDisplay } : {}),
       ...(demographicKey && demographicKey !== current.demographicKey ? { demographicKey } : {}),
     };
     if (Object.keys(changes).length) {
-      await guardedUpdate(this.engine, this.c.careContexts, _id, { lastSeen: { $lte: r.receivedAt } }, { $set: { ...changes, lastSeen: r.receivedAt } });
+      await guardedUpdate(
+        this.engine,
+        this.c.careContexts,
+        _id,
+        { lastSeen: { $lte: r.receivedAt } },
+        { $set: { ...changes, lastSeen: r.receivedAt } },
+      );
     }
   }
 
@@ -299,7 +391,10 @@ export class RecordStore {
   async listIds(filter: Filter<CurrentDoc>): Promise<string[]> {
     const key = indexKeyOf(filter);
     if (key === undefined) throw new Error('listIds needs a filter naming one provider and one patient');
-    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(newestFirst).map((e) => e._id);
+    return (await this.index.entries(key))
+      .filter((e) => matchesFilter(e, filter))
+      .sort(newestFirst)
+      .map((e) => e._id);
   }
 
   private async searchIndexed(key: string, filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
@@ -309,16 +404,23 @@ export class RecordStore {
     const more = after.length > q.count;
     const window = backwards ? after.slice(-q.count) : after.slice(0, q.count);
     let stale = 0;
-    const docs = await Promise.all(window.map(async (e) => {
-      const doc = await this.c.current.findOne({ _id: e._id });
-      if (doc && !keysOf(doc).includes(key)) { // the record has moved to another patient: drop the leftover entry
-        stale++;
-        await this.index.remove(key, e._id, doc.version);
-      }
-      // The record itself decides: an entry lagging its record shortens the page, it never widens what is served.
-      return doc && matchesFilter(doc, filter) ? doc : null;
-    }));
-    return { total: matching.length - stale, page: docs.filter((d): d is CurrentDoc => d !== null), ...neighbours(q, more) };
+    const docs = await Promise.all(
+      window.map(async (e) => {
+        const doc = await this.c.current.findOne({ _id: e._id });
+        if (doc && !keysOf(doc).includes(key)) {
+          // the record has moved to another patient: drop the leftover entry
+          stale++;
+          await this.index.remove(key, e._id, doc.version);
+        }
+        // The record itself decides: an entry lagging its record shortens the page, it never widens what is served.
+        return doc && matchesFilter(doc, filter) ? doc : null;
+      }),
+    );
+    return {
+      total: matching.length - stale,
+      page: docs.filter((d): d is CurrentDoc => d !== null),
+      ...neighbours(q, more),
+    };
   }
 
   private async searchCollection(filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
@@ -327,7 +429,11 @@ export class RecordStore {
     const sort = backwards ? ({ recordDate: 1, _id: 1 } as const) : ({ recordDate: -1, _id: -1 } as const);
     const [total, rows] = await Promise.all([
       this.c.current.countDocuments(filter),
-      this.c.current.find(paged, { projection: { z: 0 } }).sort(sort).limit(q.count + 1).toArray(), // a scan: leave the contents behind
+      this.c.current
+        .find(paged, { projection: { z: 0 } })
+        .sort(sort)
+        .limit(q.count + 1)
+        .toArray(), // a scan: leave the contents behind
     ]);
     const more = rows.length > q.count;
     const page = rows.slice(0, q.count);

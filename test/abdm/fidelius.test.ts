@@ -22,7 +22,12 @@ import {
   toX509PublicKey,
 } from '../../src/abdm/fidelius.js';
 
-interface Party { privateKey: string; publicKey: string; x509PublicKey: string; nonce: string }
+interface Party {
+  privateKey: string;
+  publicKey: string;
+  x509PublicKey: string;
+  nonce: string;
+}
 interface Vector {
   plaintext: string;
   sender: Party;
@@ -32,7 +37,8 @@ interface Vector {
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const VECTORS_PATH = process.env.FIDELIUS_VECTORS ?? path.resolve(REPO_ROOT, '..', 'shared', 'test-vectors', 'fidelius.json');
+const VECTORS_PATH =
+  process.env.FIDELIUS_VECTORS ?? path.resolve(REPO_ROOT, '..', 'shared', 'test-vectors', 'fidelius.json');
 const { vectors } = JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as { vectors: Vector[] };
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
@@ -41,7 +47,11 @@ const toBig = (bytes: Uint8Array): bigint => (bytes.length ? BigInt(`0x${Buffer.
 const to32 = (v: bigint): Uint8Array => new Uint8Array(Buffer.from(v.toString(16).padStart(64, '0'), 'hex'));
 
 /** Independent, tiny DER walker (test-only) to read the curve out of an X.509 key. */
-interface Tlv { tag: number; content: Uint8Array; children?: Tlv[] }
+interface Tlv {
+  tag: number;
+  content: Uint8Array;
+  children?: Tlv[];
+}
 function parseDer(buf: Uint8Array): Tlv[] {
   const out: Tlv[] = [];
   let i = 0;
@@ -106,6 +116,7 @@ describe('curve parameters', () => {
   it('the vectors carry at least one vector per key form and some unicode', () => {
     expect(vectors.length).toBeGreaterThanOrEqual(10);
     expect(vectors.some((v) => v.requesterKeyFormUsedToEncrypt === 'x509')).toBe(true);
+    // eslint-disable-next-line no-control-regex -- \x00-\x7f is the ASCII range on purpose: finds non-ASCII plaintext
     expect(vectors.some((v) => /[^\x00-\x7f]/.test(v.plaintext))).toBe(true);
   });
 
@@ -133,7 +144,11 @@ describe('curve parameters', () => {
     const { p, a, b, Gx, Gy, n } = CURVE;
     expect(p).toBe(2n ** 255n - 19n);
     expect((((Gy * Gy - (Gx ** 3n + a * Gx + b)) % p) + p) % p).toBe(0n);
-    expect(Point.BASE.multiplyUnsafe(n - 1n).add(Point.BASE).is0()).toBe(true);
+    expect(
+      Point.BASE.multiplyUnsafe(n - 1n)
+        .add(Point.BASE)
+        .is0(),
+    ).toBe(true);
     expect(Point.BASE.multiplyUnsafe(n - 1n).equals(Point.BASE.negate())).toBe(true);
   });
 });
@@ -154,10 +169,13 @@ describe('reference vectors', () => {
     expect(decryptVector(v, v.sender.x509PublicKey)).toBe(v.plaintext);
   });
 
-  it.each(vectors.map((v, i) => [i, v] as const))('vector %i: re-encrypts byte for byte with raw and X.509 requester key', (_i, v) => {
-    expect(encryptVector(v, v.requester.publicKey)).toBe(v.encryptedData);
-    expect(encryptVector(v, v.requester.x509PublicKey)).toBe(v.encryptedData);
-  });
+  it.each(vectors.map((v, i) => [i, v] as const))(
+    'vector %i: re-encrypts byte for byte with raw and X.509 requester key',
+    (_i, v) => {
+      expect(encryptVector(v, v.requester.publicKey)).toBe(v.encryptedData);
+      expect(encryptVector(v, v.requester.x509PublicKey)).toBe(v.encryptedData);
+    },
+  );
 
   it.each(vectors.map((v, i) => [i, v] as const))('vector %i: ECDH is symmetric and 32 bytes', (_i, v) => {
     const s1 = sharedSecret(v.sender.privateKey, v.requester.publicKey);
@@ -263,7 +281,9 @@ describe('properties', () => {
     const requesterNonce = b64(createHash('sha256').update('n2').digest());
     const plaintext = '{"resourceType":"Bundle","type":"document"} ✓';
     const encryptedData = encrypt({ plaintext, senderNonce, requesterNonce, senderPrivateKey, requesterPublicKey });
-    expect(decrypt({ encryptedData, requesterNonce, senderNonce, requesterPrivateKey, senderPublicKey })).toBe(plaintext);
+    expect(decrypt({ encryptedData, requesterNonce, senderNonce, requesterPrivateKey, senderPublicKey })).toBe(
+      plaintext,
+    );
   });
 });
 
@@ -300,7 +320,9 @@ describe('rejections', () => {
       t[index] ^= 0x01;
       expect(() => decryptVector(v, v.sender.publicKey, b64(t))).toThrow(/authentication/);
     }
-    expect(() => decryptVector(v, v.sender.publicKey, b64(data.subarray(0, data.length - 1)))).toThrow(/authentication/);
+    expect(() => decryptVector(v, v.sender.publicKey, b64(data.subarray(0, data.length - 1)))).toThrow(
+      /authentication/,
+    );
     expect(() => decryptVector(v, v.sender.publicKey, b64(data.subarray(0, 15)))).toThrow(/shorter/);
     expect(() => decryptVector(v, v.sender.publicKey, 'not base64!')).toThrow(/base64/);
   });
@@ -346,7 +368,7 @@ describe('rejections', () => {
     }
   });
 
-  it('accepts the reference CLI\'s BigInteger.toByteArray() private-key forms', () => {
+  it("accepts the reference CLI's BigInteger.toByteArray() private-key forms", () => {
     // A key below 2^248 is emitted by the reference as 31 bytes; a 33-byte
     // form with a 0x00 sign byte is accepted too.
     const party = vectors.flatMap((x) => [x.sender, x.requester]).find((p) => unb64(p.privateKey)[0] === 0);
@@ -404,7 +426,12 @@ describe('rejections', () => {
       }
       const candidate = Uint8Array.from([4, ...to32(x), ...to32(y)]);
       const P = Point.fromAffine({ x, y });
-      if (!P.multiplyUnsafe(CURVE.n - 1n).add(P).is0()) pointBytes = candidate;
+      if (
+        !P.multiplyUnsafe(CURVE.n - 1n)
+          .add(P)
+          .is0()
+      )
+        pointBytes = candidate;
     }
     expect(() => parsePublicKey(b64(pointBytes!))).toThrow(/subgroup/);
   });
@@ -419,6 +446,7 @@ describe('CLI', () => {
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
+  // eslint-disable-next-line no-control-regex -- \x00-\x7f is the ASCII range on purpose: finds non-ASCII plaintext
   const unicode = vectors.find((x) => /[^\x00-\x7f]/.test(x.plaintext)) ?? vectors[0];
 
   it('gkm prints fresh key material', () => {
@@ -433,7 +461,14 @@ describe('CLI', () => {
 
   it('e reproduces a vector (raw and X.509 requester key)', () => {
     for (const key of [unicode.requester.publicKey, unicode.requester.x509PublicKey]) {
-      const r = cli('e', unicode.plaintext, unicode.sender.nonce, unicode.requester.nonce, unicode.sender.privateKey, key);
+      const r = cli(
+        'e',
+        unicode.plaintext,
+        unicode.sender.nonce,
+        unicode.requester.nonce,
+        unicode.sender.privateKey,
+        key,
+      );
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout)).toEqual({ encryptedData: unicode.encryptedData });
     }
@@ -471,7 +506,17 @@ describe('CLI', () => {
       [['nope'], 2],
       [['e', 'only', 'three'], 2],
       [['d', 'AAAA', unicode.requester.nonce, unicode.sender.nonce, unicode.requester.privateKey, 'BAAA'], 1],
-      [['d', unicode.encryptedData, unicode.requester.nonce, unicode.sender.nonce, unicode.sender.privateKey, unicode.sender.publicKey], 1],
+      [
+        [
+          'd',
+          unicode.encryptedData,
+          unicode.requester.nonce,
+          unicode.sender.nonce,
+          unicode.sender.privateKey,
+          unicode.sender.publicKey,
+        ],
+        1,
+      ],
       [['e', 'x', unicode.sender.nonce, unicode.requester.nonce, unicode.sender.privateKey, 'garbage'], 1],
     ];
     for (const [args, status] of cases) {

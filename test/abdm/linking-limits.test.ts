@@ -16,33 +16,71 @@ import { createGenerator, type SyntheticPatient } from '../../fixtures/generator
 
 let gw: StandInGateway;
 const g = createGenerator(4242);
-const gatewayEnv = () => ({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret' });
+const gatewayEnv = () => ({
+  GATEWAY_BASE_URL: gw.url,
+  GATEWAY_CLIENT_ID: 'abha-vault',
+  GATEWAY_CLIENT_SECRET: 's3cret',
+});
 
-beforeAll(async () => { gw = await startStandInGateway(); });
-afterAll(async () => { await gw?.close(); });
+beforeAll(async () => {
+  gw = await startStandInGateway();
+});
+afterAll(async () => {
+  await gw?.close();
+});
 
 async function upload(t: TestApp, p: SyntheticPatient, cc: string) {
   const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: cc } });
-  expect((await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc), as: ['hip', 'HIP-R'] })).status).toBe(201);
+  expect(
+    (
+      await t.request('/fhir/Bundle', {
+        method: 'POST',
+        body: JSON.stringify(rec.bundle),
+        headers: uploadHeaders(cc),
+        as: ['hip', 'HIP-R'],
+      })
+    ).status,
+  ).toBe(201);
 }
 
 const init = (t: TestApp, p: SyntheticPatient, cc: string, facility = 'sbx') =>
   t.request('/v0.5/links/link/init', {
-    method: 'POST', as: ['cm', facility], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-R' },
-    body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: cc }] } }),
+    method: 'POST',
+    as: ['cm', facility],
+    headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-R' },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      transactionId: uuidv4(),
+      patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: cc }] },
+    }),
   });
 
-const linkInitAudits = (t: TestApp, status: number) => t.client.db(t.config.MONGODB_DB).collection('audit_events').find({ action: 'link.init', status }).toArray();
+const linkInitAudits = (t: TestApp, status: number) =>
+  t.client.db(t.config.MONGODB_DB).collection('audit_events').find({ action: 'link.init', status }).toArray();
 
 describe('link/init per patient (LINK_INIT_PER_PATIENT_PER_HOUR, shared through the database)', () => {
   let a: TestApp;
   let b: TestApp;
   beforeAll(async () => {
-    a = await createTestApp({ ...gatewayEnv(), LINK_INIT_PER_PATIENT_PER_HOUR: '3', LINK_INIT_PER_CALLER_PER_MINUTE: '0' });
+    a = await createTestApp({
+      ...gatewayEnv(),
+      LINK_INIT_PER_PATIENT_PER_HOUR: '3',
+      LINK_INIT_PER_CALLER_PER_MINUTE: '0',
+    });
     // A second server process on the same database: its own memory, the same counters.
-    b = await createTestApp({ ...gatewayEnv(), LINK_INIT_PER_PATIENT_PER_HOUR: '3', LINK_INIT_PER_CALLER_PER_MINUTE: '0', MONGODB_DB: a.config.MONGODB_DB });
+    b = await createTestApp({
+      ...gatewayEnv(),
+      LINK_INIT_PER_PATIENT_PER_HOUR: '3',
+      LINK_INIT_PER_CALLER_PER_MINUTE: '0',
+      MONGODB_DB: a.config.MONGODB_DB,
+    });
   });
-  afterAll(async () => { await b?.client.close(); if (b) rmSync(b.config.DATA_DIR, { recursive: true, force: true }); await a?.close(); });
+  afterAll(async () => {
+    await b?.client.close();
+    if (b) rmSync(b.config.DATA_DIR, { recursive: true, force: true });
+    await a?.close();
+  });
 
   it('past the limit for one patient, across processes, answers 429 with Retry-After, audits a refusal and issues no code', async () => {
     const p = g.patient();
@@ -61,7 +99,9 @@ describe('link/init per patient (LINK_INIT_PER_PATIENT_PER_HOUR, shared through 
     expect(a.otps.length + b.otps.length).toBe(3); // no code past the limit
     const refused = await linkInitAudits(a, 429);
     expect(refused).toHaveLength(2);
-    expect(refused.every((e) => e.outcome === 'refused' && e.patients.includes(p.abhaAddress.toLowerCase()))).toBe(true);
+    expect(refused.every((e) => e.outcome === 'refused' && e.patients.includes(p.abhaAddress.toLowerCase()))).toBe(
+      true,
+    );
     // Another patient is not held back.
     const q = g.patient();
     await upload(a, q, 'OPD-R2');
@@ -81,8 +121,16 @@ describe('link/init per patient (LINK_INIT_PER_PATIENT_PER_HOUR, shared through 
 
 describe('link/init per caller (LINK_INIT_PER_CALLER_PER_MINUTE, per token facility)', () => {
   let t: TestApp;
-  beforeAll(async () => { t = await createTestApp({ ...gatewayEnv(), LINK_INIT_PER_CALLER_PER_MINUTE: '3', LINK_INIT_PER_PATIENT_PER_HOUR: '100' }); });
-  afterAll(async () => { await t?.close(); });
+  beforeAll(async () => {
+    t = await createTestApp({
+      ...gatewayEnv(),
+      LINK_INIT_PER_CALLER_PER_MINUTE: '3',
+      LINK_INIT_PER_PATIENT_PER_HOUR: '100',
+    });
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
 
   it('past the limit for one caller answers 429 with Retry-After, audits a refusal and issues no code; other callers go on', async () => {
     const patients = Array.from({ length: 5 }, () => g.patient());
@@ -106,15 +154,33 @@ describe('production start and one-time code delivery', () => {
     try {
       // Keys configured, so that nothing else stops a production start.
       const keyFile = join(dataDir, 'verify.pem');
-      writeFileSync(keyFile, generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }));
-      const env = { NODE_ENV: 'production', MONGODB_URI: inject('mongoUri'), MONGODB_DB: `otp_prod_${process.pid}`, DATA_DIR: dataDir, AUTH_PUBLIC_KEY_FILE: keyFile, PUBLIC_BASE_URL: 'https://vault.example.in' };
+      writeFileSync(
+        keyFile,
+        generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }),
+      );
+      const env = {
+        NODE_ENV: 'production',
+        MONGODB_URI: inject('mongoUri'),
+        MONGODB_DB: `otp_prod_${process.pid}`,
+        DATA_DIR: dataDir,
+        AUTH_PUBLIC_KEY_FILE: keyFile,
+        PUBLIC_BASE_URL: 'https://vault.example.in',
+      };
       for (const delivery of [{ LINK_OTP_DELIVERY: 'console' }, {}] as Record<string, string>[]) {
         let started: Awaited<ReturnType<typeof startServer>> | undefined;
-        const outcome = await startServer({ ...env, ...delivery }).then((s) => { started = s; return 'started'; }, (e: Error) => e.message);
+        const outcome = await startServer({ ...env, ...delivery }).then(
+          (s) => {
+            started = s;
+            return 'started';
+          },
+          (e: Error) => e.message,
+        );
         await started?.stop();
         expect(outcome).toMatch(/LINK_OTP_DELIVERY/);
         expect(outcome).toMatch(/server exited 1/);
       }
-    } finally { rmSync(dataDir, { recursive: true, force: true }); }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   }, 120_000);
 });

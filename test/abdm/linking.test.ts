@@ -15,45 +15,102 @@ let patient: SyntheticPatient;
 
 beforeAll(async () => {
   gw = await startStandInGateway();
-  t = await createTestApp({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', LINK_OTP_TTL_SEC: '60', LINK_OTP_MAX_ATTEMPTS: '3', LINK_INIT_PER_PATIENT_PER_HOUR: '100' });
+  t = await createTestApp({
+    GATEWAY_BASE_URL: gw.url,
+    GATEWAY_CLIENT_ID: 'abha-vault',
+    GATEWAY_CLIENT_SECRET: 's3cret',
+    LINK_OTP_TTL_SEC: '60',
+    LINK_OTP_MAX_ATTEMPTS: '3',
+    LINK_INIT_PER_PATIENT_PER_HOUR: '100',
+  });
   patient = g.patient();
-  for (const [cc, kind] of [['OPD-1', 'Prescription'], ['OPD-2', 'DiagnosticReport'], ['IPD-3', 'DischargeSummary'], ['OPD-1', 'DiagnosticReport']] as const) {
+  for (const [cc, kind] of [
+    ['OPD-1', 'Prescription'],
+    ['OPD-2', 'DiagnosticReport'],
+    ['IPD-3', 'DischargeSummary'],
+    ['OPD-1', 'DiagnosticReport'],
+  ] as const) {
     const rec = g.record(patient, kind, { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
-    const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }), as: ['hip', 'HIP-L'] });
+    const res = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(rec.bundle),
+      headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
+      as: ['hip', 'HIP-L'],
+    });
     expect(res.status).toBe(201);
   }
 });
-afterAll(async () => { await t?.close(); await gw?.close(); });
+afterAll(async () => {
+  await t?.close();
+  await gw?.close();
+});
 
 const cm = (path: string, body: unknown, hip = 'HIP-L') =>
-  t.request(path, { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': hip }, body: JSON.stringify(body) });
+  t.request(path, {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json', 'X-HIP-ID': hip },
+    body: JSON.stringify(body),
+  });
 
 /** The demographics a consent manager sends for a synthetic patient. */
-const demographicsOf = (p: SyntheticPatient) => ({ name: `${p.name.given} ${p.name.family}`, gender: { male: 'M', female: 'F', other: 'O' }[p.gender], yearOfBirth: Number(p.birthDate.slice(0, 4)) });
+const demographicsOf = (p: SyntheticPatient) => ({
+  name: `${p.name.given} ${p.name.family}`,
+  gender: { male: 'M', female: 'F', other: 'O' }[p.gender],
+  yearOfBirth: Number(p.birthDate.slice(0, 4)),
+});
 
 async function upload(p: SyntheticPatient, cc: string, hip = 'HIP-L') {
   const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
-  const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }), as: ['hip', hip] });
+  const res = await t.request('/fhir/Bundle', {
+    method: 'POST',
+    body: JSON.stringify(rec.bundle),
+    headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
+    as: ['hip', hip],
+  });
   expect(res.status).toBe(201);
 }
 
-async function discover(patientId: string, verified: { type: string; value: string }[] = [], demographics: Record<string, unknown> = demographicsOf(patient), transactionId = uuidv4()) {
+async function discover(
+  patientId: string,
+  verified: { type: string; value: string }[] = [],
+  demographics: Record<string, unknown> = demographicsOf(patient),
+  transactionId = uuidv4(),
+) {
   const requestId = uuidv4();
-  const res = await cm('/v0.5/care-contexts/discover', { requestId, timestamp: new Date().toISOString(), transactionId, patient: { id: patientId, verifiedIdentifiers: verified, ...demographics } });
+  const res = await cm('/v0.5/care-contexts/discover', {
+    requestId,
+    timestamp: new Date().toISOString(),
+    transactionId,
+    patient: { id: patientId, verifiedIdentifiers: verified, ...demographics },
+  });
   expect(res.status).toBe(202);
   return (await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body;
 }
 
 async function linkInit(refs: string[], opts: { id?: string; referenceNumber?: string; transactionId?: string } = {}) {
   const requestId = uuidv4();
-  const res = await cm('/v0.5/links/link/init', { requestId, timestamp: new Date().toISOString(), transactionId: opts.transactionId ?? uuidv4(), patient: { id: opts.id ?? patient.abhaAddress, referenceNumber: opts.referenceNumber ?? opts.id ?? patient.abhaAddress, careContexts: refs.map((referenceNumber) => ({ referenceNumber })) } });
+  const res = await cm('/v0.5/links/link/init', {
+    requestId,
+    timestamp: new Date().toISOString(),
+    transactionId: opts.transactionId ?? uuidv4(),
+    patient: {
+      id: opts.id ?? patient.abhaAddress,
+      referenceNumber: opts.referenceNumber ?? opts.id ?? patient.abhaAddress,
+      careContexts: refs.map((referenceNumber) => ({ referenceNumber })),
+    },
+  });
   expect(res.status).toBe(202);
   return (await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body;
 }
 
 async function confirm(linkRefNumber: string, token: string) {
   const requestId = uuidv4();
-  const res = await cm('/v0.5/links/link/confirm', { requestId, timestamp: new Date().toISOString(), confirmation: { linkRefNumber, token } });
+  const res = await cm('/v0.5/links/link/confirm', {
+    requestId,
+    timestamp: new Date().toISOString(),
+    confirmation: { linkRefNumber, token },
+  });
   expect(res.status).toBe(202);
   return (await gw.waitFor('/v0.5/links/link/on-confirm', (c) => c.body.resp.requestId === requestId)).body;
 }
@@ -80,16 +137,32 @@ describe('discovery', () => {
   it('answers an error for an unknown patient, and for the right patient at another provider', async () => {
     expect((await discover('nobody.here@sbx')).error.message).toMatch(/No patient/);
     const requestId = uuidv4();
-    await cm('/v0.5/care-contexts/discover', { requestId, transactionId: uuidv4(), patient: { id: patient.abhaAddress } }, 'HIP-OTHER');
-    expect((await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body.error).toBeTruthy();
+    await cm(
+      '/v0.5/care-contexts/discover',
+      { requestId, transactionId: uuidv4(), patient: { id: patient.abhaAddress } },
+      'HIP-OTHER',
+    );
+    expect(
+      (await gw.waitFor('/v0.5/care-contexts/on-discover', (c) => c.body.resp.requestId === requestId)).body.error,
+    ).toBeTruthy();
   });
 
   it('refuses a missing X-HIP-ID (400), a bad body (422) and callers other than cm (403)', async () => {
-    const missing = await t.request('/v0.5/care-contexts/discover', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: 'r', transactionId: 't', patient: { id: patient.abhaAddress } }) });
+    const missing = await t.request('/v0.5/care-contexts/discover', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ requestId: 'r', transactionId: 't', patient: { id: patient.abhaAddress } }),
+    });
     expect(missing.status).toBe(400);
     expect((await cm('/v0.5/care-contexts/discover', { requestId: 'r' })).status).toBe(422);
     for (const role of ['hip', 'hiu', 'admin'] as const) {
-      const res = await t.request('/v0.5/links/link/init', { method: 'POST', as: [role, 'X'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-L' }, body: '{}' });
+      const res = await t.request('/v0.5/links/link/init', {
+        method: 'POST',
+        as: [role, 'X'],
+        headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-L' },
+        body: '{}',
+      });
       expect(res.status).toBe(403);
     }
   });
@@ -102,11 +175,16 @@ describe('linking', () => {
     const ref = init.link.referenceNumber;
     const otp = t.otps.find((o) => o.linkRefNumber === ref)!;
     expect(otp.otp).toMatch(/^\d{6}$/);
-    const stored = await t.client.db(t.config.MONGODB_DB).collection('link_requests').findOne({ _id: ref as any });
+    const stored = await t.client
+      .db(t.config.MONGODB_DB)
+      .collection('link_requests')
+      .findOne({ _id: ref as any });
     expect(JSON.stringify(stored)).not.toContain(otp.otp); // only a salted hash is kept
     const done = await confirm(ref, otp.otp);
     expect(done.patient.careContexts.map((c: any) => c.referenceNumber).sort()).toEqual(['OPD-1', 'OPD-2']);
-    const linked = await t.collections.careContexts.find({ provider: 'HIP-L', 'linked.abhaAddress': patient.abhaAddress.toLowerCase() }).toArray();
+    const linked = await t.collections.careContexts
+      .find({ provider: 'HIP-L', 'linked.abhaAddress': patient.abhaAddress.toLowerCase() })
+      .toArray();
     expect(linked.map((c) => c.referenceNumber).sort()).toEqual(['OPD-1', 'OPD-2']);
     const again = await discover(patient.abhaAddress);
     expect(again.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['IPD-3']);
@@ -123,7 +201,13 @@ describe('linking', () => {
     expect((await confirm(ref, wrong)).error.message).toMatch(/wrong/);
     expect((await confirm(ref, wrong)).error.message).toMatch(/too many/);
     expect((await confirm(ref, right)).error.message).toMatch(/FAILED/);
-    expect(await t.collections.careContexts.countDocuments({ provider: 'HIP-L', referenceNumber: 'IPD-3', linked: { $exists: true } })).toBe(0);
+    expect(
+      await t.collections.careContexts.countDocuments({
+        provider: 'HIP-L',
+        referenceNumber: 'IPD-3',
+        linked: { $exists: true },
+      }),
+    ).toBe(0);
   });
 
   it('expires codes (fixed clock)', async () => {
@@ -134,7 +218,9 @@ describe('linking', () => {
       expect(init.link.meta.communicationExpiry).toBe('2026-11-25T10:01:00.000Z');
       t.clock.now = new Date('2026-11-25T10:01:00Z');
       expect((await confirm(ref, t.otps.find((o) => o.linkRefNumber === ref)!.otp)).error.message).toMatch(/expired/);
-    } finally { t.clock.now = undefined; }
+    } finally {
+      t.clock.now = undefined;
+    }
   });
 
   it('refuses care contexts the patient does not have here', async () => {
@@ -144,8 +230,18 @@ describe('linking', () => {
 
 describe('consent notifications are acknowledged to the gateway', () => {
   it('sends on-notify with the consent id and the notification requestId', async () => {
-    const requestId = uuidv4(), consentId = uuidv4();
-    const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId, timestamp: new Date().toISOString(), notification: { consentId, status: 'REVOKED' } }) });
+    const requestId = uuidv4(),
+      consentId = uuidv4();
+    const res = await t.request('/v0.5/consents/hip/notify', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        requestId,
+        timestamp: new Date().toISOString(),
+        notification: { consentId, status: 'REVOKED' },
+      }),
+    });
     expect(res.status).toBe(202);
     const ack = await gw.waitFor('/v0.5/consents/hip/on-notify', (c) => c.body.resp.requestId === requestId);
     expect(ack.body.acknowledgement).toEqual({ status: 'OK', consentId });
@@ -153,16 +249,24 @@ describe('consent notifications are acknowledged to the gateway', () => {
 });
 
 describe('discovery needs a verified identifier; demographics only narrow', () => {
-  it('a namesake with the victim\'s name, gender and year of birth is not found, and learns none of the victim\'s identifiers', async () => {
+  it("a namesake with the victim's name, gender and year of birth is not found, and learns none of the victim's identifiers", async () => {
     const victim = g.patient();
     await upload(victim, 'OPD-D1');
     const body = await discover('namesake@sbx', [], demographicsOf(victim));
     expect(body.error.message).toMatch(/No patient/);
     expect(body.patient).toBeNull();
     const text = JSON.stringify(body);
-    for (const secret of [victim.abhaAddress.toLowerCase(), victim.abhaNumber, victim.abhaNumber.replace(/-/g, ''), 'OPD-D1']) expect(text).not.toContain(secret);
+    for (const secret of [
+      victim.abhaAddress.toLowerCase(),
+      victim.abhaNumber,
+      victim.abhaNumber.replace(/-/g, ''),
+      'OPD-D1',
+    ])
+      expect(text).not.toContain(secret);
     // Not even with a verified identifier of a type that is not an ABHA number.
-    expect((await discover('namesake@sbx', [{ type: 'MOBILE', value: '9999999999' }], demographicsOf(victim))).error).toBeTruthy();
+    expect(
+      (await discover('namesake@sbx', [{ type: 'MOBILE', value: '9999999999' }], demographicsOf(victim))).error,
+    ).toBeTruthy();
     const stored = await t.collections.careContexts.findOne({ provider: 'HIP-L', referenceNumber: 'OPD-D1' });
     expect(JSON.stringify(stored)).not.toContain(victim.name.family); // only a hash of the demographics is kept
   });
@@ -171,7 +275,10 @@ describe('discovery needs a verified identifier; demographics only narrow', () =
     const p = g.patient();
     await upload(p, 'OPD-V1');
     const d = demographicsOf(p);
-    const byAddress = await discover(p.abhaAddress, [], { ...d, name: `${p.name.given}  ${p.name.family.toUpperCase()}` });
+    const byAddress = await discover(p.abhaAddress, [], {
+      ...d,
+      name: `${p.name.given}  ${p.name.family.toUpperCase()}`,
+    });
     expect(byAddress.patient.matchedBy).toEqual(['HEALTH_ID']);
     expect(byAddress.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-V1']);
     const byNumber = await discover('another.handle@sbx', [{ type: 'ABHA_NUMBER', value: p.abhaNumber }], d);
@@ -186,7 +293,10 @@ describe('discovery needs a verified identifier; demographics only narrow', () =
     await upload({ ...p, name: { given: 'Someone', family: 'Different' } }, 'OPD-M2'); // same ABHA identifiers, other demographics
     const agreeing = await discover(p.abhaAddress, [], demographicsOf(p));
     expect(agreeing.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-M1']);
-    const wrongYear = await discover(p.abhaAddress, [], { ...demographicsOf(p), yearOfBirth: demographicsOf(p).yearOfBirth + 1 });
+    const wrongYear = await discover(p.abhaAddress, [], {
+      ...demographicsOf(p),
+      yearOfBirth: demographicsOf(p).yearOfBirth + 1,
+    });
     expect(wrongYear.error).toBeTruthy(); // every match disagrees: not found
     // Without all three demographics nothing narrows.
     const bare = await discover(p.abhaAddress, [], {});
@@ -195,7 +305,7 @@ describe('discovery needs a verified identifier; demographics only narrow', () =
 });
 
 describe('link/init links only care contexts of the patient the request names', () => {
-  it('an attacker naming the victim\'s ABHA number as referenceNumber is refused, gets no code, and the victim can still link', async () => {
+  it("an attacker naming the victim's ABHA number as referenceNumber is refused, gets no code, and the victim can still link", async () => {
     const victim = g.patient();
     await upload(victim, 'OPD-X1');
     const sent = t.otps.length;
@@ -203,16 +313,29 @@ describe('link/init links only care contexts of the patient the request names', 
     expect(attack.error.message).toMatch(/not found or already linked/);
     expect(attack.link).toBeUndefined();
     // Nor with the victim's ABHA address as referenceNumber.
-    expect((await linkInit(['OPD-X1'], { id: 'attacker.x@sbx', referenceNumber: victim.abhaAddress })).error).toBeTruthy();
+    expect(
+      (await linkInit(['OPD-X1'], { id: 'attacker.x@sbx', referenceNumber: victim.abhaAddress })).error,
+    ).toBeTruthy();
     expect(t.otps.length).toBe(sent);
-    expect(await t.client.db(t.config.MONGODB_DB).collection('link_requests').countDocuments({ abhaAddress: 'attacker.x@sbx' })).toBe(0);
-    const audited = await t.client.db(t.config.MONGODB_DB).collection('audit_events').find({ action: 'link.init', patients: 'attacker.x@sbx' }).toArray();
+    expect(
+      await t.client
+        .db(t.config.MONGODB_DB)
+        .collection('link_requests')
+        .countDocuments({ abhaAddress: 'attacker.x@sbx' }),
+    ).toBe(0);
+    const audited = await t.client
+      .db(t.config.MONGODB_DB)
+      .collection('audit_events')
+      .find({ action: 'link.init', patients: 'attacker.x@sbx' })
+      .toArray();
     expect(audited.length).toBeGreaterThanOrEqual(2);
     expect(audited.every((e) => e.outcome === 'refused')).toBe(true);
     // The victim links them.
     const init = await linkInit(['OPD-X1'], { id: victim.abhaAddress, referenceNumber: victim.abhaNumber });
     const otp = t.otps.find((o) => o.linkRefNumber === init.link.referenceNumber)!.otp;
-    expect((await confirm(init.link.referenceNumber, otp)).patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['OPD-X1']);
+    expect(
+      (await confirm(init.link.referenceNumber, otp)).patient.careContexts.map((c: any) => c.referenceNumber),
+    ).toEqual(['OPD-X1']);
   });
 
   it('under a discovery, only what it offered to the same patient.id, with the reference it returned', async () => {
@@ -223,15 +346,35 @@ describe('link/init links only care contexts of the patient the request names', 
     await upload(other, 'OPD-Z1');
     const handle = 'victim.handle@sbx'; // the consent manager's verified ABHA address, not one the provider stored
     const tx = uuidv4();
-    const found = await discover(handle, [{ type: 'NDHM_HEALTH_NUMBER', value: victim.abhaNumber }], demographicsOf(victim), tx);
+    const found = await discover(
+      handle,
+      [{ type: 'NDHM_HEALTH_NUMBER', value: victim.abhaNumber }],
+      demographicsOf(victim),
+      tx,
+    );
     const reference = found.patient.referenceNumber;
     expect(found.patient.careContexts.map((c: any) => c.referenceNumber).sort()).toEqual(['OPD-Y1', 'OPD-Y2']);
     const sent = t.otps.length;
-    expect((await linkInit(['OPD-Y1'], { transactionId: tx, id: 'attacker.x@sbx', referenceNumber: reference })).error).toBeTruthy(); // another patient.id
-    expect((await linkInit(['OPD-Y1'], { transactionId: tx, id: handle, referenceNumber: other.abhaNumber })).error).toBeTruthy(); // another reference
-    expect((await linkInit(['OPD-Z1'], { transactionId: tx, id: handle, referenceNumber: reference })).error).toBeTruthy(); // not offered
+    expect(
+      (await linkInit(['OPD-Y1'], { transactionId: tx, id: 'attacker.x@sbx', referenceNumber: reference })).error,
+    ).toBeTruthy(); // another patient.id
+    expect(
+      (await linkInit(['OPD-Y1'], { transactionId: tx, id: handle, referenceNumber: other.abhaNumber })).error,
+    ).toBeTruthy(); // another reference
+    expect(
+      (await linkInit(['OPD-Z1'], { transactionId: tx, id: handle, referenceNumber: reference })).error,
+    ).toBeTruthy(); // not offered
     // A second discovery under the same transaction cannot rebind it to another patient.
-    expect((await discover('attacker.x@sbx', [{ type: 'NDHM_HEALTH_NUMBER', value: other.abhaNumber }], demographicsOf(other), tx)).error).toBeTruthy();
+    expect(
+      (
+        await discover(
+          'attacker.x@sbx',
+          [{ type: 'NDHM_HEALTH_NUMBER', value: other.abhaNumber }],
+          demographicsOf(other),
+          tx,
+        )
+      ).error,
+    ).toBeTruthy();
     expect(t.otps.length).toBe(sent);
     const record = await t.client.db(t.config.MONGODB_DB).collection('link_discoveries').findOne({ transactionId: tx });
     expect(record).toMatchObject({ patientId: handle, patientReference: reference });
@@ -239,7 +382,10 @@ describe('link/init links only care contexts of the patient the request names', 
     const init = await linkInit(['OPD-Y1', 'OPD-Y2'], { transactionId: tx, id: handle, referenceNumber: reference });
     const message = t.otps.find((o) => o.linkRefNumber === init.link.referenceNumber)!;
     // The code goes to the patient as the provider holds them, not to what the request named.
-    expect(message.patient).toEqual({ abhaNumbers: [victim.abhaNumber.replace(/-/g, '')], abhaAddresses: [victim.abhaAddress.toLowerCase()] });
+    expect(message.patient).toEqual({
+      abhaNumbers: [victim.abhaNumber.replace(/-/g, '')],
+      abhaAddresses: [victim.abhaAddress.toLowerCase()],
+    });
     expect(message.careContexts).toEqual(['OPD-Y1', 'OPD-Y2']);
     expect(message.provider).toBe('HIP-L');
     expect(JSON.stringify(message)).not.toContain(handle);
@@ -250,8 +396,13 @@ describe('link/init links only care contexts of the patient the request names', 
     const p = g.patient();
     await upload(p, 'OPD-F1');
     const someoneElse = g.patient();
-    expect((await linkInit(['OPD-F1'], { id: p.abhaAddress, referenceNumber: someoneElse.abhaNumber })).error).toBeTruthy();
+    expect(
+      (await linkInit(['OPD-F1'], { id: p.abhaAddress, referenceNumber: someoneElse.abhaNumber })).error,
+    ).toBeTruthy();
     expect((await linkInit(['OPD-F1'], { id: p.abhaAddress, referenceNumber: 'whatever' })).error).toBeTruthy();
-    expect((await linkInit(['OPD-F1'], { id: p.abhaAddress.toUpperCase(), referenceNumber: p.abhaAddress })).link.referenceNumber).toBeTruthy();
+    expect(
+      (await linkInit(['OPD-F1'], { id: p.abhaAddress.toUpperCase(), referenceNumber: p.abhaAddress })).link
+        .referenceNumber,
+    ).toBeTruthy();
   });
 });

@@ -11,13 +11,24 @@ import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import { loadConfig } from '../../src/config.js';
-import { checkLinkingConfig, LinkingConfigError, assertLinkingConfig, otpNotifierFor, consoleNotifier } from '../../src/abdm/otp-delivery.js';
+import {
+  checkLinkingConfig,
+  LinkingConfigError,
+  assertLinkingConfig,
+  otpNotifierFor,
+  consoleNotifier,
+} from '../../src/abdm/otp-delivery.js';
 
 const SECRET = 'provider-shared-secret-0123456789abcdef';
 const g = createGenerator(9090);
 
 /** The provider's system: answers each POST with the next scripted status (200 when the script runs out). */
-interface ProviderSystem { url: string; received: { headers: IncomingHttpHeaders; raw: string }[]; script: number[]; close(): Promise<void> }
+interface ProviderSystem {
+  url: string;
+  received: { headers: IncomingHttpHeaders; raw: string }[];
+  script: number[];
+  close(): Promise<void>;
+}
 async function startProviderSystem(): Promise<ProviderSystem> {
   const received: ProviderSystem['received'] = [];
   const script: number[] = [];
@@ -31,7 +42,12 @@ async function startProviderSystem(): Promise<ProviderSystem> {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/abdm/otp`, received, script, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/abdm/otp`,
+    received,
+    script,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 /** Verifies the documented scheme: sha256=hex(HMAC-SHA256(secret, timestamp + "." + body)). */
@@ -52,25 +68,65 @@ describe('webhook delivery of one-time codes', () => {
     gw = await startStandInGateway();
     provider = await startProviderSystem();
     t = await createTestApp({
-      GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret',
-      LINK_OTP_DELIVERY: 'webhook', LINK_OTP_WEBHOOK_URL: provider.url, LINK_OTP_WEBHOOK_SECRET: SECRET,
-      LINK_OTP_WEBHOOK_ATTEMPTS: '3', LINK_OTP_WEBHOOK_BACKOFF_MS: '20', LINK_OTP_WEBHOOK_TIMEOUT_MS: '2000', LINK_INIT_PER_PATIENT_PER_HOUR: '100',
+      GATEWAY_BASE_URL: gw.url,
+      GATEWAY_CLIENT_ID: 'abha-vault',
+      GATEWAY_CLIENT_SECRET: 's3cret',
+      LINK_OTP_DELIVERY: 'webhook',
+      LINK_OTP_WEBHOOK_URL: provider.url,
+      LINK_OTP_WEBHOOK_SECRET: SECRET,
+      LINK_OTP_WEBHOOK_ATTEMPTS: '3',
+      LINK_OTP_WEBHOOK_BACKOFF_MS: '20',
+      LINK_OTP_WEBHOOK_TIMEOUT_MS: '2000',
+      LINK_INIT_PER_PATIENT_PER_HOUR: '100',
     });
     patient = g.patient();
     for (const cc of ['OPD-W1', 'OPD-W2']) {
       const rec = g.record(patient, 'Prescription', { careContext: { referenceNumber: cc, display: cc } });
-      expect((await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc), as: ['hip', 'HIP-W'] })).status).toBe(201);
+      expect(
+        (
+          await t.request('/fhir/Bundle', {
+            method: 'POST',
+            body: JSON.stringify(rec.bundle),
+            headers: uploadHeaders(cc),
+            as: ['hip', 'HIP-W'],
+          })
+        ).status,
+      ).toBe(201);
     }
   });
-  afterAll(async () => { await t?.close(); await provider?.close(); await gw?.close(); });
-  beforeEach(() => { provider.received.length = 0; provider.script.length = 0; });
+  afterAll(async () => {
+    await t?.close();
+    await provider?.close();
+    await gw?.close();
+  });
+  beforeEach(() => {
+    provider.received.length = 0;
+    provider.script.length = 0;
+  });
 
-  const cm = (path: string, body: unknown) => t.request(path, { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-W' }, body: JSON.stringify(body) });
+  const cm = (path: string, body: unknown) =>
+    t.request(path, {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-W' },
+      body: JSON.stringify(body),
+    });
   async function linkInit(refs: string[]) {
     const requestId = uuidv4();
-    const res = await cm('/v0.5/links/link/init', { requestId, transactionId: uuidv4(), patient: { id: patient.abhaAddress, referenceNumber: patient.abhaAddress, careContexts: refs.map((referenceNumber) => ({ referenceNumber })) } });
+    const res = await cm('/v0.5/links/link/init', {
+      requestId,
+      transactionId: uuidv4(),
+      patient: {
+        id: patient.abhaAddress,
+        referenceNumber: patient.abhaAddress,
+        careContexts: refs.map((referenceNumber) => ({ referenceNumber })),
+      },
+    });
     expect(res.status).toBe(202);
-    return { accepted: await res.json(), onInit: (await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body };
+    return {
+      accepted: await res.json(),
+      onInit: (await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body,
+    };
   }
   async function confirm(linkRefNumber: string, token: string) {
     const requestId = uuidv4();
@@ -78,7 +134,7 @@ describe('webhook delivery of one-time codes', () => {
     return (await gw.waitFor('/v0.5/links/link/on-confirm', (c) => c.body.resp.requestId === requestId)).body;
   }
 
-  it('POSTs a signed message with the provider\'s own patient identifiers; a 500 is retried, and the delivered code links', async () => {
+  it("POSTs a signed message with the provider's own patient identifiers; a 500 is retried, and the delivered code links", async () => {
     provider.script.push(500);
     const { onInit } = await linkInit(['OPD-W1', 'OPD-W2']);
     expect(onInit.error).toBeUndefined();
@@ -93,10 +149,15 @@ describe('webhook delivery of one-time codes', () => {
     expect(provider.received[1].raw).toBe(provider.received[0].raw); // the same bytes on every attempt
     const body = JSON.parse(provider.received[1].raw);
     expect(body).toEqual({
-      linkRefNumber: ref, provider: 'HIP-W',
-      patient: { abhaNumbers: [patient.abhaNumber.replace(/-/g, '')], abhaAddresses: [patient.abhaAddress.toLowerCase()] },
+      linkRefNumber: ref,
+      provider: 'HIP-W',
+      patient: {
+        abhaNumbers: [patient.abhaNumber.replace(/-/g, '')],
+        abhaAddresses: [patient.abhaAddress.toLowerCase()],
+      },
       careContexts: [{ referenceNumber: 'OPD-W1' }, { referenceNumber: 'OPD-W2' }],
-      otp: expect.stringMatching(/^\d{6}$/), expiresAt: onInit.link.meta.communicationExpiry,
+      otp: expect.stringMatching(/^\d{6}$/),
+      expiresAt: onInit.link.meta.communicationExpiry,
     });
     // A tampered body does not verify.
     expect(verifies(provider.received[1].headers, provider.received[1].raw.replace('HIP-W', 'HIP-X'))).toBe(false);
@@ -109,20 +170,41 @@ describe('webhook delivery of one-time codes', () => {
   it('when delivery finally fails, the link request is FAILED, the gateway gets an on-init error, and the code is not usable', async () => {
     const other = g.patient();
     const rec = g.record(other, 'Prescription', { careContext: { referenceNumber: 'OPD-W3', display: 'W3' } });
-    expect((await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('OPD-W3'), as: ['hip', 'HIP-W'] })).status).toBe(201);
+    expect(
+      (
+        await t.request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(rec.bundle),
+          headers: uploadHeaders('OPD-W3'),
+          as: ['hip', 'HIP-W'],
+        })
+      ).status,
+    ).toBe(201);
     patient = other;
     provider.script.push(500, 503, 429);
     const { accepted, onInit } = await linkInit(['OPD-W3']);
     expect(onInit.link).toBeUndefined();
     expect(onInit.error.message).toMatch(/could not be delivered/);
     expect(provider.received).toHaveLength(3); // LINK_OTP_WEBHOOK_ATTEMPTS
-    const stored = await t.client.db(t.config.MONGODB_DB).collection('link_requests').findOne({ _id: accepted.linkRefNumber });
+    const stored = await t.client
+      .db(t.config.MONGODB_DB)
+      .collection('link_requests')
+      .findOne({ _id: accepted.linkRefNumber });
     expect(stored?.status).toBe('FAILED');
     const otp = JSON.parse(provider.received[0].raw).otp;
     expect((await confirm(accepted.linkRefNumber, otp)).error.message).toMatch(/FAILED/);
-    expect(await t.collections.careContexts.countDocuments({ provider: 'HIP-W', referenceNumber: 'OPD-W3', linked: { $exists: true } })).toBe(0);
+    expect(
+      await t.collections.careContexts.countDocuments({
+        provider: 'HIP-W',
+        referenceNumber: 'OPD-W3',
+        linked: { $exists: true },
+      }),
+    ).toBe(0);
     expect(t.logs.join('')).not.toContain(otp);
-    const audited = await t.client.db(t.config.MONGODB_DB).collection('audit_events').findOne({ action: 'link.init', reason: { $regex: 'delivery failed' } });
+    const audited = await t.client
+      .db(t.config.MONGODB_DB)
+      .collection('audit_events')
+      .findOne({ action: 'link.init', reason: { $regex: 'delivery failed' } });
     expect(audited?.outcome).toBe('error');
   });
 
@@ -136,18 +218,51 @@ describe('webhook delivery of one-time codes', () => {
   it('an unreachable system is retried, then fails', async () => {
     const closed = await startProviderSystem();
     await closed.close(); // nothing listens there any more
-    const u = await createTestApp({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', LINK_OTP_DELIVERY: 'webhook', LINK_OTP_WEBHOOK_URL: closed.url, LINK_OTP_WEBHOOK_SECRET: SECRET, LINK_OTP_WEBHOOK_ATTEMPTS: '2', LINK_OTP_WEBHOOK_BACKOFF_MS: '10' });
+    const u = await createTestApp({
+      GATEWAY_BASE_URL: gw.url,
+      GATEWAY_CLIENT_ID: 'abha-vault',
+      GATEWAY_CLIENT_SECRET: 's3cret',
+      LINK_OTP_DELIVERY: 'webhook',
+      LINK_OTP_WEBHOOK_URL: closed.url,
+      LINK_OTP_WEBHOOK_SECRET: SECRET,
+      LINK_OTP_WEBHOOK_ATTEMPTS: '2',
+      LINK_OTP_WEBHOOK_BACKOFF_MS: '10',
+    });
     try {
       const p = g.patient();
       const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: 'OPD-U1', display: 'U1' } });
-      expect((await u.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('OPD-U1'), as: ['hip', 'HIP-W'] })).status).toBe(201);
+      expect(
+        (
+          await u.request('/fhir/Bundle', {
+            method: 'POST',
+            body: JSON.stringify(rec.bundle),
+            headers: uploadHeaders('OPD-U1'),
+            as: ['hip', 'HIP-W'],
+          })
+        ).status,
+      ).toBe(201);
       const requestId = uuidv4();
-      const res = await u.request('/v0.5/links/link/init', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-W' }, body: JSON.stringify({ requestId, transactionId: uuidv4(), patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: 'OPD-U1' }] } }) });
+      const res = await u.request('/v0.5/links/link/init', {
+        method: 'POST',
+        as: ['cm', 'sbx'],
+        headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-W' },
+        body: JSON.stringify({
+          requestId,
+          transactionId: uuidv4(),
+          patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: 'OPD-U1' }] },
+        }),
+      });
       const { linkRefNumber } = await res.json();
-      expect((await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body.error).toBeTruthy();
-      expect((await u.client.db(u.config.MONGODB_DB).collection('link_requests').findOne({ _id: linkRefNumber }))?.status).toBe('FAILED');
+      expect(
+        (await gw.waitFor('/v0.5/links/link/on-init', (c) => c.body.resp.requestId === requestId)).body.error,
+      ).toBeTruthy();
+      expect(
+        (await u.client.db(u.config.MONGODB_DB).collection('link_requests').findOne({ _id: linkRefNumber }))?.status,
+      ).toBe('FAILED');
       expect(u.logs.filter((l) => l.includes('one-time code delivery attempt failed'))).toHaveLength(2);
-    } finally { await u.close(); }
+    } finally {
+      await u.close();
+    }
   });
 });
 
@@ -155,7 +270,10 @@ describe('LINK_OTP_DELIVERY configuration', () => {
   const base = { DATA_DIR: '/nonexistent', PUBLIC_BASE_URL: 'https://vault.example.in' };
 
   it('NODE_ENV=production refuses console delivery, set or by default, naming LINK_OTP_DELIVERY', () => {
-    for (const env of [{ ...base, NODE_ENV: 'production', LINK_OTP_DELIVERY: 'console' }, { ...base, NODE_ENV: 'production' }]) {
+    for (const env of [
+      { ...base, NODE_ENV: 'production', LINK_OTP_DELIVERY: 'console' },
+      { ...base, NODE_ENV: 'production' },
+    ]) {
       const config = loadConfig(env);
       expect(checkLinkingConfig(config)).toEqual([expect.stringMatching(/^LINK_OTP_DELIVERY: .*production/)]);
       expect(() => assertLinkingConfig(config)).toThrow(LinkingConfigError);
@@ -166,10 +284,30 @@ describe('LINK_OTP_DELIVERY configuration', () => {
   it('webhook delivery needs both LINK_OTP_WEBHOOK_URL and LINK_OTP_WEBHOOK_SECRET, in any environment', () => {
     for (const NODE_ENV of ['production', 'development']) {
       expect(checkLinkingConfig(loadConfig({ ...base, NODE_ENV, LINK_OTP_DELIVERY: 'webhook' }))).toEqual([
-        expect.stringMatching(/^LINK_OTP_WEBHOOK_URL: required/), expect.stringMatching(/^LINK_OTP_WEBHOOK_SECRET: required/),
+        expect.stringMatching(/^LINK_OTP_WEBHOOK_URL: required/),
+        expect.stringMatching(/^LINK_OTP_WEBHOOK_SECRET: required/),
       ]);
-      expect(() => assertLinkingConfig(loadConfig({ ...base, NODE_ENV, LINK_OTP_DELIVERY: 'webhook', LINK_OTP_WEBHOOK_URL: 'https://hospital.example.in/otp' }))).toThrow(/LINK_OTP_WEBHOOK_SECRET/);
-      expect(checkLinkingConfig(loadConfig({ ...base, NODE_ENV, LINK_OTP_DELIVERY: 'webhook', LINK_OTP_WEBHOOK_URL: 'https://hospital.example.in/otp', LINK_OTP_WEBHOOK_SECRET: SECRET }))).toEqual([]);
+      expect(() =>
+        assertLinkingConfig(
+          loadConfig({
+            ...base,
+            NODE_ENV,
+            LINK_OTP_DELIVERY: 'webhook',
+            LINK_OTP_WEBHOOK_URL: 'https://hospital.example.in/otp',
+          }),
+        ),
+      ).toThrow(/LINK_OTP_WEBHOOK_SECRET/);
+      expect(
+        checkLinkingConfig(
+          loadConfig({
+            ...base,
+            NODE_ENV,
+            LINK_OTP_DELIVERY: 'webhook',
+            LINK_OTP_WEBHOOK_URL: 'https://hospital.example.in/otp',
+            LINK_OTP_WEBHOOK_SECRET: SECRET,
+          }),
+        ),
+      ).toEqual([]);
     }
     expect(() => loadConfig({ ...base, LINK_OTP_WEBHOOK_SECRET: 'short' })).toThrow(/LINK_OTP_WEBHOOK_SECRET/);
     expect(() => loadConfig({ ...base, LINK_OTP_DELIVERY: 'sms' })).toThrow(/LINK_OTP_DELIVERY/);

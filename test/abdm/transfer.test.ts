@@ -36,7 +36,12 @@ const NOTIFY = '/v0.5/health-information/notify';
 /** One global sequence across both stand-ins, to check the order of events. */
 let seq = 0;
 
-interface Callback { seq: number; path: string; headers: IncomingMessage['headers']; body: any }
+interface Callback {
+  seq: number;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: any;
+}
 const gatewayCalls: Callback[] = [];
 const sessionCalls: { clientId?: string; clientSecret?: string; ok: boolean }[] = [];
 /** Per transactionId: something the gateway does when that transaction's on-request arrives, before answering. */
@@ -50,8 +55,15 @@ type Behaviour =
   | { kind: 'revoke'; consentId: string; onPage: number } // revoke the consent (via the app) when this page arrives, then 200
   | { kind: 'hook'; onPage: number; run: () => Promise<void> }; // run something (via the app) when this page arrives, then 200
 
-interface Attempt { seq: number; pageNumber: number; outcome: number | 'held' }
-interface ViewerLog { attempts: Attempt[]; delivered: any[] }
+interface Attempt {
+  seq: number;
+  pageNumber: number;
+  outcome: number | 'held';
+}
+interface ViewerLog {
+  attempts: Attempt[];
+  delivered: any[];
+}
 
 const behaviours = new Map<string, Behaviour>();
 const hooked = new Set<string>();
@@ -82,7 +94,9 @@ function send(res: ServerResponse, status: number, body: unknown = {}) {
 }
 
 const listen = (server: Server) =>
-  new Promise<string>((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+  new Promise<string>((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
 
 const closeServer = (server: Server | undefined) =>
   new Promise<void>((resolve) => {
@@ -95,11 +109,17 @@ function startGateway(): Server {
   return createServer(async (req, res) => {
     const text = await readBody(req);
     let body: any;
-    try { body = text ? JSON.parse(text) : {}; } catch { return send(res, 400, { error: 'not JSON' }); }
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      return send(res, 400, { error: 'not JSON' });
+    }
     if (req.method === 'POST' && req.url === '/v0.5/sessions') {
       const ok = body.clientId === CLIENT_ID && body.clientSecret === CLIENT_SECRET;
       sessionCalls.push({ clientId: body.clientId, clientSecret: body.clientSecret, ok });
-      return ok ? send(res, 200, { accessToken: GATEWAY_TOKEN, expiresIn: 600, tokenType: 'bearer' }) : send(res, 401, { error: 'bad client credentials' });
+      return ok
+        ? send(res, 200, { accessToken: GATEWAY_TOKEN, expiresIn: 600, tokenType: 'bearer' })
+        : send(res, 401, { error: 'bad client credentials' });
     }
     gatewayCalls.push({ seq: ++seq, path: req.url ?? '', headers: req.headers, body });
     if (req.headers.authorization !== `Bearer ${GATEWAY_TOKEN}`) return send(res, 401, { error: 'bad token' });
@@ -117,13 +137,23 @@ function startViewer(): Server {
     const key = decodeURIComponent(m[1]);
     const log = logOf(key);
     let body: any;
-    try { body = JSON.parse(text); } catch { return send(res, 400, { error: 'not JSON' }); }
+    try {
+      body = JSON.parse(text);
+    } catch {
+      return send(res, 400, { error: 'not JSON' });
+    }
     const b = behaviours.get(key) ?? { kind: 'ok' };
     const n = log.attempts.length; // attempts before this one
     const attempt: Attempt = { seq: ++seq, pageNumber: body.pageNumber, outcome: 200 };
     log.attempts.push(attempt);
-    if (b.kind === 'fail' && n < b.times) { attempt.outcome = b.status; return send(res, b.status, { error: 'try again' }); }
-    if (b.kind === 'refuse') { attempt.outcome = b.status; return send(res, b.status, { error: 'refused' }); }
+    if (b.kind === 'fail' && n < b.times) {
+      attempt.outcome = b.status;
+      return send(res, b.status, { error: 'try again' });
+    }
+    if (b.kind === 'refuse') {
+      attempt.outcome = b.status;
+      return send(res, b.status, { error: 'refused' });
+    }
     if (b.kind === 'slow' && n < b.times) {
       attempt.outcome = 'held';
       await new Promise((r) => setTimeout(r, b.delayMs));
@@ -153,7 +183,14 @@ let patient: SyntheticPatient;
 let stranger: SyntheticPatient;
 
 type Kind = 'Prescription' | 'DiagnosticReport' | 'DischargeSummary';
-interface Uploaded { id: string; careContext: string; kind: Kind; date: string; note: string; bundle: any }
+interface Uploaded {
+  id: string;
+  careContext: string;
+  kind: Kind;
+  date: string;
+  note: string;
+  bundle: any;
+}
 const uploaded: Uploaded[] = [];
 
 /** The consent every transfer below is granted under (unless a test says otherwise). */
@@ -168,40 +205,91 @@ const RANGE = { from: '2023-01-01T00:00:00Z', to: '2025-06-01T00:00:00Z' };
 
 /** Records of `patient` at HIP-1; `in` marks those the consent allows within RANGE. */
 const PLAN: { careContext: string; kind: Kind; date: string; in: boolean; note: string }[] = [
-  { careContext: 'CC-C', kind: 'DiagnosticReport', date: '2023-01-01T05:30:00+05:30', in: true, note: 'exactly at the start of the requested range' },
+  {
+    careContext: 'CC-C',
+    kind: 'DiagnosticReport',
+    date: '2023-01-01T05:30:00+05:30',
+    in: true,
+    note: 'exactly at the start of the requested range',
+  },
   { careContext: 'CC-C', kind: 'Prescription', date: '2023-03-10T09:00:00+05:30', in: true, note: 'in' },
   { careContext: 'CC-A', kind: 'DiagnosticReport', date: '2023-11-05T09:00:00+05:30', in: true, note: 'in' },
   { careContext: 'CC-A', kind: 'Prescription', date: '2024-01-15T09:00:00+05:30', in: true, note: 'in' },
   { careContext: 'CC-B', kind: 'DiagnosticReport', date: '2024-07-01T09:00:00+05:30', in: true, note: 'in' },
   { careContext: 'CC-B', kind: 'Prescription', date: '2025-02-20T09:00:00+05:30', in: true, note: 'in' },
-  { careContext: 'CC-A', kind: 'DischargeSummary', date: '2024-03-01T09:00:00+05:30', in: false, note: 'hiType not consented' },
-  { careContext: 'CC-D', kind: 'Prescription', date: '2024-03-01T09:00:00+05:30', in: false, note: 'care context not consented' },
-  { careContext: 'CC-B', kind: 'Prescription', date: '2022-06-01T09:00:00+05:30', in: false, note: 'consented, before the requested range' },
-  { careContext: 'CC-C', kind: 'DiagnosticReport', date: '2025-09-01T09:00:00+05:30', in: false, note: 'consented, after the requested range' },
-  { careContext: 'CC-A', kind: 'Prescription', date: '2021-01-10T09:00:00+05:30', in: false, note: 'before the consent' },
+  {
+    careContext: 'CC-A',
+    kind: 'DischargeSummary',
+    date: '2024-03-01T09:00:00+05:30',
+    in: false,
+    note: 'hiType not consented',
+  },
+  {
+    careContext: 'CC-D',
+    kind: 'Prescription',
+    date: '2024-03-01T09:00:00+05:30',
+    in: false,
+    note: 'care context not consented',
+  },
+  {
+    careContext: 'CC-B',
+    kind: 'Prescription',
+    date: '2022-06-01T09:00:00+05:30',
+    in: false,
+    note: 'consented, before the requested range',
+  },
+  {
+    careContext: 'CC-C',
+    kind: 'DiagnosticReport',
+    date: '2025-09-01T09:00:00+05:30',
+    in: false,
+    note: 'consented, after the requested range',
+  },
+  {
+    careContext: 'CC-A',
+    kind: 'Prescription',
+    date: '2021-01-10T09:00:00+05:30',
+    in: false,
+    note: 'before the consent',
+  },
 ];
 
-async function upload(hip: string, p: SyntheticPatient, kind: Kind, date: string, careContext: string): Promise<{ id: string; bundle: any }> {
+async function upload(
+  hip: string,
+  p: SyntheticPatient,
+  kind: Kind,
+  date: string,
+  careContext: string,
+): Promise<{ id: string; bundle: any }> {
   const rec = g.record(p, kind, { date, careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(careContext), as: ['hip', hip] });
+  const res = await t.request('/fhir/Bundle', {
+    method: 'POST',
+    body: JSON.stringify(rec.bundle),
+    headers: uploadHeaders(careContext),
+    as: ['hip', hip],
+  });
   expect(res.status, await res.clone().text()).toBe(201);
   return { id: (await res.json()).id as string, bundle: rec.bundle };
 }
 
 /** The records the consent allows within RANGE, in push order (record date ascending). */
-const expectedRecords = () => uploaded
-  .filter((u) => PLAN.find((p) => p.note === u.note && p.date === u.date && p.careContext === u.careContext)?.in)
-  .sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
+const expectedRecords = () =>
+  uploaded
+    .filter((u) => PLAN.find((p) => p.note === u.note && p.date === u.date && p.careContext === u.careContext)?.in)
+    .sort((a, b) => Date.parse(a.date) - Date.parse(b.date));
 
 async function grant(terms: Partial<typeof CONSENT> = {}): Promise<string> {
   const consentId = uuidv4();
   const c = { ...CONSENT, ...terms };
   const detail: ConsentDetail = {
-    schemaVersion: 'v0.5', consentId, createdAt: new Date().toISOString(),
+    schemaVersion: 'v0.5',
+    consentId,
+    createdAt: new Date().toISOString(),
     patient: { id: patient.abhaAddress },
     careContexts: c.careContexts.map((cc) => ({ patientReference: 'P', careContextReference: cc })),
     purpose: { code: 'CAREMGT', text: 'Care management' },
-    hip: { id: HIP }, hiu: { id: HIU },
+    hip: { id: HIP },
+    hiu: { id: HIU },
     hiTypes: c.hiTypes as ConsentDetail['hiTypes'],
     permission: {
       accessMode: 'VIEW',
@@ -210,13 +298,31 @@ async function grant(terms: Partial<typeof CONSENT> = {}): Promise<string> {
       frequency: { unit: 'HOUR', value: 1000, repeats: 0 },
     },
   };
-  const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification: { consentId, status: 'GRANTED', consentDetail: detail } }) });
+  const res = await t.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      notification: { consentId, status: 'GRANTED', consentDetail: detail },
+    }),
+  });
   expect(res.status).toBe(202);
   return consentId;
 }
 
 async function revoke(consentId: string) {
-  const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification: { consentId, status: 'REVOKED' } }) });
+  const res = await t.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      notification: { consentId, status: 'REVOKED' },
+    }),
+  });
   expect(res.status).toBe(202);
 }
 
@@ -235,7 +341,10 @@ async function until<T>(what: string, f: () => T | undefined | Promise<T | undef
 }
 
 const callbacksFor = (path: string, txId: string) =>
-  gatewayCalls.filter((c) => c.path === path && (c.body?.hiRequest?.transactionId === txId || c.body?.notification?.transactionId === txId));
+  gatewayCalls.filter(
+    (c) =>
+      c.path === path && (c.body?.hiRequest?.transactionId === txId || c.body?.notification?.transactionId === txId),
+  );
 
 interface RequestOpts {
   consentId: string;
@@ -248,7 +357,13 @@ interface RequestOpts {
   viewerKey?: KeyMaterial;
 }
 
-interface Sent { txId: string; requestId: string; viewerKey: KeyMaterial; res: Response; body: any }
+interface Sent {
+  txId: string;
+  requestId: string;
+  viewerKey: KeyMaterial;
+  res: Response;
+  body: any;
+}
 
 function hiRequestBody(txId: string, requestId: string, o: RequestOpts, viewerKey: KeyMaterial, dataPushUrl: string) {
   return {
@@ -279,14 +394,20 @@ async function sendRequest(o: RequestOpts): Promise<Sent> {
   const viewerKey = o.viewerKey ?? generateKeyMaterial();
   if (o.behaviour) behaviours.set(txId, o.behaviour);
   const res = await t.request('/v0.5/health-information/hip/request', {
-    method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(hiRequestBody(txId, requestId, o, viewerKey, o.dataPushUrl ?? `${viewerUrl}/push/${txId}`)),
   });
   const body = await res.json();
   return { txId, requestId, viewerKey, res, body };
 }
 
-interface Finished extends Sent { onRequest: Callback; notify: Callback; log: ViewerLog }
+interface Finished extends Sent {
+  onRequest: Callback;
+  notify: Callback;
+  log: ViewerLog;
+}
 
 /** Sends a request expected to be accepted, and waits for the gateway's notify. */
 async function transfer(o: RequestOpts): Promise<Finished> {
@@ -319,7 +440,11 @@ function expectAcknowledged(f: Finished) {
   for (const a of f.log.attempts) expect(f.onRequest.seq).toBeLessThan(a.seq);
   for (const a of f.log.attempts) expect(a.seq).toBeLessThan(f.notify.seq);
   expectGatewayHeaders(f.notify);
-  expect(f.notify.body.notification).toMatchObject({ consentId: expect.any(String), transactionId: f.txId, notifier: { type: 'HIP', id: HIP } });
+  expect(f.notify.body.notification).toMatchObject({
+    consentId: expect.any(String),
+    transactionId: f.txId,
+    notifier: { type: 'HIP', id: HIP },
+  });
   expect(f.notify.body.notification.statusNotification.hipId).toBe(HIP);
 }
 
@@ -342,7 +467,13 @@ function decryptPages(f: Finished, pages: any[]): Map<string, { careContext: str
       expect(e.media).toBe('application/fhir+json');
       expect(typeof e.checksum).toBe('string');
       expect(e.checksum.length).toBeGreaterThan(0);
-      const plaintext = decrypt({ encryptedData: e.content, requesterNonce: f.viewerKey.nonce, senderNonce: hipNonce, requesterPrivateKey: f.viewerKey.privateKey, senderPublicKey: hipKey });
+      const plaintext = decrypt({
+        encryptedData: e.content,
+        requesterNonce: f.viewerKey.nonce,
+        senderNonce: hipNonce,
+        requesterPrivateKey: f.viewerKey.privateKey,
+        senderPublicKey: hipKey,
+      });
       expect(e.checksum).toBe(createHash('md5').update(plaintext).digest('hex')); // README: MD5 hex of the plaintext bundle
       const bundle = JSON.parse(plaintext);
       expect(bundle.resourceType).toBe('Bundle');
@@ -356,7 +487,9 @@ function decryptPages(f: Finished, pages: any[]): Map<string, { careContext: str
 }
 
 const statusesOf = (notify: Callback): Record<string, string> =>
-  Object.fromEntries(notify.body.notification.statusNotification.statusResponses.map((s: any) => [s.careContextReference, s.hiStatus]));
+  Object.fromEntries(
+    notify.body.notification.statusNotification.statusResponses.map((s: any) => [s.careContextReference, s.hiStatus]),
+  );
 
 async function adminView(txId: string) {
   const res = await t.request(`/admin/health-information/transactions/${txId}`, { as: ['admin', 'ops'] });
@@ -364,7 +497,10 @@ async function adminView(txId: string) {
 }
 
 function hipKeyOf(pages: any[]): { key: string; nonce: string } {
-  return { key: Buffer.from(parsePublicKey(pages[0].keyMaterial.dhPublicKey.keyValue)).toString('base64'), nonce: pages[0].keyMaterial.nonce };
+  return {
+    key: Buffer.from(parsePublicKey(pages[0].keyMaterial.dhPublicKey.keyValue)).toString('base64'),
+    nonce: pages[0].keyMaterial.nonce,
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -386,7 +522,14 @@ beforeAll(async () => {
   });
   patient = g.patient();
   stranger = g.patient();
-  for (const p of PLAN) uploaded.push({ ...(await upload(HIP, patient, p.kind, p.date, p.careContext)), careContext: p.careContext, kind: p.kind, date: p.date, note: p.note });
+  for (const p of PLAN)
+    uploaded.push({
+      ...(await upload(HIP, patient, p.kind, p.date, p.careContext)),
+      careContext: p.careContext,
+      kind: p.kind,
+      date: p.date,
+      note: p.note,
+    });
   // outside the consent: same provider, another patient; same patient, another provider
   await upload(HIP, stranger, 'Prescription', '2024-01-01T09:00:00+05:30', 'CC-A');
   await upload('HIP-2', patient, 'Prescription', '2024-01-01T09:00:00+05:30', 'CC-A');
@@ -403,50 +546,62 @@ afterAll(async () => {
 describe('health-information request and push, end to end', () => {
   const keys: { key: string; nonce: string }[] = [];
 
-  it.each(['x509', 'raw'] as const)('pushes exactly the consented records in the requested range, encrypted for the viewer (%s viewer key)', async (keyForm) => {
-    const want = expectedRecords();
-    expect(want).toHaveLength(6);
-    const consentId = await grant();
-    const f = await transfer({ consentId, keyForm, behaviour: { kind: 'ok' } });
+  it.each(['x509', 'raw'] as const)(
+    'pushes exactly the consented records in the requested range, encrypted for the viewer (%s viewer key)',
+    async (keyForm) => {
+      const want = expectedRecords();
+      expect(want).toHaveLength(6);
+      const consentId = await grant();
+      const f = await transfer({ consentId, keyForm, behaviour: { kind: 'ok' } });
 
-    expectAcknowledged(f);
-    expect(sessionCalls.length).toBeGreaterThan(0);
-    expect(sessionCalls.every((s) => s.ok)).toBe(true);
+      expectAcknowledged(f);
+      expect(sessionCalls.length).toBeGreaterThan(0);
+      expect(sessionCalls.every((s) => s.ok)).toBe(true);
 
-    // pages 1..pageCount, each once, pageCount = ceil(n / HI_PAGE_SIZE)
-    const pages = f.log.delivered;
-    const pageCount = Math.ceil(want.length / 2);
-    expect(pages.map((p) => p.pageNumber)).toEqual(Array.from({ length: pageCount }, (_, i) => i + 1));
-    for (const p of pages) expect(p.pageCount).toBe(pageCount);
-    expect(f.log.attempts).toHaveLength(pageCount); // no retries when the viewer is well
-    for (const p of pages.slice(0, -1)) expect(p.entries).toHaveLength(2);
+      // pages 1..pageCount, each once, pageCount = ceil(n / HI_PAGE_SIZE)
+      const pages = f.log.delivered;
+      const pageCount = Math.ceil(want.length / 2);
+      expect(pages.map((p) => p.pageNumber)).toEqual(Array.from({ length: pageCount }, (_, i) => i + 1));
+      for (const p of pages) expect(p.pageCount).toBe(pageCount);
+      expect(f.log.attempts).toHaveLength(pageCount); // no retries when the viewer is well
+      for (const p of pages.slice(0, -1)) expect(p.entries).toHaveLength(2);
 
-    // every entry decrypts to a FHIR Bundle; the set is exactly what the consent allows in the range
-    const got = decryptPages(f, pages);
-    expect([...got.keys()].sort()).toEqual(want.map((w) => w.id).sort());
-    for (const w of want) expect(got.get(w.id)!.careContext).toBe(w.careContext);
+      // every entry decrypts to a FHIR Bundle; the set is exactly what the consent allows in the range
+      const got = decryptPages(f, pages);
+      expect([...got.keys()].sort()).toEqual(want.map((w) => w.id).sort());
+      for (const w of want) expect(got.get(w.id)!.careContext).toBe(w.careContext);
 
-    // notify: TRANSFERRED, each care context DELIVERED
-    expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
-    expect(f.notify.body.notification.consentId).toBe(consentId);
-    const wantContexts = Object.fromEntries([...new Set(want.map((w) => w.careContext))].map((cc) => [cc, 'DELIVERED']));
-    expect(statusesOf(f.notify)).toEqual(wantContexts);
+      // notify: TRANSFERRED, each care context DELIVERED
+      expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
+      expect(f.notify.body.notification.consentId).toBe(consentId);
+      const wantContexts = Object.fromEntries(
+        [...new Set(want.map((w) => w.careContext))].map((cc) => [cc, 'DELIVERED']),
+      );
+      expect(statusesOf(f.notify)).toEqual(wantContexts);
 
-    // the admin view: TRANSFERRED, and no key material of the store's
-    const admin = await until('transaction saved as notified', async () => {
-      const a = await adminView(f.txId);
-      return JSON.parse(a.text).notified ? a : undefined;
-    });
-    expect(admin.status).toBe(200);
-    const tx = JSON.parse(admin.text);
-    expect(tx).toMatchObject({ transactionId: f.txId, status: 'TRANSFERRED', consentId, pageCount, pagesSent: pageCount, error: null });
-    expect(tx.sender).toBeUndefined();
-    expect(admin.text).not.toMatch(/privateKey/i);
-    const stored = await t.transfers.transactions.findOne({ _id: f.txId });
-    expect(stored?.sender).toBeUndefined(); // not kept past the transaction either
+      // the admin view: TRANSFERRED, and no key material of the store's
+      const admin = await until('transaction saved as notified', async () => {
+        const a = await adminView(f.txId);
+        return JSON.parse(a.text).notified ? a : undefined;
+      });
+      expect(admin.status).toBe(200);
+      const tx = JSON.parse(admin.text);
+      expect(tx).toMatchObject({
+        transactionId: f.txId,
+        status: 'TRANSFERRED',
+        consentId,
+        pageCount,
+        pagesSent: pageCount,
+        error: null,
+      });
+      expect(tx.sender).toBeUndefined();
+      expect(admin.text).not.toMatch(/privateKey/i);
+      const stored = await t.transfers.transactions.findOne({ _id: f.txId });
+      expect(stored?.sender).toBeUndefined(); // not kept past the transaction either
 
-    keys.push(hipKeyOf(pages));
-  });
+      keys.push(hipKeyOf(pages));
+    },
+  );
 
   it("every pushed page is in the patient's audit history, found by ABHA address and by number in either form", async () => {
     const want = expectedRecords();
@@ -454,12 +609,21 @@ describe('health-information request and push, end to end', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
     for (const who of [patient.abhaAddress, patient.abhaNumber, patient.abhaNumber.replace(/-/g, '')]) {
-      const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, { as: ['cm', 'sbx'] });
+      const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, {
+        as: ['cm', 'sbx'],
+      });
       expect(res.status).toBe(200);
-      const events = (await res.json()).entry.map((e: any) => e.resource)
-        .filter((e: any) => e.subtype[0].code === 'health-information.push' && e.entity.some((x: any) => x.what.identifier?.value === consentId));
+      const events = (await res.json()).entry
+        .map((e: any) => e.resource)
+        .filter(
+          (e: any) =>
+            e.subtype[0].code === 'health-information.push' &&
+            e.entity.some((x: any) => x.what.identifier?.value === consentId),
+        );
       expect(events.length, who).toBe(Math.ceil(want.length / 2));
-      const pushed = events.flatMap((e: any) => e.entity.filter((x: any) => x.what.reference).map((x: any) => x.what.reference.replace('Bundle/', '')));
+      const pushed = events.flatMap((e: any) =>
+        e.entity.filter((x: any) => x.what.reference).map((x: any) => x.what.reference.replace('Bundle/', '')),
+      );
       expect(pushed.sort(), who).toEqual(want.map((w) => w.id).sort());
       for (const e of events) {
         expect(e.outcome).toBe('0');
@@ -480,7 +644,15 @@ describe('health-information request and push, end to end', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
     const page = f.log.delivered[0];
     const other = generateKeyMaterial();
-    expect(() => decrypt({ encryptedData: page.entries[0].content, requesterNonce: f.viewerKey.nonce, senderNonce: page.keyMaterial.nonce, requesterPrivateKey: other.privateKey, senderPublicKey: page.keyMaterial.dhPublicKey.keyValue })).toThrow();
+    expect(() =>
+      decrypt({
+        encryptedData: page.entries[0].content,
+        requesterNonce: f.viewerKey.nonce,
+        senderNonce: page.keyMaterial.nonce,
+        requesterPrivateKey: other.privateKey,
+        senderPublicKey: page.keyMaterial.dhPublicKey.keyValue,
+      }),
+    ).toThrow();
   });
 });
 
@@ -492,7 +664,9 @@ describe('faults at the viewer', () => {
     const notify = await until('notify (down)', () => callbacksFor(NOTIFY, sent.txId)[0]);
     expectGatewayHeaders(notify);
     expect(notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
-    const wantContexts = Object.fromEntries([...new Set(expectedRecords().map((w) => w.careContext))].map((cc) => [cc, 'ERRORED']));
+    const wantContexts = Object.fromEntries(
+      [...new Set(expectedRecords().map((w) => w.careContext))].map((cc) => [cc, 'ERRORED']),
+    );
     expect(statusesOf(notify)).toEqual(wantContexts);
     const onRequest = callbacksFor(ON_REQUEST, sent.txId)[0];
     expect(onRequest.body.hiRequest.sessionStatus).toBe('ACKNOWLEDGED');
@@ -508,9 +682,17 @@ describe('faults at the viewer', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'fail', status: 500, times: 1 } });
     expectAcknowledged(f);
     const pageCount = Math.ceil(expectedRecords().length / 2);
-    expect(f.log.attempts.map((a) => [a.pageNumber, a.outcome])).toEqual([[1, 500], [1, 200], ...Array.from({ length: pageCount - 1 }, (_, i) => [i + 2, 200])]);
+    expect(f.log.attempts.map((a) => [a.pageNumber, a.outcome])).toEqual([
+      [1, 500],
+      [1, 200],
+      ...Array.from({ length: pageCount - 1 }, (_, i) => [i + 2, 200]),
+    ]);
     expect(f.log.delivered.map((p) => p.pageNumber)).toEqual(Array.from({ length: pageCount }, (_, i) => i + 1));
-    expect([...decryptPages(f, f.log.delivered).keys()].sort()).toEqual(expectedRecords().map((w) => w.id).sort());
+    expect([...decryptPages(f, f.log.delivered).keys()].sort()).toEqual(
+      expectedRecords()
+        .map((w) => w.id)
+        .sort(),
+    );
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
     expect(Object.values(statusesOf(f.notify)).every((s) => s === 'DELIVERED')).toBe(true);
   });
@@ -518,11 +700,17 @@ describe('faults at the viewer', () => {
   it('viewer answers 503 on every attempt: exactly HI_PUSH_ATTEMPTS tries, then FAILED', async () => {
     const consentId = await grant();
     const f = await transfer({ consentId, behaviour: { kind: 'fail', status: 503, times: 1000 } });
-    expect(f.log.attempts.map((a) => [a.pageNumber, a.outcome])).toEqual([[1, 503], [1, 503], [1, 503]]);
+    expect(f.log.attempts.map((a) => [a.pageNumber, a.outcome])).toEqual([
+      [1, 503],
+      [1, 503],
+      [1, 503],
+    ]);
     expect(f.log.delivered).toHaveLength(0);
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
     expect(new Set(Object.values(statusesOf(f.notify)))).toEqual(new Set(['ERRORED']));
-    expect(Object.keys(statusesOf(f.notify)).sort()).toEqual([...new Set(expectedRecords().map((w) => w.careContext))].sort());
+    expect(Object.keys(statusesOf(f.notify)).sort()).toEqual(
+      [...new Set(expectedRecords().map((w) => w.careContext))].sort(),
+    );
   });
 
   it('slow viewer (first attempt exceeds HI_PUSH_TIMEOUT_MS): retried and delivered', async () => {
@@ -531,8 +719,14 @@ describe('faults at the viewer', () => {
     expectAcknowledged(f);
     const pageCount = Math.ceil(expectedRecords().length / 2);
     expect(f.log.attempts[0]).toMatchObject({ pageNumber: 1, outcome: 'held' });
-    expect(f.log.attempts.slice(1).map((a) => [a.pageNumber, a.outcome])).toEqual(Array.from({ length: pageCount }, (_, i) => [i + 1, 200]));
-    expect([...decryptPages(f, f.log.delivered).keys()].sort()).toEqual(expectedRecords().map((w) => w.id).sort());
+    expect(f.log.attempts.slice(1).map((a) => [a.pageNumber, a.outcome])).toEqual(
+      Array.from({ length: pageCount }, (_, i) => [i + 1, 200]),
+    );
+    expect([...decryptPages(f, f.log.delivered).keys()].sort()).toEqual(
+      expectedRecords()
+        .map((w) => w.id)
+        .sort(),
+    );
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
     expect(Object.values(statusesOf(f.notify)).every((s) => s === 'DELIVERED')).toBe(true);
   });
@@ -542,7 +736,9 @@ describe('faults at the viewer', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'refuse', status: 400 } });
     expect(f.log.attempts.map((a) => [a.pageNumber, a.outcome])).toEqual([[1, 400]]);
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
-    const wantContexts = Object.fromEntries([...new Set(expectedRecords().map((w) => w.careContext))].map((cc) => [cc, 'ERRORED']));
+    const wantContexts = Object.fromEntries(
+      [...new Set(expectedRecords().map((w) => w.careContext))].map((cc) => [cc, 'ERRORED']),
+    );
     expect(statusesOf(f.notify)).toEqual(wantContexts);
     const tx = JSON.parse((await adminView(f.txId)).text);
     expect(tx).toMatchObject({ status: 'FAILED', pagesSent: 0 });
@@ -554,16 +750,24 @@ describe('faults at the viewer', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'revoke', consentId, onPage: 1 } });
     expectAcknowledged(f);
     expect((await t.consents.get(consentId))?.status).toBe('REVOKED');
-    expect(new Set(f.log.attempts.map((a) => a.pageNumber))).toEqual(new Set([1])); // page 1 only (retried at most, if the revocation was slow)
+    // page 1 only (retried at most, if the revocation was slow)
+    expect(new Set(f.log.attempts.map((a) => a.pageNumber))).toEqual(new Set([1]));
     expect(f.log.delivered.map((p) => p.pageNumber)).toEqual([1]);
     const page1 = decryptPages(f, f.log.delivered);
     const want = expectedRecords();
-    expect([...page1.keys()].sort()).toEqual(want.slice(0, 2).map((w) => w.id).sort());
+    expect([...page1.keys()].sort()).toEqual(
+      want
+        .slice(0, 2)
+        .map((w) => w.id)
+        .sort(),
+    );
     expect(f.notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
     // a care context is DELIVERED only if all of its records reached the viewer
     const deliveredIds = new Set(page1.keys());
     const expectedStatus: Record<string, string> = {};
-    for (const w of want) expectedStatus[w.careContext] = expectedStatus[w.careContext] === 'ERRORED' || !deliveredIds.has(w.id) ? 'ERRORED' : 'DELIVERED';
+    for (const w of want)
+      expectedStatus[w.careContext] =
+        expectedStatus[w.careContext] === 'ERRORED' || !deliveredIds.has(w.id) ? 'ERRORED' : 'DELIVERED';
     expect(expectedStatus).toEqual({ 'CC-C': 'DELIVERED', 'CC-A': 'ERRORED', 'CC-B': 'ERRORED' }); // the plan's own check
     expect(statusesOf(f.notify)).toEqual(expectedStatus);
     const tx = JSON.parse((await adminView(f.txId)).text);
@@ -594,7 +798,12 @@ describe('state changes during a transfer', () => {
     const reupload = async (r: Uploaded, change: ((b: any) => void) | undefined, careContext: string) => {
       const bundle = structuredClone(r.bundle);
       change?.(bundle);
-      const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(bundle), headers: uploadHeaders(careContext), as: ['hip', HIP] });
+      const res = await t.request('/fhir/Bundle', {
+        method: 'POST',
+        body: JSON.stringify(bundle),
+        headers: uploadHeaders(careContext),
+        as: ['hip', HIP],
+      });
       expect(res.status, await res.clone().text()).toBeLessThan(300);
       expect((await res.json()).id).toBe(r.id); // a new version of the same record
     };
@@ -604,9 +813,23 @@ describe('state changes during a transfer', () => {
       const f = await transfer({
         consentId,
         behaviour: {
-          kind: 'hook', onPage: 1, run: async () => {
-            await reupload(redated, (b) => { composition(b).date = '2021-02-01T09:00:00+05:30'; }, redated.careContext);
-            await reupload(moved, (b) => { composition(b).title = `${composition(b).title} (corrected)`; }, 'CC-D');
+          kind: 'hook',
+          onPage: 1,
+          run: async () => {
+            await reupload(
+              redated,
+              (b) => {
+                composition(b).date = '2021-02-01T09:00:00+05:30';
+              },
+              redated.careContext,
+            );
+            await reupload(
+              moved,
+              (b) => {
+                composition(b).title = `${composition(b).title} (corrected)`;
+              },
+              'CC-D',
+            );
           },
         },
       });
@@ -615,8 +838,10 @@ describe('state changes during a transfer', () => {
       const outside: string[] = [];
       for (const [id, { bundle, careContext }] of got) {
         const date = composition(bundle).date as string;
-        if (Date.parse(date) < Date.parse(RANGE.from) || Date.parse(date) > Date.parse(RANGE.to)) outside.push(`${id}: dated ${date}, outside the requested range and the consent`);
-        if (!CONSENT.careContexts.includes(careContext)) outside.push(`${id}: care context ${careContext}, which the consent does not name`);
+        if (Date.parse(date) < Date.parse(RANGE.from) || Date.parse(date) > Date.parse(RANGE.to))
+          outside.push(`${id}: dated ${date}, outside the requested range and the consent`);
+        if (!CONSENT.careContexts.includes(careContext))
+          outside.push(`${id}: care context ${careContext}, which the consent does not name`);
       }
       expect(outside).toEqual([]);
       // everything else still arrives
@@ -633,8 +858,12 @@ describe('state changes during a transfer', () => {
     const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
     const attempts = f.log.attempts.length;
     const res = await t.request('/v0.5/health-information/hip/request', {
-      method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(hiRequestBody(f.txId, f.requestId, { consentId }, f.viewerKey, `${viewerUrl}/push/${f.txId}`)),
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(
+        hiRequestBody(f.txId, f.requestId, { consentId }, f.viewerKey, `${viewerUrl}/push/${f.txId}`),
+      ),
     });
     expect(res.status).toBe(202);
     await until('second on-request', () => callbacksFor(ON_REQUEST, f.txId)[1]);
@@ -651,8 +880,15 @@ describe('resuming after a restart', () => {
     const viewerKey = generateKeyMaterial();
     behaviours.set(txId, { kind: 'ok' });
     const input: HiRequestInput = {
-      requestId: uuidv4(), transactionId: txId, consentId, dateRange: RANGE, dataPushUrl: `${viewerUrl}/push/${txId}`,
-      keyMaterial: { dhPublicKey: { expiry: new Date(Date.now() + 3600_000).toISOString(), keyValue: viewerKey.publicKey }, nonce: viewerKey.nonce },
+      requestId: uuidv4(),
+      transactionId: txId,
+      consentId,
+      dateRange: RANGE,
+      dataPushUrl: `${viewerUrl}/push/${txId}`,
+      keyMaterial: {
+        dhPublicKey: { expiry: new Date(Date.now() + 3600_000).toISOString(), keyValue: viewerKey.publicKey },
+        nonce: viewerKey.nonce,
+      },
     };
     await t.transfers.accept(input, (await t.consents.get(consentId))!);
     return { txId, viewerKey };
@@ -666,7 +902,11 @@ describe('resuming after a restart', () => {
     const log = logOf(txId);
     expect(log.delivered.map((p) => p.pageNumber)).toEqual([1, 2, 3]);
     const got = decryptPages({ txId, viewerKey, log, notify } as Finished, log.delivered);
-    expect([...got.keys()].sort()).toEqual(expectedRecords().map((w) => w.id).sort());
+    expect([...got.keys()].sort()).toEqual(
+      expectedRecords()
+        .map((w) => w.id)
+        .sort(),
+    );
     expect(notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
   });
 
@@ -675,17 +915,36 @@ describe('resuming after a restart', () => {
     const { txId, viewerKey } = await accepted(consentId);
     const want = expectedRecords();
     // as a process that crashed right after pushing page 1 would have left it
-    await t.transfers.transactions.updateOne({ _id: txId }, { $set: { status: 'TRANSFERRING', recordIds: want.map((w) => w.id), pageCount: 3, pagesSent: 1, careContexts: { 'CC-C': 'DELIVERED' } } });
+    await t.transfers.transactions.updateOne(
+      { _id: txId },
+      {
+        $set: {
+          status: 'TRANSFERRING',
+          recordIds: want.map((w) => w.id),
+          pageCount: 3,
+          pagesSent: 1,
+          careContexts: { 'CC-C': 'DELIVERED' },
+        },
+      },
+    );
     expect(await t.transfers.resume()).toBeGreaterThanOrEqual(1);
     const notify = await until('notify (resumed mid-way)', () => callbacksFor(NOTIFY, txId)[0]);
     const log = logOf(txId);
     expect(log.delivered.map((p) => p.pageNumber)).toEqual([2, 3]);
     const got = decryptPages({ txId, viewerKey, log, notify } as Finished, log.delivered);
-    expect([...got.keys()].sort()).toEqual(want.slice(2).map((w) => w.id).sort());
+    expect([...got.keys()].sort()).toEqual(
+      want
+        .slice(2)
+        .map((w) => w.id)
+        .sort(),
+    );
     expect(notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
     expect(statusesOf(notify)).toEqual({ 'CC-A': 'DELIVERED', 'CC-B': 'DELIVERED', 'CC-C': 'DELIVERED' });
     // the notify is sent before the transaction is saved as notified: wait for that write
-    const tx = await until('transaction saved as notified', async () => { const a = JSON.parse((await adminView(txId)).text); return a.notified ? a : undefined; });
+    const tx = await until('transaction saved as notified', async () => {
+      const a = JSON.parse((await adminView(txId)).text);
+      return a.notified ? a : undefined;
+    });
     expect(tx).toMatchObject({ status: 'TRANSFERRED', pagesSent: 3, notified: true });
     expect(tx.sender).toBeUndefined();
   });
@@ -740,28 +999,93 @@ describe('refusals', () => {
     const key = generateKeyMaterial();
     const good = hiRequestBody(uuidv4(), uuidv4(), { consentId }, key, `${viewerUrl}/push/malformed`);
     const variants: [string, (b: any) => void][] = [
-      ['no hiRequest', (b) => { delete b.hiRequest; }],
-      ['no transactionId', (b) => { delete b.transactionId; }],
-      ['no requestId', (b) => { delete b.requestId; }],
-      ['wrong cryptoAlg', (b) => { b.hiRequest.keyMaterial.cryptoAlg = 'RSA'; }],
-      ['wrong curve', (b) => { b.hiRequest.keyMaterial.curve = 'P-256'; }],
-      ['keyValue not base64', (b) => { b.hiRequest.keyMaterial.dhPublicKey.keyValue = 'not base64!'; }],
-      ['no nonce', (b) => { delete b.hiRequest.keyMaterial.nonce; }],
-      ['dataPushUrl not http(s)', (b) => { b.hiRequest.dataPushUrl = 'ftp://127.0.0.1/push'; }],
-      ['dataPushUrl not a URL', (b) => { b.hiRequest.dataPushUrl = 'push here'; }],
-      ['dateRange.from not a date', (b) => { b.hiRequest.dateRange.from = 'yesterday'; }],
-      ['expiry not a date', (b) => { b.hiRequest.keyMaterial.dhPublicKey.expiry = 'soon'; }],
+      [
+        'no hiRequest',
+        (b) => {
+          delete b.hiRequest;
+        },
+      ],
+      [
+        'no transactionId',
+        (b) => {
+          delete b.transactionId;
+        },
+      ],
+      [
+        'no requestId',
+        (b) => {
+          delete b.requestId;
+        },
+      ],
+      [
+        'wrong cryptoAlg',
+        (b) => {
+          b.hiRequest.keyMaterial.cryptoAlg = 'RSA';
+        },
+      ],
+      [
+        'wrong curve',
+        (b) => {
+          b.hiRequest.keyMaterial.curve = 'P-256';
+        },
+      ],
+      [
+        'keyValue not base64',
+        (b) => {
+          b.hiRequest.keyMaterial.dhPublicKey.keyValue = 'not base64!';
+        },
+      ],
+      [
+        'no nonce',
+        (b) => {
+          delete b.hiRequest.keyMaterial.nonce;
+        },
+      ],
+      [
+        'dataPushUrl not http(s)',
+        (b) => {
+          b.hiRequest.dataPushUrl = 'ftp://127.0.0.1/push';
+        },
+      ],
+      [
+        'dataPushUrl not a URL',
+        (b) => {
+          b.hiRequest.dataPushUrl = 'push here';
+        },
+      ],
+      [
+        'dateRange.from not a date',
+        (b) => {
+          b.hiRequest.dateRange.from = 'yesterday';
+        },
+      ],
+      [
+        'expiry not a date',
+        (b) => {
+          b.hiRequest.keyMaterial.dhPublicKey.expiry = 'soon';
+        },
+      ],
       ['body is an array', () => {}],
     ];
     const before = gatewayCalls.length;
     for (const [name, mutate] of variants) {
       const b = structuredClone(good);
       mutate(b);
-      const res = await t.request('/v0.5/health-information/hip/request', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(name === 'body is an array' ? [b] : b) });
+      const res = await t.request('/v0.5/health-information/hip/request', {
+        method: 'POST',
+        as: ['cm', 'sbx'],
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(name === 'body is an array' ? [b] : b),
+      });
       expect(res.status, name).toBe(422);
       expect((await res.json()).resourceType, name).toBe('OperationOutcome');
     }
-    const notJson = await t.request('/v0.5/health-information/hip/request', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: '{"requestId": ' });
+    const notJson = await t.request('/v0.5/health-information/hip/request', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: '{"requestId": ',
+    });
     expect([400, 422]).toContain(notJson.status);
     // a malformed request is not acknowledged to anyone (the grant above has its own consent on-notify)
     expect(gatewayCalls.slice(before).filter((c) => c.path.startsWith('/v0.5/health-information/'))).toEqual([]);
@@ -770,17 +1094,36 @@ describe('refusals', () => {
 
   it('only the consent manager (cm) may send a request; only admin may read a transaction', async () => {
     const consentId = await grant();
-    const body = JSON.stringify(hiRequestBody(uuidv4(), uuidv4(), { consentId }, generateKeyMaterial(), `${viewerUrl}/push/roles`));
-    for (const as of [['hip', HIP], ['hiu', HIU], ['admin', 'ops']] as const) {
-      const res = await t.request('/v0.5/health-information/hip/request', { method: 'POST', as: [as[0], as[1]], headers: { 'Content-Type': 'application/json' }, body });
+    const body = JSON.stringify(
+      hiRequestBody(uuidv4(), uuidv4(), { consentId }, generateKeyMaterial(), `${viewerUrl}/push/roles`),
+    );
+    for (const as of [
+      ['hip', HIP],
+      ['hiu', HIU],
+      ['admin', 'ops'],
+    ] as const) {
+      const res = await t.request('/v0.5/health-information/hip/request', {
+        method: 'POST',
+        as: [as[0], as[1]],
+        headers: { 'Content-Type': 'application/json' },
+        body,
+      });
       expect(res.status, as[0]).toBe(403);
     }
-    const anonymous = await t.request('/v0.5/health-information/hip/request', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+    const anonymous = await t.request('/v0.5/health-information/hip/request', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+    });
     expect(anonymous.status).toBe(401);
     expect(logOf('roles').attempts).toHaveLength(0);
 
     const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
-    for (const as of [['cm', 'sbx'], ['hip', HIP], ['hiu', HIU]] as const) {
+    for (const as of [
+      ['cm', 'sbx'],
+      ['hip', HIP],
+      ['hiu', HIU],
+    ] as const) {
       const res = await t.request(`/admin/health-information/transactions/${f.txId}`, { as: [as[0], as[1]] });
       expect(res.status, as[0]).toBe(403);
     }

@@ -8,25 +8,53 @@ import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 const NUMBER = '91-9894-8126-9524';
 
 async function notify(notification: unknown) {
-  const res = await t.request('/api/v3/consent/request/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ notification }) });
+  const res = await t.request('/api/v3/consent/request/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ notification }),
+  });
   expect(res.status).toBe(202);
 }
-const grant = (consentId: string, patient: string) => notify({ consentId, status: 'GRANTED', consentDetail: {
-  consentId, createdAt: '2024-01-01T00:00:00Z', patient: { id: patient }, careContexts: [{ careContextReference: 'CC-1' }],
-  purpose: { code: 'CAREMGT' }, hip: { id: 'HIP-AUD' }, hiu: { id: 'HIU-AUD' }, hiTypes: ['Prescription'],
-  permission: { accessMode: 'VIEW', dateRange: { from: '2020-01-01', to: '2030-01-01' }, dataEraseAt: '2099-01-01T00:00:00Z', frequency: { unit: 'HOUR', value: 100 } },
-} });
+const grant = (consentId: string, patient: string) =>
+  notify({
+    consentId,
+    status: 'GRANTED',
+    consentDetail: {
+      consentId,
+      createdAt: '2024-01-01T00:00:00Z',
+      patient: { id: patient },
+      careContexts: [{ careContextReference: 'CC-1' }],
+      purpose: { code: 'CAREMGT' },
+      hip: { id: 'HIP-AUD' },
+      hiu: { id: 'HIU-AUD' },
+      hiTypes: ['Prescription'],
+      permission: {
+        accessMode: 'VIEW',
+        dateRange: { from: '2020-01-01', to: '2030-01-01' },
+        dataEraseAt: '2099-01-01T00:00:00Z',
+        frequency: { unit: 'HOUR', value: 100 },
+      },
+    },
+  });
 
 async function historyOf(who: string, consentId: string) {
-  const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, { as: ['cm', 'sbx'] });
+  const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, {
+    as: ['cm', 'sbx'],
+  });
   expect(res.status).toBe(200);
-  return ((await res.json()).entry ?? []).map((e: any) => e.resource)
+  return ((await res.json()).entry ?? [])
+    .map((e: any) => e.resource)
     .filter((e: any) => e.entity.some((x: any) => x.what.identifier?.value === consentId))
     .map((e: any) => ({ action: e.subtype[0].code, outcome: e.outcome, reason: e.outcomeDesc as string | undefined }));
 }
@@ -37,19 +65,31 @@ describe("the patient's access history", () => {
     await grant(consentId, NUMBER);
     await notify({ consentId, status: 'REVOKED' });
     for (const who of [NUMBER, NUMBER.replace(/-/g, '')]) {
-      expect((await historyOf(who, consentId)).map((e: { action: string }) => e.action), who).toEqual(['consent.notify', 'consent.notify']);
+      expect(
+        (await historyOf(who, consentId)).map((e: { action: string }) => e.action),
+        who,
+      ).toEqual(['consent.notify', 'consent.notify']);
     }
   });
 
   it('a read refused under a consent names its patient: while live (outside the consent), and after revocation', async () => {
     const consentId = uuidv4();
     await grant(consentId, 'meera.iyer@sbx');
-    const outside = await t.request('/fhir/Bundle/00000000-0000-4000-8000-000000000000', { as: ['hiu', 'HIU-AUD'], headers: { 'X-Consent-Id': consentId } });
+    const outside = await t.request('/fhir/Bundle/00000000-0000-4000-8000-000000000000', {
+      as: ['hiu', 'HIU-AUD'],
+      headers: { 'X-Consent-Id': consentId },
+    });
     expect(outside.status).toBe(404);
     await notify({ consentId, status: 'REVOKED' });
-    const revoked = await t.request('/fhir/Bundle?_count=5', { as: ['hiu', 'HIU-AUD'], headers: { 'X-Consent-Id': consentId } });
+    const revoked = await t.request('/fhir/Bundle?_count=5', {
+      as: ['hiu', 'HIU-AUD'],
+      headers: { 'X-Consent-Id': consentId },
+    });
     expect(revoked.status).toBe(403);
-    const other = await t.request('/fhir/Bundle?_count=5', { as: ['hiu', 'HIU-OTHER'], headers: { 'X-Consent-Id': consentId } });
+    const other = await t.request('/fhir/Bundle?_count=5', {
+      as: ['hiu', 'HIU-OTHER'],
+      headers: { 'X-Consent-Id': consentId },
+    });
     expect(other.status).toBe(403);
     const events = await historyOf('Meera.Iyer@sbx', consentId);
     const refused = events.filter((e: { outcome: string }) => e.outcome === '4');

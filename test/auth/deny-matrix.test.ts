@@ -11,7 +11,8 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { localKeyPair, ALG } from '../../src/auth/keys.js';
 import { ROLES, type Role } from '../../src/auth/caller.js';
 
-const example = (name: string) => readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
+const example = (name: string) =>
+  readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
 const withIdentifier = (text: string, value = uuidv4()) => {
   const b = JSON.parse(text);
   b.identifier.value = value;
@@ -27,11 +28,15 @@ const NOTIFY_CONSENT = 'C-MATRIX-NOTIFY';
 const FACILITY: Record<Role, string> = { hip: HIP, hiu: HIU, cm: 'sbx', admin: 'ADMIN-1' };
 
 const detail = (consentId: string) => ({
-  schemaVersion: 'v0.5', consentId, createdAt: '2024-01-01T00:00:00.000Z',
+  schemaVersion: 'v0.5',
+  consentId,
+  createdAt: '2024-01-01T00:00:00.000Z',
   patient: { id: 'ravi.kumar@sbx' },
   careContexts: [{ patientReference: 'P1', careContextReference: CARE_CONTEXT }],
   purpose: { text: 'Care Management', code: 'CAREMGT' },
-  hip: { id: HIP }, hiu: { id: HIU }, consentManager: { id: 'sbx' },
+  hip: { id: HIP },
+  hiu: { id: HIU },
+  consentManager: { id: 'sbx' },
   hiTypes: ['Prescription'],
   permission: {
     accessMode: 'VIEW',
@@ -40,8 +45,14 @@ const detail = (consentId: string) => ({
     frequency: { unit: 'HOUR', value: 100_000, repeats: 0 },
   },
 });
-const grantV05 = (consentId: string) => JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification: { consentId, status: 'GRANTED', consentDetail: detail(consentId) } });
-const grantV3 = (consentId: string) => JSON.stringify({ notification: { consentId, status: 'GRANTED', consentDetail: detail(consentId) } });
+const grantV05 = (consentId: string) =>
+  JSON.stringify({
+    requestId: uuidv4(),
+    timestamp: new Date().toISOString(),
+    notification: { consentId, status: 'GRANTED', consentDetail: detail(consentId) },
+  });
+const grantV3 = (consentId: string) =>
+  JSON.stringify({ notification: { consentId, status: 'GRANTED', consentDetail: detail(consentId) } });
 
 let t: TestApp;
 let recordId: string;
@@ -49,15 +60,24 @@ let recordId: string;
 beforeAll(async () => {
   t = await createTestApp();
   const up = await t.request('/fhir/Bundle', {
-    method: 'POST', body: withIdentifier(example('prescription')),
-    headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': CARE_CONTEXT }, as: ['hip', HIP],
+    method: 'POST',
+    body: withIdentifier(example('prescription')),
+    headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': CARE_CONTEXT },
+    as: ['hip', HIP],
   });
   expect(up.status).toBe(201);
   recordId = up.headers.get('location')!.split('/')[5];
-  const grant = await t.request('/v0.5/consents/hip/notify', { method: 'POST', body: grantV05(CONSENT), headers: { 'Content-Type': 'application/json' }, as: ['cm', 'sbx'] });
+  const grant = await t.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    body: grantV05(CONSENT),
+    headers: { 'Content-Type': 'application/json' },
+    as: ['cm', 'sbx'],
+  });
   expect(grant.status).toBe(202);
 });
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
 interface RouteCase {
   method: 'GET' | 'POST';
@@ -71,40 +91,58 @@ interface RouteCase {
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 const ROUTES: Record<string, RouteCase> = {
   'POST /fhir/Bundle': {
-    method: 'POST', path: () => '/fhir/Bundle', body: () => withIdentifier(example('prescription')),
+    method: 'POST',
+    path: () => '/fhir/Bundle',
+    body: () => withIdentifier(example('prescription')),
     headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': 'OP-UPLOADS' },
     roles: { hip: 201, hiu: 403, cm: 403, admin: 403 },
   },
   'GET /fhir/Bundle': {
-    method: 'GET', path: () => '/fhir/Bundle?patient-abha=ravi.kumar@sbx', headers: { 'X-Consent-Id': CONSENT },
+    method: 'GET',
+    path: () => '/fhir/Bundle?patient-abha=ravi.kumar@sbx',
+    headers: { 'X-Consent-Id': CONSENT },
     roles: { hip: 200, hiu: 200, cm: 403, admin: 403 },
   },
   'GET /fhir/Bundle/{id}': {
-    method: 'GET', path: () => `/fhir/Bundle/${recordId}`, headers: { 'X-Consent-Id': CONSENT },
+    method: 'GET',
+    path: () => `/fhir/Bundle/${recordId}`,
+    headers: { 'X-Consent-Id': CONSENT },
     roles: { hip: 200, hiu: 200, cm: 403, admin: 403 },
   },
   'GET /fhir/Bundle/{id}/_history': {
-    method: 'GET', path: () => `/fhir/Bundle/${recordId}/_history`, headers: { 'X-Consent-Id': CONSENT },
+    method: 'GET',
+    path: () => `/fhir/Bundle/${recordId}/_history`,
+    headers: { 'X-Consent-Id': CONSENT },
     roles: { hip: 200, hiu: 403, cm: 403, admin: 403 },
   },
   'GET /fhir/Bundle/{id}/_history/1': {
-    method: 'GET', path: () => `/fhir/Bundle/${recordId}/_history/1`, headers: { 'X-Consent-Id': CONSENT },
+    method: 'GET',
+    path: () => `/fhir/Bundle/${recordId}/_history/1`,
+    headers: { 'X-Consent-Id': CONSENT },
     roles: { hip: 200, hiu: 403, cm: 403, admin: 403 },
   },
   'POST /v0.5/consents/hip/notify': {
-    method: 'POST', path: () => '/v0.5/consents/hip/notify', body: () => grantV05(NOTIFY_CONSENT), headers: JSON_HEADERS,
+    method: 'POST',
+    path: () => '/v0.5/consents/hip/notify',
+    body: () => grantV05(NOTIFY_CONSENT),
+    headers: JSON_HEADERS,
     roles: { hip: 403, hiu: 403, cm: 202, admin: 403 },
   },
   'POST /api/v3/consent/request/hip/notify': {
-    method: 'POST', path: () => '/api/v3/consent/request/hip/notify', body: () => grantV3(NOTIFY_CONSENT), headers: JSON_HEADERS,
+    method: 'POST',
+    path: () => '/api/v3/consent/request/hip/notify',
+    body: () => grantV3(NOTIFY_CONSENT),
+    headers: JSON_HEADERS,
     roles: { hip: 403, hiu: 403, cm: 202, admin: 403 },
   },
   'GET /consents/{id}': {
-    method: 'GET', path: () => `/consents/${CONSENT}`,
+    method: 'GET',
+    path: () => `/consents/${CONSENT}`,
     roles: { hip: 403, hiu: 200, cm: 403, admin: 200 },
   },
   'GET /fhir/AuditEvent': {
-    method: 'GET', path: () => '/fhir/AuditEvent?patient-abha=ravi.kumar@sbx&date=ge2000-01-01&date=le2100-12-31',
+    method: 'GET',
+    path: () => '/fhir/AuditEvent?patient-abha=ravi.kumar@sbx&date=ge2000-01-01&date=le2100-12-31',
     roles: { hip: 403, hiu: 403, cm: 200, admin: 403 },
   },
 };
@@ -123,7 +161,10 @@ const outcomeCode = async (res: Response) => {
   const body = await res.json();
   expect(body.resourceType).toBe('OperationOutcome');
   expect(body.issue.length).toBeGreaterThan(0);
-  for (const i of body.issue) { expect(i.severity).toBe('error'); expect(i.diagnostics).toBeTruthy(); }
+  for (const i of body.issue) {
+    expect(i.severity).toBe('error');
+    expect(i.diagnostics).toBeTruthy();
+  }
   return body.issue[0].code as string;
 };
 
@@ -149,15 +190,24 @@ const BAD_CREDENTIALS: Record<string, (role: Role) => Promise<string | undefined
   'Basic credentials': async () => 'Basic dXNlcjpwYXNzd29yZA==',
   'bare "Bearer"': async () => 'Bearer',
   'token without the Bearer scheme': async (role) => t.token(role, FACILITY[role]),
-  'Bearer with two tokens': async (role) => `Bearer ${await t.token(role, FACILITY[role])} ${await t.token(role, FACILITY[role])}`,
+  'Bearer with two tokens': async (role) =>
+    `Bearer ${await t.token(role, FACILITY[role])} ${await t.token(role, FACILITY[role])}`,
   'Bearer with a non-JWT': async () => 'Bearer not-a-jwt',
   'Bearer with characters outside base64url': async () => 'Bearer abc.d$f.ghi',
   'token signed by another key (same kid)': async (role) => {
     const { kid } = await localKey();
-    return `Bearer ${await new SignJWT({ role, facility: FACILITY[role] }).setProtectedHeader({ alg: ALG, kid }).setIssuedAt().setExpirationTime('1h').sign(await foreignKey())}`;
+    return `Bearer ${await new SignJWT({ role, facility: FACILITY[role] })
+      .setProtectedHeader({ alg: ALG, kid })
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(await foreignKey())}`;
   },
   'token signed by another key (no kid)': async (role) => {
-    return `Bearer ${await new SignJWT({ role, facility: FACILITY[role] }).setProtectedHeader({ alg: ALG }).setIssuedAt().setExpirationTime('1h').sign(await foreignKey())}`;
+    return `Bearer ${await new SignJWT({ role, facility: FACILITY[role] })
+      .setProtectedHeader({ alg: ALG })
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(await foreignKey())}`;
   },
   'unsigned token (alg none)': async (role) => {
     const part = (o: object) => base64url.encode(JSON.stringify(o));
@@ -165,11 +215,14 @@ const BAD_CREDENTIALS: Record<string, (role: Role) => Promise<string | undefined
   },
   'token with a tampered payload': async () => {
     const [h, , s] = (await t.token('hip', HIP)).split('.');
-    const forged = base64url.encode(JSON.stringify({ role: 'admin', facility: 'ADMIN-1', exp: Math.floor(Date.now() / 1000) + 3600 }));
+    const forged = base64url.encode(
+      JSON.stringify({ role: 'admin', facility: 'ADMIN-1', exp: Math.floor(Date.now() / 1000) + 3600 }),
+    );
     return `Bearer ${h}.${forged}.${s}`;
   },
   'expired token (ttlSec -3600)': async (role) => `Bearer ${await t.token(role, FACILITY[role], { ttlSec: -3600 })}`,
-  'expired token (exp in the past, signed directly)': async (role) => `Bearer ${await localToken({ role, facility: FACILITY[role] }, '-2 minutes')}`,
+  'expired token (exp in the past, signed directly)': async (role) =>
+    `Bearer ${await localToken({ role, facility: FACILITY[role] }, '-2 minutes')}`,
   'token without exp': async (role) => `Bearer ${await localToken({ role, facility: FACILITY[role] }, null)}`,
   'token with an unknown role': async () => `Bearer ${await localToken({ role: 'superuser', facility: 'X-1' })}`,
   'token with no role': async () => `Bearer ${await localToken({ facility: 'X-1' })}`,
@@ -204,8 +257,16 @@ describe.each(routeNames)('%s', (name) => {
 
 describe('the table covers the route table', () => {
   it('every role is allowed somewhere, and every route refuses some role', () => {
-    for (const role of ROLES) expect(routeNames.some((n) => ROUTES[n].roles[role] !== 403), role).toBe(true);
-    for (const n of routeNames) expect(ROLES.some((role) => ROUTES[n].roles[role] === 403), n).toBe(true);
+    for (const role of ROLES)
+      expect(
+        routeNames.some((n) => ROUTES[n].roles[role] !== 403),
+        role,
+      ).toBe(true);
+    for (const n of routeNames)
+      expect(
+        ROLES.some((role) => ROUTES[n].roles[role] === 403),
+        n,
+      ).toBe(true);
   });
 
   it('an unknown route still needs a token (401), and then is a 404 OperationOutcome', async () => {

@@ -15,27 +15,54 @@ import { FhirError } from '../../src/fhir/outcome.js';
 let t: TestApp;
 const g = createGenerator(7117);
 const patient = g.patient();
-const HIP = 'HIP-CUR', HIU = 'HIU-CUR';
+const HIP = 'HIP-CUR',
+  HIU = 'HIU-CUR';
 
 beforeAll(async () => {
   t = await createTestApp();
   for (const date of ['2024-01-01T10:00:00Z', '2024-02-01T10:00:00Z', '2024-03-01T10:00:00Z', '2024-04-01T10:00:00Z']) {
     const rec = g.record(patient, 'Prescription', { date, careContext: { referenceNumber: 'CC-C', display: 'CC-C' } });
-    const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('CC-C'), as: ['hip', HIP] });
+    const res = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(rec.bundle),
+      headers: uploadHeaders('CC-C'),
+      as: ['hip', HIP],
+    });
     expect(res.status).toBe(201);
   }
 });
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
 async function grant(frequency: { unit: 'DAY' | 'HOUR'; value: number }) {
   const consentId = uuidv4();
   const res = await t.request('/api/v3/consent/request/hip/notify', {
-    method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ notification: { consentId, status: 'GRANTED', consentDetail: {
-      consentId, createdAt: '2024-01-01T00:00:00Z', patient: { id: patient.abhaAddress }, careContexts: [{ careContextReference: 'CC-C' }],
-      purpose: { code: 'CAREMGT' }, hip: { id: HIP }, hiu: { id: HIU }, hiTypes: ['Prescription'],
-      permission: { accessMode: 'VIEW', dateRange: { from: '2020-01-01', to: '2030-01-01' }, dataEraseAt: '2099-01-01T00:00:00Z', frequency: { ...frequency, repeats: 0 } },
-    } } }),
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      notification: {
+        consentId,
+        status: 'GRANTED',
+        consentDetail: {
+          consentId,
+          createdAt: '2024-01-01T00:00:00Z',
+          patient: { id: patient.abhaAddress },
+          careContexts: [{ careContextReference: 'CC-C' }],
+          purpose: { code: 'CAREMGT' },
+          hip: { id: HIP },
+          hiu: { id: HIU },
+          hiTypes: ['Prescription'],
+          permission: {
+            accessMode: 'VIEW',
+            dateRange: { from: '2020-01-01', to: '2030-01-01' },
+            dataEraseAt: '2099-01-01T00:00:00Z',
+            frequency: { ...frequency, repeats: 0 },
+          },
+        },
+      },
+    }),
   });
   expect(res.status).toBe(202);
   return consentId;
@@ -105,7 +132,9 @@ describe('forged or replayed paging cursors cannot skip the frequency limit', ()
       const p2 = await p2res.json();
       t.clock.now = new Date(start.getTime() + t.config.PAGING_CURSOR_TTL_SEC * 1000);
       expect((await view(nextOf(p2)!, consentId)).status).toBe(400);
-    } finally { t.clock.now = undefined; }
+    } finally {
+      t.clock.now = undefined;
+    }
   });
 
   it('a provider’s own cursors are sealed and bound to it too', async () => {
@@ -118,11 +147,18 @@ describe('forged or replayed paging cursors cannot skip the frequency limit', ()
 
 describe('CursorSealer', () => {
   const key = (kid: string) => ({ kid, secret: randomBytes(32) });
-  const binding: CursorBinding = { role: 'hiu', facility: 'H', subject: 'H', consentId: 'c1', params: new URLSearchParams('type=Prescription&_count=5') };
+  const binding: CursorBinding = {
+    role: 'hiu',
+    facility: 'H',
+    subject: 'H',
+    consentId: 'c1',
+    params: new URLSearchParams('type=Prescription&_count=5'),
+  };
   const now = new Date('2026-01-01T00:00:00Z');
 
   it('opens what it sealed; a key rotated out of first place still opens its cursors, a dropped one does not', () => {
-    const old = key('old'), fresh = key('new');
+    const old = key('old'),
+      fresh = key('new');
     const before = new CursorSealer({ keys: [old], source: 't' }, 60_000);
     const pull = before.startPull(now);
     const token = before.seal({ d: 5, i: 'r1', dir: 'next' }, pull, binding);
@@ -136,10 +172,18 @@ describe('CursorSealer', () => {
   it('the query binding ignores parameter order and _count, and nothing else', () => {
     const s = new CursorSealer({ keys: [key('k')], source: 't' }, 60_000);
     const token = s.seal({ d: 1, i: 'x', dir: 'prev' }, s.startPull(now), binding);
-    expect(s.open(token, { ...binding, params: new URLSearchParams('_count=9&type=Prescription') }, now).position.dir).toBe('prev');
-    for (const b of [{ ...binding, subject: 'other' }, { ...binding, consentId: null }, { ...binding, role: 'hip' }, { ...binding, params: new URLSearchParams('type=Prescription&date=2024') }]) {
+    expect(
+      s.open(token, { ...binding, params: new URLSearchParams('_count=9&type=Prescription') }, now).position.dir,
+    ).toBe('prev');
+    for (const b of [
+      { ...binding, subject: 'other' },
+      { ...binding, consentId: null },
+      { ...binding, role: 'hip' },
+      { ...binding, params: new URLSearchParams('type=Prescription&date=2024') },
+    ]) {
       expect(() => s.open(token, b, now)).toThrow(FhirError);
     }
-    for (const bad of ['', 'k.', 'k.AAAA', 'nokey', `k.${'A'.repeat(2000)}`]) expect(() => s.open(bad, binding, now)).toThrow(FhirError);
+    for (const bad of ['', 'k.', 'k.AAAA', 'nokey', `k.${'A'.repeat(2000)}`])
+      expect(() => s.open(bad, binding, now)).toThrow(FhirError);
   });
 });

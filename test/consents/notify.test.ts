@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, type TestApp } from '../support/app.js';
 
-const example = (name: string) => readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
+const example = (name: string) =>
+  readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
 const withIdentifier = (text: string, value = uuidv4()) => {
   const b = JSON.parse(text);
   b.identifier.value = value;
@@ -16,16 +17,28 @@ const withIdentifier = (text: string, value = uuidv4()) => {
 };
 
 interface GrantOpts {
-  hip?: string; hiu?: string; patient?: string; careContexts?: string[]; hiTypes?: string[];
-  from?: string; to?: string; dataEraseAt?: string; frequency?: number; purpose?: string;
+  hip?: string;
+  hiu?: string;
+  patient?: string;
+  careContexts?: string[];
+  hiTypes?: string[];
+  from?: string;
+  to?: string;
+  dataEraseAt?: string;
+  frequency?: number;
+  purpose?: string;
 }
 const FAR = '2099-01-01T00:00:00.000Z';
 const detail = (consentId: string, o: GrantOpts = {}) => ({
-  schemaVersion: 'v0.5', consentId, createdAt: '2024-01-01T10:00:00.000Z',
+  schemaVersion: 'v0.5',
+  consentId,
+  createdAt: '2024-01-01T10:00:00.000Z',
   patient: { id: o.patient ?? 'x@sbx' },
   careContexts: (o.careContexts ?? ['CC-1']).map((cc) => ({ patientReference: 'P1', careContextReference: cc })),
   purpose: { text: 'Care Management', code: o.purpose ?? 'CAREMGT' },
-  hip: { id: o.hip ?? 'HIP-1' }, hiu: { id: o.hiu ?? 'HIU-1' }, consentManager: { id: 'sbx' },
+  hip: { id: o.hip ?? 'HIP-1' },
+  hiu: { id: o.hiu ?? 'HIU-1' },
+  consentManager: { id: 'sbx' },
   hiTypes: o.hiTypes ?? ['Prescription'],
   permission: {
     accessMode: 'VIEW',
@@ -34,7 +47,11 @@ const detail = (consentId: string, o: GrantOpts = {}) => ({
     frequency: { unit: 'HOUR', value: o.frequency ?? 10, repeats: 0 },
   },
 });
-const granted = (consentId: string, o: GrantOpts = {}) => ({ consentId, status: 'GRANTED', consentDetail: detail(consentId, o) });
+const granted = (consentId: string, o: GrantOpts = {}) => ({
+  consentId,
+  status: 'GRANTED',
+  consentDetail: detail(consentId, o),
+});
 const terminal = (consentId: string, status: 'REVOKED' | 'EXPIRED' | 'DENIED') => ({ consentId, status });
 const v05 = (notification: unknown) => ({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification });
 const v3 = (notification: unknown) => ({ notification });
@@ -43,8 +60,12 @@ const V05 = '/v0.5/consents/hip/notify';
 const V3 = '/api/v3/consent/request/hip/notify';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 const notifyRaw = (path: string, body: string, contentType = 'application/json') =>
   t.request(path, { method: 'POST', body, headers: { 'Content-Type': contentType }, as: ['cm', 'sbx'] });
@@ -55,19 +76,37 @@ const accepted = async (body: unknown, path = V05) => {
   expect(res.status, await res.clone().text()).toBe(202);
   return res.json() as Promise<{ consentId: string; status: string; result: string }>;
 };
-const readConsent = (id: string, as: ['admin' | 'hiu' | 'hip' | 'cm', string] = ['admin', 'ADMIN-1']) => t.request(`/consents/${encodeURIComponent(id)}`, { as });
+const readConsent = (id: string, as: ['admin' | 'hiu' | 'hip' | 'cm', string] = ['admin', 'ADMIN-1']) =>
+  t.request(`/consents/${encodeURIComponent(id)}`, { as });
 const outcome = async (res: Response) => {
   const body = await res.json();
   expect(body.resourceType).toBe('OperationOutcome');
-  for (const i of body.issue) { expect(i.severity).toBe('error'); expect(i.code).toBeTruthy(); expect(i.diagnostics).toBeTruthy(); }
+  for (const i of body.issue) {
+    expect(i.severity).toBe('error');
+    expect(i.code).toBeTruthy();
+    expect(i.diagnostics).toBeTruthy();
+  }
   return body as fhir4.OperationOutcome;
 };
 const id = (prefix: string) => `${prefix}-${uuidv4()}`;
 
 describe('grants', () => {
-  it.each([['v0.5', V05, v05], ['v3', V3, v3]] as const)('a valid %s GRANTED notification is stored (202) and readable by admin', async (_v, path, wrap) => {
+  it.each([
+    ['v0.5', V05, v05],
+    ['v3', V3, v3],
+  ] as const)('a valid %s GRANTED notification is stored (202) and readable by admin', async (_v, path, wrap) => {
     const cid = id('GRANT');
-    const body = await accepted(wrap(granted(cid, { hiu: 'HIU-1', patient: 'Ravi.Kumar@sbx', careContexts: ['CC-1', 'CC-2', 'CC-1'], hiTypes: ['Prescription', 'DiagnosticReport'] })), path);
+    const body = await accepted(
+      wrap(
+        granted(cid, {
+          hiu: 'HIU-1',
+          patient: 'Ravi.Kumar@sbx',
+          careContexts: ['CC-1', 'CC-2', 'CC-1'],
+          hiTypes: ['Prescription', 'DiagnosticReport'],
+        }),
+      ),
+      path,
+    );
     expect(body).toEqual({ consentId: cid, status: 'GRANTED', result: 'stored' });
 
     const res = await readConsent(cid);
@@ -79,8 +118,14 @@ describe('grants', () => {
     expect(c.history).toHaveLength(1);
     expect(c.history[0].status).toBe('GRANTED');
     expect(c.terms).toMatchObject({
-      patient: 'Ravi.Kumar@sbx', hip: 'HIP-1', hiu: 'HIU-1', careContexts: ['CC-1', 'CC-2'], hiTypes: ['Prescription', 'DiagnosticReport'],
-      purpose: 'CAREMGT', accessMode: 'VIEW', frequency: { unit: 'HOUR', value: 10, repeats: 0 },
+      patient: 'Ravi.Kumar@sbx',
+      hip: 'HIP-1',
+      hiu: 'HIU-1',
+      careContexts: ['CC-1', 'CC-2'],
+      hiTypes: ['Prescription', 'DiagnosticReport'],
+      purpose: 'CAREMGT',
+      accessMode: 'VIEW',
+      frequency: { unit: 'HOUR', value: 10, repeats: 0 },
     });
     expect(new Date(c.terms.dataEraseAt).toISOString()).toBe(FAR);
     expect(new Date(c.terms.dateFrom).toISOString()).toBe('2020-01-01T00:00:00.000Z');
@@ -96,7 +141,11 @@ describe('grants', () => {
     const own = await readConsent(cid, ['hiu', 'HIU-OWN']);
     expect(own.status).toBe(200);
     expect((await own.json()).terms.hiu).toBe('HIU-OWN');
-    for (const as of [['hiu', 'HIU-OTHER'], ['hip', 'HIP-1'], ['cm', 'sbx']] as const) {
+    for (const as of [
+      ['hiu', 'HIU-OTHER'],
+      ['hip', 'HIP-1'],
+      ['cm', 'sbx'],
+    ] as const) {
       const res = await readConsent(cid, [as[0], as[1]]);
       expect(res.status, as.join(' ')).toBe(403);
       expect((await outcome(res)).issue[0].code).toBe('forbidden');
@@ -142,15 +191,63 @@ describe('grants', () => {
 
 describe('bad notifications', () => {
   const cases: [string, () => string, string | undefined, string][] = [
-    ['GRANTED without consentDetail', () => JSON.stringify(v05({ consentId: id('BAD'), status: 'GRANTED' })), undefined, 'notification.consentDetail'],
-    ['an unknown hiType', () => { const n = granted(id('BAD')); n.consentDetail.hiTypes = ['Prescription', 'XRay']; return JSON.stringify(v05(n)); }, undefined, 'notification.consentDetail.hiTypes.1'],
-    ['dateRange.from after dateRange.to', () => JSON.stringify(v05(granted(id('BAD'), { from: '2025-01-01T00:00:00Z', to: '2024-01-01T00:00:00Z' }))), undefined, 'notification.consentDetail.permission.dateRange'],
-    ['consentDetail.consentId differing from notification.consentId', () => { const n = granted(id('BAD')); n.consentDetail.consentId = 'SOMETHING-ELSE'; return JSON.stringify(v05(n)); }, undefined, 'notification.consentDetail.consentId'],
-    ['an unknown status', () => JSON.stringify(v05({ consentId: id('BAD'), status: 'PAUSED' })), undefined, 'notification.status'],
+    [
+      'GRANTED without consentDetail',
+      () => JSON.stringify(v05({ consentId: id('BAD'), status: 'GRANTED' })),
+      undefined,
+      'notification.consentDetail',
+    ],
+    [
+      'an unknown hiType',
+      () => {
+        const n = granted(id('BAD'));
+        n.consentDetail.hiTypes = ['Prescription', 'XRay'];
+        return JSON.stringify(v05(n));
+      },
+      undefined,
+      'notification.consentDetail.hiTypes.1',
+    ],
+    [
+      'dateRange.from after dateRange.to',
+      () => JSON.stringify(v05(granted(id('BAD'), { from: '2025-01-01T00:00:00Z', to: '2024-01-01T00:00:00Z' }))),
+      undefined,
+      'notification.consentDetail.permission.dateRange',
+    ],
+    [
+      'consentDetail.consentId differing from notification.consentId',
+      () => {
+        const n = granted(id('BAD'));
+        n.consentDetail.consentId = 'SOMETHING-ELSE';
+        return JSON.stringify(v05(n));
+      },
+      undefined,
+      'notification.consentDetail.consentId',
+    ],
+    [
+      'an unknown status',
+      () => JSON.stringify(v05({ consentId: id('BAD'), status: 'PAUSED' })),
+      undefined,
+      'notification.status',
+    ],
     ['no notification at all', () => JSON.stringify({ requestId: uuidv4() }), 'required', 'notification'],
-    ['a date that is not a date', () => JSON.stringify(v05(granted(id('BAD'), { dataEraseAt: 'next tuesday' }))), undefined, 'notification.consentDetail.permission.dataEraseAt'],
-    ['an empty careContexts list', () => JSON.stringify(v05(granted(id('BAD'), { careContexts: [] }))), undefined, 'notification.consentDetail.careContexts'],
-    ['v3 GRANTED without consentDetail', () => JSON.stringify(v3({ consentId: id('BAD'), status: 'GRANTED' })), undefined, 'notification.consentDetail'],
+    [
+      'a date that is not a date',
+      () => JSON.stringify(v05(granted(id('BAD'), { dataEraseAt: 'next tuesday' }))),
+      undefined,
+      'notification.consentDetail.permission.dataEraseAt',
+    ],
+    [
+      'an empty careContexts list',
+      () => JSON.stringify(v05(granted(id('BAD'), { careContexts: [] }))),
+      undefined,
+      'notification.consentDetail.careContexts',
+    ],
+    [
+      'v3 GRANTED without consentDetail',
+      () => JSON.stringify(v3({ consentId: id('BAD'), status: 'GRANTED' })),
+      undefined,
+      'notification.consentDetail',
+    ],
   ];
 
   it.each(cases)('%s → 422 naming the field, nothing stored', async (name, make, code, expression) => {
@@ -170,7 +267,13 @@ describe('bad notifications', () => {
     (n.consentDetail.permission.frequency as { value: number }).value = 0;
     const oo = await outcome(await notify(v05(n)));
     const exprs = oo.issue.map((i) => i.expression?.[0]);
-    expect(exprs).toEqual(expect.arrayContaining(['notification.consentDetail.hiTypes.0', 'notification.consentDetail.permission.dateRange', 'notification.consentDetail.permission.frequency.value']));
+    expect(exprs).toEqual(
+      expect.arrayContaining([
+        'notification.consentDetail.hiTypes.0',
+        'notification.consentDetail.permission.dateRange',
+        'notification.consentDetail.permission.frequency.value',
+      ]),
+    );
   });
 
   it('malformed JSON → 400 structure', async () => {
@@ -185,17 +288,27 @@ describe('bad notifications', () => {
     await outcome(res);
   });
 
-  it.each(['text/plain', 'application/x-www-form-urlencoded', ''])('content type %j → 415 not-supported', async (type) => {
-    const cid = id('TYPE');
-    const res = await t.request(V05, { method: 'POST', body: JSON.stringify(v05(granted(cid))), headers: type ? { 'Content-Type': type } : {}, as: ['cm', 'sbx'] });
-    expect(res.status).toBe(415);
-    expect((await outcome(res)).issue[0].code).toBe('not-supported');
-    expect(await t.consents.get(cid)).toBeNull();
-  });
+  it.each(['text/plain', 'application/x-www-form-urlencoded', ''])(
+    'content type %j → 415 not-supported',
+    async (type) => {
+      const cid = id('TYPE');
+      const res = await t.request(V05, {
+        method: 'POST',
+        body: JSON.stringify(v05(granted(cid))),
+        headers: type ? { 'Content-Type': type } : {},
+        as: ['cm', 'sbx'],
+      });
+      expect(res.status).toBe(415);
+      expect((await outcome(res)).issue[0].code).toBe('not-supported');
+      expect(await t.consents.get(cid)).toBeNull();
+    },
+  );
 
   it('application/fhir+json and a charset parameter are accepted', async () => {
     const cid = id('TYPE-OK');
-    expect((await notifyRaw(V05, JSON.stringify(v05(granted(cid))), 'application/fhir+json; charset=utf-8')).status).toBe(202);
+    expect(
+      (await notifyRaw(V05, JSON.stringify(v05(granted(cid))), 'application/fhir+json; charset=utf-8')).status,
+    ).toBe(202);
   });
 });
 
@@ -220,27 +333,33 @@ describe('revocation, expiry and denial', () => {
     expect(patient === null || patient === 'x@sbx').toBe(true);
   };
 
-  it.each(['REVOKED', 'EXPIRED'] as const)('%s takes effect at once: terms and artefact erased, history kept', async (status) => {
-    const cid = id(status);
-    await accepted(v05(granted(cid)));
-    expect((await accepted(v3(terminal(cid, status)), V3))).toEqual({ consentId: cid, status, result: 'stored' });
-    await expectErased(cid, status, ['GRANTED', status]);
-    // the hiu the consent was granted to can no longer read it
-    expect((await readConsent(cid, ['hiu', 'HIU-1'])).status).toBe(403);
-    // the same notification again changes nothing
-    expect((await accepted(v05(terminal(cid, status)))).result).toBe('unchanged');
-    await expectErased(cid, status, ['GRANTED', status]);
-  });
+  it.each(['REVOKED', 'EXPIRED'] as const)(
+    '%s takes effect at once: terms and artefact erased, history kept',
+    async (status) => {
+      const cid = id(status);
+      await accepted(v05(granted(cid)));
+      expect(await accepted(v3(terminal(cid, status)), V3)).toEqual({ consentId: cid, status, result: 'stored' });
+      await expectErased(cid, status, ['GRANTED', status]);
+      // the hiu the consent was granted to can no longer read it
+      expect((await readConsent(cid, ['hiu', 'HIU-1'])).status).toBe(403);
+      // the same notification again changes nothing
+      expect((await accepted(v05(terminal(cid, status)))).result).toBe('unchanged');
+      await expectErased(cid, status, ['GRANTED', status]);
+    },
+  );
 
-  it.each(['REVOKED', 'EXPIRED', 'DENIED'] as const)('%s for an unknown consent is remembered; a late GRANTED cannot bring it back', async (status) => {
-    const cid = id(`EARLY-${status}`);
-    expect((await accepted(v05(terminal(cid, status)))).result).toBe('stored');
-    const late = await accepted(v05(granted(cid)));
-    expect(late.result).toBe('ignored-terminal');
-    const lateV3 = await accepted(v3(granted(cid)), V3);
-    expect(lateV3.result).toBe('ignored-terminal');
-    await expectErased(cid, status, [status]);
-  });
+  it.each(['REVOKED', 'EXPIRED', 'DENIED'] as const)(
+    '%s for an unknown consent is remembered; a late GRANTED cannot bring it back',
+    async (status) => {
+      const cid = id(`EARLY-${status}`);
+      expect((await accepted(v05(terminal(cid, status)))).result).toBe('stored');
+      const late = await accepted(v05(granted(cid)));
+      expect(late.result).toBe('ignored-terminal');
+      const lateV3 = await accepted(v3(granted(cid)), V3);
+      expect(lateV3.result).toBe('ignored-terminal');
+      await expectErased(cid, status, [status]);
+    },
+  );
 
   it('DENIED is recorded', async () => {
     const cid = id('DENIED');
@@ -271,7 +390,13 @@ describe('sweep at dataEraseAt (injected clock)', () => {
   it('expires and erases consents whose dataEraseAt has passed, leaves the others alone', async () => {
     const sweepApp = await createTestApp();
     try {
-      const send = (body: unknown) => sweepApp.request(V05, { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' }, as: ['cm', 'sbx'] });
+      const send = (body: unknown) =>
+        sweepApp.request(V05, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'Content-Type': 'application/json' },
+          as: ['cm', 'sbx'],
+        });
       expect((await send(v05(granted('DUE', { dataEraseAt: '2030-01-01T00:00:00Z' })))).status).toBe(202);
       expect((await send(v05(granted('DUE-EXACTLY', { dataEraseAt: '2030-06-01T00:00:00Z' })))).status).toBe(202);
       expect((await send(v05(granted('NOT-DUE', { dataEraseAt: '2030-06-01T00:00:00.001Z' })))).status).toBe(202);
@@ -301,7 +426,9 @@ describe('sweep at dataEraseAt (injected clock)', () => {
       expect(await sweepApp.consents.sweep(now)).toBe(0);
       expect(await sweepApp.consents.sweep(new Date('2031-01-01T00:00:00Z'))).toBe(1);
       expect((await sweepApp.consents.get('NOT-DUE'))!.status).toBe('EXPIRED');
-    } finally { await sweepApp.close(); }
+    } finally {
+      await sweepApp.close();
+    }
   });
 });
 
@@ -311,19 +438,31 @@ describe('a viewer using the consent', () => {
 
   beforeAll(async () => {
     const up = await t.request('/fhir/Bundle', {
-      method: 'POST', body: withIdentifier(example('prescription')),
-      headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': 'OP-VIEW' }, as: ['hip', HIP],
+      method: 'POST',
+      body: withIdentifier(example('prescription')),
+      headers: { 'Content-Type': 'application/fhir+json', 'X-Care-Context': 'OP-VIEW' },
+      as: ['hip', HIP],
     });
     expect(up.status).toBe(201);
     recordId = up.headers.get('location')!.split('/')[5];
   });
 
-  const viewerGrant = (cid: string, o: GrantOpts = {}) => granted(cid, {
-    hip: HIP, hiu: 'HIU-V', patient: 'ravi.kumar@sbx', careContexts: ['OP-VIEW'], hiTypes: ['Prescription'],
-    from: '2024-01-01T00:00:00Z', to: '2024-12-31T23:59:59Z', frequency: 1000, ...o,
-  });
-  const search = (cid: string, hiu = 'HIU-V') => t.request('/fhir/Bundle?patient-abha=ravi.kumar@sbx', { headers: { 'X-Consent-Id': cid }, as: ['hiu', hiu] });
-  const read = (cid: string, hiu = 'HIU-V') => t.request(`/fhir/Bundle/${recordId}`, { headers: { 'X-Consent-Id': cid }, as: ['hiu', hiu] });
+  const viewerGrant = (cid: string, o: GrantOpts = {}) =>
+    granted(cid, {
+      hip: HIP,
+      hiu: 'HIU-V',
+      patient: 'ravi.kumar@sbx',
+      careContexts: ['OP-VIEW'],
+      hiTypes: ['Prescription'],
+      from: '2024-01-01T00:00:00Z',
+      to: '2024-12-31T23:59:59Z',
+      frequency: 1000,
+      ...o,
+    });
+  const search = (cid: string, hiu = 'HIU-V') =>
+    t.request('/fhir/Bundle?patient-abha=ravi.kumar@sbx', { headers: { 'X-Consent-Id': cid }, as: ['hiu', hiu] });
+  const read = (cid: string, hiu = 'HIU-V') =>
+    t.request(`/fhir/Bundle/${recordId}`, { headers: { 'X-Consent-Id': cid }, as: ['hiu', hiu] });
 
   it('gets 403 right after the consent is revoked', async () => {
     const cid = id('VIEW');
@@ -351,7 +490,9 @@ describe('a viewer using the consent', () => {
     t.clock.now = new Date('2035-01-01T00:00:00Z');
     try {
       expect((await read(cid)).status).toBe(403);
-    } finally { t.clock.now = undefined; }
+    } finally {
+      t.clock.now = undefined;
+    }
     // the sweep here only touches consents due by 2035; the others in this file erase in 2099
     await t.consents.sweep(new Date('2035-01-01T00:00:00Z'));
     expect((await t.consents.get(cid))!.status).toBe('EXPIRED');

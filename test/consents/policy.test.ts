@@ -4,7 +4,15 @@
  * one input and checking decide() denies with that rule's reason.
  */
 import { describe, expect, it } from 'vitest';
-import { consentFilter, consentUsable, decide, frequencyWindow, patientKey, type RecordFacts, type Viewer } from '../../src/consents/policy.js';
+import {
+  consentFilter,
+  consentUsable,
+  decide,
+  frequencyWindow,
+  patientKey,
+  type RecordFacts,
+  type Viewer,
+} from '../../src/consents/policy.js';
 import type { ConsentDoc, ConsentTerms } from '../../src/consents/store.js';
 
 const NOW = new Date('2025-06-01T10:00:00.000Z');
@@ -54,10 +62,13 @@ const record = (over: Partial<RecordFacts> = {}): RecordFacts => ({
 const viewer = (over: Partial<Viewer> = {}): Viewer => ({ role: 'hiu', facilityId: 'HIU-1', ...over });
 
 const ALLOW = { allow: true };
-const denied = (reason: string | RegExp) => ({ allow: false, reason: typeof reason === 'string' ? reason : expect.stringMatching(reason) });
+const denied = (reason: string | RegExp) => ({
+  allow: false,
+  reason: typeof reason === 'string' ? reason : expect.stringMatching(reason),
+});
 
 describe('decide: the base case', () => {
-  it('allows the matching record to the consent\'s HIU while the consent is live', () => {
+  it("allows the matching record to the consent's HIU while the consent is live", () => {
     expect(decide(consent(), record(), viewer(), NOW)).toEqual(ALLOW);
     expect(consentUsable(consent(), viewer(), NOW)).toEqual(ALLOW);
   });
@@ -77,12 +88,17 @@ describe('decide: the consent must exist and be live', () => {
     expect(consentUsable(null, viewer(), NOW)).toEqual(denied('consent not found'));
   });
 
-  it.each(['REVOKED', 'EXPIRED', 'DENIED'] as const)('denies a %s consent (even with its terms still present)', (status) => {
-    expect(decide(consent({}, { status }), record(), viewer(), NOW)).toEqual(denied(`consent is ${status}`));
-  });
+  it.each(['REVOKED', 'EXPIRED', 'DENIED'] as const)(
+    'denies a %s consent (even with its terms still present)',
+    (status) => {
+      expect(decide(consent({}, { status }), record(), viewer(), NOW)).toEqual(denied(`consent is ${status}`));
+    },
+  );
 
   it.each(['REVOKED', 'EXPIRED', 'DENIED'] as const)('denies a %s consent whose terms were erased', (status) => {
-    expect(decide(consent({}, { status, terms: undefined, artefact: undefined, erasedAt: NOW }), record(), viewer(), NOW)).toEqual(denied(`consent is ${status}`));
+    expect(
+      decide(consent({}, { status, terms: undefined, artefact: undefined, erasedAt: NOW }), record(), viewer(), NOW),
+    ).toEqual(denied(`consent is ${status}`));
   });
 
   it('denies a GRANTED consent whose terms were erased', () => {
@@ -92,7 +108,9 @@ describe('decide: the consent must exist and be live', () => {
   });
 
   it('denies at dataEraseAt exactly: access ends AT dataEraseAt', () => {
-    expect(decide(consent(), record(), viewer(), new Date(ERASE_AT))).toEqual(denied('consent has expired (dataEraseAt reached)'));
+    expect(decide(consent(), record(), viewer(), new Date(ERASE_AT))).toEqual(
+      denied('consent has expired (dataEraseAt reached)'),
+    );
   });
 
   it('allows 1 ms before dataEraseAt', () => {
@@ -100,36 +118,52 @@ describe('decide: the consent must exist and be live', () => {
   });
 
   it('denies after dataEraseAt', () => {
-    expect(decide(consent(), record(), viewer(), new Date(ERASE_AT.getTime() + 1))).toEqual(denied('consent has expired (dataEraseAt reached)'));
+    expect(decide(consent(), record(), viewer(), new Date(ERASE_AT.getTime() + 1))).toEqual(
+      denied('consent has expired (dataEraseAt reached)'),
+    );
   });
 });
 
-describe('decide: the caller must be the consent\'s HIU', () => {
+describe("decide: the caller must be the consent's HIU", () => {
   it.each(['hip', 'cm', 'admin', 'HIU', ''])('denies role %j', (role) => {
-    expect(decide(consent(), record(), viewer({ role }), NOW)).toEqual(denied('only a health information user (role hiu) fetches under a consent'));
+    expect(decide(consent(), record(), viewer({ role }), NOW)).toEqual(
+      denied('only a health information user (role hiu) fetches under a consent'),
+    );
   });
 
-  it('denies another HIU\'s facility', () => {
-    expect(decide(consent(), record(), viewer({ facilityId: 'HIU-2' }), NOW)).toEqual(denied('consent was granted to another health information user'));
+  it("denies another HIU's facility", () => {
+    expect(decide(consent(), record(), viewer({ facilityId: 'HIU-2' }), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
   });
 
   it('facility ids are compared exactly (no case folding)', () => {
-    expect(decide(consent(), record(), viewer({ facilityId: 'hiu-1' }), NOW)).toEqual(denied('consent was granted to another health information user'));
+    expect(decide(consent(), record(), viewer({ facilityId: 'hiu-1' }), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
   });
 
   it('denies every HIU when the consent names none (hiu null)', () => {
-    expect(decide(consent({ hiu: null }), record(), viewer(), NOW)).toEqual(denied('consent was granted to another health information user'));
-    expect(decide(consent({ hiu: null }), record(), viewer({ facilityId: '' }), NOW)).toEqual(denied('consent was granted to another health information user'));
+    expect(decide(consent({ hiu: null }), record(), viewer(), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
+    expect(decide(consent({ hiu: null }), record(), viewer({ facilityId: '' }), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
   });
 
   it('denies an empty facility when the consent names an empty hiu', () => {
-    expect(decide(consent({ hiu: '' }), record(), viewer({ facilityId: '' }), NOW)).toEqual(denied('consent was granted to another health information user'));
+    expect(decide(consent({ hiu: '' }), record(), viewer({ facilityId: '' }), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
   });
 });
 
 describe('decide: accessMode', () => {
   it('denies STREAM (served only through the health-information push)', () => {
-    expect(decide(consent({ accessMode: 'STREAM' }), record(), viewer(), NOW)).toEqual(denied('consent accessMode STREAM does not allow a direct fetch'));
+    expect(decide(consent({ accessMode: 'STREAM' }), record(), viewer(), NOW)).toEqual(
+      denied('consent accessMode STREAM does not allow a direct fetch'),
+    );
   });
 
   it.each(['VIEW', 'QUERY', 'STORE'])('allows %s', (accessMode) => {
@@ -143,45 +177,67 @@ describe('decide: accessMode', () => {
 
 describe('decide: the record must be within the consent', () => {
   it('denies a record of another provider', () => {
-    expect(decide(consent(), record({ provider: 'HIP-2' }), viewer(), NOW)).toEqual(denied("record is not the consent's provider's"));
+    expect(decide(consent(), record({ provider: 'HIP-2' }), viewer(), NOW)).toEqual(
+      denied("record is not the consent's provider's"),
+    );
   });
 
   it('denies a record of another patient (by address)', () => {
-    expect(decide(consent(), record({ abhaAddress: 'ravi.kumar@sbx', abhaNumber: '91441720935586' }), viewer(), NOW)).toEqual(denied("record is not the consent's patient's"));
+    expect(
+      decide(consent(), record({ abhaAddress: 'ravi.kumar@sbx', abhaNumber: '91441720935586' }), viewer(), NOW),
+    ).toEqual(denied("record is not the consent's patient's"));
   });
 
   it('denies a record without an ABHA address when the consent names an address', () => {
-    expect(decide(consent(), record({ abhaAddress: null }), viewer(), NOW)).toEqual(denied("record is not the consent's patient's"));
+    expect(decide(consent(), record({ abhaAddress: null }), viewer(), NOW)).toEqual(
+      denied("record is not the consent's patient's"),
+    );
   });
 
   it('compares ABHA addresses case-insensitively: consent Asha.Verma@SBX matches record asha.verma@sbx', () => {
-    expect(decide(consent({ patient: 'Asha.Verma@SBX' }), record({ abhaAddress: 'asha.verma@sbx' }), viewer(), NOW)).toEqual(ALLOW);
+    expect(
+      decide(consent({ patient: 'Asha.Verma@SBX' }), record({ abhaAddress: 'asha.verma@sbx' }), viewer(), NOW),
+    ).toEqual(ALLOW);
     expect(decide(consent({ patient: '  ASHA.VERMA@sbx ' }), record(), viewer(), NOW)).toEqual(ALLOW);
   });
 
   it('an address on another domain (@abdm vs @sbx) is another patient', () => {
-    expect(decide(consent({ patient: 'asha.verma@abdm' }), record(), viewer(), NOW)).toEqual(denied("record is not the consent's patient's"));
+    expect(decide(consent({ patient: 'asha.verma@abdm' }), record(), viewer(), NOW)).toEqual(
+      denied("record is not the consent's patient's"),
+    );
   });
 
-  it('a consent naming an ABHA number (dashed) matches the record\'s ABHA number digits', () => {
+  it("a consent naming an ABHA number (dashed) matches the record's ABHA number digits", () => {
     expect(decide(consent({ patient: '91-7702-6631-0458' }), record(), viewer(), NOW)).toEqual(ALLOW);
     expect(decide(consent({ patient: '91770266310458' }), record(), viewer(), NOW)).toEqual(ALLOW);
     // matched by number even when the record has no address
-    expect(decide(consent({ patient: '91-7702-6631-0458' }), record({ abhaAddress: null }), viewer(), NOW)).toEqual(ALLOW);
+    expect(decide(consent({ patient: '91-7702-6631-0458' }), record({ abhaAddress: null }), viewer(), NOW)).toEqual(
+      ALLOW,
+    );
   });
 
   it('a consent naming an ABHA number denies a record with another number, or none, even at the same address', () => {
-    expect(decide(consent({ patient: '91-7702-6631-0459' }), record(), viewer(), NOW)).toEqual(denied("record is not the consent's patient's"));
-    expect(decide(consent({ patient: '91-7702-6631-0458' }), record({ abhaNumber: null }), viewer(), NOW)).toEqual(denied("record is not the consent's patient's"));
+    expect(decide(consent({ patient: '91-7702-6631-0459' }), record(), viewer(), NOW)).toEqual(
+      denied("record is not the consent's patient's"),
+    );
+    expect(decide(consent({ patient: '91-7702-6631-0458' }), record({ abhaNumber: null }), viewer(), NOW)).toEqual(
+      denied("record is not the consent's patient's"),
+    );
   });
 
   it('denies a care context not listed', () => {
-    expect(decide(consent(), record({ careContext: 'CC-3' }), viewer(), NOW)).toEqual(denied('care context not in the consent'));
-    expect(decide(consent(), record({ careContext: 'cc-1' }), viewer(), NOW)).toEqual(denied('care context not in the consent'));
+    expect(decide(consent(), record({ careContext: 'CC-3' }), viewer(), NOW)).toEqual(
+      denied('care context not in the consent'),
+    );
+    expect(decide(consent(), record({ careContext: 'cc-1' }), viewer(), NOW)).toEqual(
+      denied('care context not in the consent'),
+    );
   });
 
   it('denies an hiType not listed', () => {
-    expect(decide(consent(), record({ hiType: 'DiagnosticReport' }), viewer(), NOW)).toEqual(denied('record type not in the consent'));
+    expect(decide(consent(), record({ hiType: 'DiagnosticReport' }), viewer(), NOW)).toEqual(
+      denied('record type not in the consent'),
+    );
   });
 
   it('allows a record dated exactly at dateFrom and exactly at dateTo (inclusive range)', () => {
@@ -190,24 +246,32 @@ describe('decide: the record must be within the consent', () => {
   });
 
   it('denies a record dated 1 ms before dateFrom', () => {
-    expect(decide(consent(), record({ recordDate: new Date(DATE_FROM.getTime() - 1) }), viewer(), NOW)).toEqual(denied("record date outside the consent's dateRange"));
+    expect(decide(consent(), record({ recordDate: new Date(DATE_FROM.getTime() - 1) }), viewer(), NOW)).toEqual(
+      denied("record date outside the consent's dateRange"),
+    );
   });
 
   it('denies a record dated 1 ms after dateTo', () => {
-    expect(decide(consent(), record({ recordDate: new Date(DATE_TO.getTime() + 1) }), viewer(), NOW)).toEqual(denied("record date outside the consent's dateRange"));
+    expect(decide(consent(), record({ recordDate: new Date(DATE_TO.getTime() + 1) }), viewer(), NOW)).toEqual(
+      denied("record date outside the consent's dateRange"),
+    );
   });
 
   it('a one-instant range (from == to) allows only that instant', () => {
     const at = new Date('2024-06-15T12:00:00.000Z');
     const c = consent({ dateFrom: at, dateTo: at });
     expect(decide(c, record({ recordDate: at }), viewer(), NOW)).toEqual(ALLOW);
-    expect(decide(c, record({ recordDate: new Date(at.getTime() + 1) }), viewer(), NOW)).toEqual(denied("record date outside the consent's dateRange"));
+    expect(decide(c, record({ recordDate: new Date(at.getTime() + 1) }), viewer(), NOW)).toEqual(
+      denied("record date outside the consent's dateRange"),
+    );
   });
 
   it('consent-level reasons come before record-level ones', () => {
     const other = record({ provider: 'HIP-2', careContext: 'CC-9', hiType: 'Invoice' });
     expect(decide(consent({}, { status: 'REVOKED' }), other, viewer(), NOW)).toEqual(denied('consent is REVOKED'));
-    expect(decide(consent(), other, viewer({ facilityId: 'HIU-2' }), NOW)).toEqual(denied('consent was granted to another health information user'));
+    expect(decide(consent(), other, viewer({ facilityId: 'HIU-2' }), NOW)).toEqual(
+      denied('consent was granted to another health information user'),
+    );
   });
 });
 
@@ -251,25 +315,52 @@ describe('frequencyWindow (UTC calendar units)', () => {
   };
 
   it('HOUR', () => {
-    expect(w('HOUR', '2025-06-01T10:37:12.345Z')).toEqual({ start: '2025-06-01T10:00:00.000Z', end: '2025-06-01T11:00:00.000Z' });
-    expect(w('HOUR', '2025-12-31T23:59:59.999Z')).toEqual({ start: '2025-12-31T23:00:00.000Z', end: '2026-01-01T00:00:00.000Z' });
-    expect(w('HOUR', '2025-06-01T10:00:00.000Z')).toEqual({ start: '2025-06-01T10:00:00.000Z', end: '2025-06-01T11:00:00.000Z' });
+    expect(w('HOUR', '2025-06-01T10:37:12.345Z')).toEqual({
+      start: '2025-06-01T10:00:00.000Z',
+      end: '2025-06-01T11:00:00.000Z',
+    });
+    expect(w('HOUR', '2025-12-31T23:59:59.999Z')).toEqual({
+      start: '2025-12-31T23:00:00.000Z',
+      end: '2026-01-01T00:00:00.000Z',
+    });
+    expect(w('HOUR', '2025-06-01T10:00:00.000Z')).toEqual({
+      start: '2025-06-01T10:00:00.000Z',
+      end: '2025-06-01T11:00:00.000Z',
+    });
   });
 
   it('DAY', () => {
-    expect(w('DAY', '2025-06-01T10:37:12.345Z')).toEqual({ start: '2025-06-01T00:00:00.000Z', end: '2025-06-02T00:00:00.000Z' });
-    expect(w('DAY', '2024-02-29T23:59:59.999Z')).toEqual({ start: '2024-02-29T00:00:00.000Z', end: '2024-03-01T00:00:00.000Z' });
+    expect(w('DAY', '2025-06-01T10:37:12.345Z')).toEqual({
+      start: '2025-06-01T00:00:00.000Z',
+      end: '2025-06-02T00:00:00.000Z',
+    });
+    expect(w('DAY', '2024-02-29T23:59:59.999Z')).toEqual({
+      start: '2024-02-29T00:00:00.000Z',
+      end: '2024-03-01T00:00:00.000Z',
+    });
   });
 
   it('WEEK starts on Monday', () => {
     // 2025-06-04 is a Wednesday
-    expect(w('WEEK', '2025-06-04T10:00:00.000Z')).toEqual({ start: '2025-06-02T00:00:00.000Z', end: '2025-06-09T00:00:00.000Z' });
+    expect(w('WEEK', '2025-06-04T10:00:00.000Z')).toEqual({
+      start: '2025-06-02T00:00:00.000Z',
+      end: '2025-06-09T00:00:00.000Z',
+    });
     // Monday 00:00 starts its own week
-    expect(w('WEEK', '2025-06-02T00:00:00.000Z')).toEqual({ start: '2025-06-02T00:00:00.000Z', end: '2025-06-09T00:00:00.000Z' });
+    expect(w('WEEK', '2025-06-02T00:00:00.000Z')).toEqual({
+      start: '2025-06-02T00:00:00.000Z',
+      end: '2025-06-09T00:00:00.000Z',
+    });
     // Sunday belongs to the week that began the Monday before
-    expect(w('WEEK', '2025-06-08T23:59:59.999Z')).toEqual({ start: '2025-06-02T00:00:00.000Z', end: '2025-06-09T00:00:00.000Z' });
+    expect(w('WEEK', '2025-06-08T23:59:59.999Z')).toEqual({
+      start: '2025-06-02T00:00:00.000Z',
+      end: '2025-06-09T00:00:00.000Z',
+    });
     // across a month and a year boundary: Thursday 2026-01-01
-    expect(w('WEEK', '2026-01-01T12:00:00.000Z')).toEqual({ start: '2025-12-29T00:00:00.000Z', end: '2026-01-05T00:00:00.000Z' });
+    expect(w('WEEK', '2026-01-01T12:00:00.000Z')).toEqual({
+      start: '2025-12-29T00:00:00.000Z',
+      end: '2026-01-05T00:00:00.000Z',
+    });
   });
 
   it('every WEEK window is 7 days long, starts on a Monday and contains now', () => {
@@ -284,13 +375,28 @@ describe('frequencyWindow (UTC calendar units)', () => {
   });
 
   it('MONTH', () => {
-    expect(w('MONTH', '2025-06-15T10:00:00.000Z')).toEqual({ start: '2025-06-01T00:00:00.000Z', end: '2025-07-01T00:00:00.000Z' });
-    expect(w('MONTH', '2025-12-31T23:59:59.999Z')).toEqual({ start: '2025-12-01T00:00:00.000Z', end: '2026-01-01T00:00:00.000Z' });
-    expect(w('MONTH', '2024-02-10T00:00:00.000Z')).toEqual({ start: '2024-02-01T00:00:00.000Z', end: '2024-03-01T00:00:00.000Z' });
+    expect(w('MONTH', '2025-06-15T10:00:00.000Z')).toEqual({
+      start: '2025-06-01T00:00:00.000Z',
+      end: '2025-07-01T00:00:00.000Z',
+    });
+    expect(w('MONTH', '2025-12-31T23:59:59.999Z')).toEqual({
+      start: '2025-12-01T00:00:00.000Z',
+      end: '2026-01-01T00:00:00.000Z',
+    });
+    expect(w('MONTH', '2024-02-10T00:00:00.000Z')).toEqual({
+      start: '2024-02-01T00:00:00.000Z',
+      end: '2024-03-01T00:00:00.000Z',
+    });
   });
 
   it('YEAR', () => {
-    expect(w('YEAR', '2025-06-15T10:00:00.000Z')).toEqual({ start: '2025-01-01T00:00:00.000Z', end: '2026-01-01T00:00:00.000Z' });
-    expect(w('YEAR', '2024-01-01T00:00:00.000Z')).toEqual({ start: '2024-01-01T00:00:00.000Z', end: '2025-01-01T00:00:00.000Z' });
+    expect(w('YEAR', '2025-06-15T10:00:00.000Z')).toEqual({
+      start: '2025-01-01T00:00:00.000Z',
+      end: '2026-01-01T00:00:00.000Z',
+    });
+    expect(w('YEAR', '2024-01-01T00:00:00.000Z')).toEqual({
+      start: '2024-01-01T00:00:00.000Z',
+      end: '2025-01-01T00:00:00.000Z',
+    });
   });
 });

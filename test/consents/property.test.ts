@@ -30,8 +30,12 @@ const DAY = 86_400_000;
 /** epoch ms → "YYYY-MM-DDTHH:MM:SS+05:30" */
 const istDateTime = (ms: number) => `${new Date(ms + IST_OFFSET_MS).toISOString().slice(0, 19)}+05:30`;
 /** 26 distinct instants, whole seconds, 2019-01-15 to about 2025-08 (40 records over them: some share a date). */
-const DATES = Array.from({ length: 26 }, (_, k) => Date.UTC(2019, 0, 15, 5, 0, 0) + k * 97 * DAY + (k % 5) * 3_600_000 + (k % 7) * 61_000);
-const DATE_MIN = Date.UTC(2018, 0, 1), DATE_MAX = Date.UTC(2026, 11, 31);
+const DATES = Array.from(
+  { length: 26 },
+  (_, k) => Date.UTC(2019, 0, 15, 5, 0, 0) + k * 97 * DAY + (k % 5) * 3_600_000 + (k % 7) * 61_000,
+);
+const DATE_MIN = Date.UTC(2018, 0, 1),
+  DATE_MAX = Date.UTC(2026, 11, 31);
 /**
  * What record i is: its patient (index), provider, care context, kind and date
  * (whole seconds). Record i-6 has the same patient and provider; every fourth
@@ -39,7 +43,13 @@ const DATE_MIN = Date.UTC(2018, 0, 1), DATE_MAX = Date.UTC(2026, 11, 31);
  * of one patient's records at one provider share a date, and a page boundary
  * can fall between records of equal date.
  */
-const PLAN: { patient: number; provider: (typeof PROVIDERS)[number]; cc: (typeof CARE_CONTEXTS)[number]; kind: (typeof RECORD_KINDS)[number]; date: number }[] = [];
+const PLAN: {
+  patient: number;
+  provider: (typeof PROVIDERS)[number];
+  cc: (typeof CARE_CONTEXTS)[number];
+  kind: (typeof RECORD_KINDS)[number];
+  date: number;
+}[] = [];
 for (let i = 0; i < N_RECORDS; i++) {
   PLAN.push({
     patient: i % 3,
@@ -62,12 +72,25 @@ beforeAll(async () => {
   const g = createGenerator(20250601);
   patients = [g.patient(), g.patient(), g.patient()];
   const uploads = PLAN.map((u) => {
-    const rec = g.record(patients[u.patient], u.kind, { date: istDateTime(u.date), careContext: { referenceNumber: u.cc, display: `Visit ${u.cc}` }, entries: 6 });
+    const rec = g.record(patients[u.patient], u.kind, {
+      date: istDateTime(u.date),
+      careContext: { referenceNumber: u.cc, display: `Visit ${u.cc}` },
+      entries: 6,
+    });
     return { provider: u.provider, cc: u.cc, body: JSON.stringify(rec.bundle) };
   });
   for (let i = 0; i < uploads.length; i += 8) {
     const batch = uploads.slice(i, i + 8);
-    const res = await Promise.all(batch.map((u) => t.request('/fhir/Bundle', { method: 'POST', body: u.body, headers: uploadHeaders(u.cc), as: ['hip', u.provider] })));
+    const res = await Promise.all(
+      batch.map((u) =>
+        t.request('/fhir/Bundle', {
+          method: 'POST',
+          body: u.body,
+          headers: uploadHeaders(u.cc),
+          as: ['hip', u.provider],
+        }),
+      ),
+    );
     for (const r of res) expect(r.status, await r.clone().text()).toBe(201);
   }
   records = await t.collections.current.find({}).toArray();
@@ -79,11 +102,16 @@ beforeAll(async () => {
   expect(new Set(records.map((r) => r.hiType)).size).toBe(3);
   // ties within one patient at one provider exercise the keyset's id tie-break
   const sameDate = new Map<string, number>();
-  for (const r of records) { const k = `${r.provider}|${r.abhaAddress}|${r.recordDate.getTime()}`; sameDate.set(k, (sameDate.get(k) ?? 0) + 1); }
+  for (const r of records) {
+    const k = `${r.provider}|${r.abhaAddress}|${r.recordDate.getTime()}`;
+    sameDate.set(k, (sameDate.get(k) ?? 0) + 1);
+  }
   expect([...sameDate.values()].filter((n) => n >= 2).length).toBeGreaterThanOrEqual(5);
 }, 240_000);
 
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries
@@ -106,9 +134,15 @@ const randomConsentArb = fc.record({
   accessMode: fc.constantFrom(...ACCESS_MODES, 'VIEW', 'QUERY'), // STREAM less often
   dates: fc.tuple(dateArb, dateArb).map(([a, b]) => (a <= b ? [a, b] : [b, a]) as [number, number]),
   /** dataEraseAt relative to now: mostly ahead; sometimes exactly now or past (consent unusable). */
-  eraseOffset: fc.oneof({ weight: 10, arbitrary: fc.constant(DAY) }, { weight: 1, arbitrary: fc.constantFrom(0, -1, -DAY) }),
+  eraseOffset: fc.oneof(
+    { weight: 10, arbitrary: fc.constant(DAY) },
+    { weight: 1, arbitrary: fc.constantFrom(0, -1, -DAY) },
+  ),
   /** the viewer's facility: the consent's HIU most of the time. */
-  viewer: fc.oneof({ weight: 6, arbitrary: fc.constant('consent-hiu' as const) }, { weight: 1, arbitrary: fc.constantFrom(...HIUS) }),
+  viewer: fc.oneof(
+    { weight: 6, arbitrary: fc.constant('consent-hiu' as const) },
+    { weight: 1, arbitrary: fc.constantFrom(...HIUS) },
+  ),
   count: fc.integer({ min: 1, max: 7 }),
   readAllowed: fc.nat(),
   readDenied: fc.nat(),
@@ -120,15 +154,28 @@ type ConsentCase = typeof randomConsentArb extends fc.Arbitrary<infer T> ? T : n
  * on patient, provider, care context and type, and has dateFrom or dateTo (or
  * both) exactly at, or 1 ms beside, the record's date: the boundaries get hit.
  */
-const TIED = PLAN.map((r, i) => i).filter((i) => PLAN.some((o, j) => j !== i && o.date === PLAN[i].date && o.patient === PLAN[i].patient && o.provider === PLAN[i].provider));
+const TIED = PLAN.map((r, i) => i).filter((i) =>
+  PLAN.some(
+    (o, j) => j !== i && o.date === PLAN[i].date && o.patient === PLAN[i].patient && o.provider === PLAN[i].provider,
+  ),
+);
 const anchorArb = fc.oneof(fc.integer({ min: 0, max: N_RECORDS - 1 }), fc.constantFrom(...TIED));
-const anchoredConsentArb: fc.Arbitrary<ConsentCase> = fc.tuple(randomConsentArb, anchorArb, fc.constantFrom('from', 'to', 'both'), fc.constantFrom(0, 0, 0, -1, 1), dateArb, fc.boolean())
+const anchoredConsentArb: fc.Arbitrary<ConsentCase> = fc
+  .tuple(
+    randomConsentArb,
+    anchorArb,
+    fc.constantFrom('from', 'to', 'both'),
+    fc.constantFrom(0, 0, 0, -1, 1),
+    dateArb,
+    fc.boolean(),
+  )
   .map(([c0, i, end, off, other, wide]) => {
     // wide: every care context and type, so records that share the anchor's date are served together
     const c = wide ? { ...c0, careContexts: [...CONSENT_CARE_CONTEXTS], hiTypes: [...HI_TYPES] } : c0;
     const r = PLAN[i];
     const at = r.date + off;
-    const dates: [number, number] = end === 'both' ? [at, at] : end === 'from' ? [at, Math.max(at, other)] : [Math.min(at, other), at];
+    const dates: [number, number] =
+      end === 'both' ? [at, at] : end === 'from' ? [at, Math.max(at, other)] : [Math.min(at, other), at];
     return {
       ...c,
       patient: r.patient,
@@ -148,11 +195,16 @@ function patientId(c: ConsentCase): string {
   if (c.patient === 3) return c.form.startsWith('number') ? '91-0000-0000-0001' : 'nobody.here@sbx';
   const p = patients[c.patient];
   switch (c.form) {
-    case 'address': return p.abhaAddress;
-    case 'ADDRESS': return p.abhaAddress.toUpperCase();
-    case 'Address': return p.abhaAddress[0].toUpperCase() + p.abhaAddress.slice(1, -3) + p.abhaAddress.slice(-3).toUpperCase();
-    case 'number-dashed': return p.abhaNumber;
-    case 'number-plain': return p.abhaNumber.replace(/-/g, '');
+    case 'address':
+      return p.abhaAddress;
+    case 'ADDRESS':
+      return p.abhaAddress.toUpperCase();
+    case 'Address':
+      return p.abhaAddress[0].toUpperCase() + p.abhaAddress.slice(1, -3) + p.abhaAddress.slice(-3).toUpperCase();
+    case 'number-dashed':
+      return p.abhaNumber;
+    case 'number-plain':
+      return p.abhaNumber.replace(/-/g, '');
   }
 }
 
@@ -168,7 +220,10 @@ async function grant(c: ConsentCase): Promise<string> {
         consentId,
         createdAt: new Date(NOW.getTime() - 60_000).toISOString(),
         patient: { id: patientId(c) },
-        careContexts: c.careContexts.map((careContextReference) => ({ patientReference: 'PAT-REF', careContextReference })),
+        careContexts: c.careContexts.map((careContextReference) => ({
+          patientReference: 'PAT-REF',
+          careContextReference,
+        })),
         purpose: { code: 'CAREMGT', text: 'Care Management' },
         hip: { id: c.hip },
         ...(c.hiu ? { hiu: { id: c.hiu } } : {}),
@@ -187,7 +242,10 @@ async function grant(c: ConsentCase): Promise<string> {
 }
 
 const idOfUrl = (u: string) => new URL(u).pathname.split('/').pop()!;
-const pathOf = (u: string) => { const x = new URL(u); return `${x.pathname}${x.search}`; };
+const pathOf = (u: string) => {
+  const x = new URL(u);
+  return `${x.pathname}${x.search}`;
+};
 
 // ---------------------------------------------------------------------------------------------
 // The property
@@ -195,7 +253,8 @@ const pathOf = (u: string) => { const x = new URL(u); return `${x.pathname}${x.s
 
 describe('consent-gated search and read over HTTP equal the pure policy', () => {
   it('serves exactly the records decide() allows, with the right total, page sizes and no repeats', async () => {
-    let served = 0, usableCases = 0;
+    let served = 0,
+      usableCases = 0;
     await fc.assert(
       fc.asyncProperty(consentArb, async (c) => {
         const consentId = await grant(c);
@@ -230,7 +289,7 @@ describe('consent-gated search and read over HTTP equal the pure policy', () => 
           expect(pages, 'too many pages').toBeLessThanOrEqual(maxPages);
           const res = await t.request(path, { as, headers });
           expect(res.status, await res.clone().text()).toBe(200);
-          const body = await res.json() as fhir4.Bundle;
+          const body = (await res.json()) as fhir4.Bundle;
           expect(body.type).toBe('searchset');
           expect(body.total).toBe(allowed.size);
           const entries = body.entry ?? [];
@@ -259,7 +318,10 @@ describe('consent-gated search and read over HTTP equal the pure policy', () => 
           expect((await res.json()).id).toBe(id);
         }
         if (denied.length > 0) {
-          for (const id of new Set([denied[c.readDenied % denied.length], denied[(c.readDenied + 7) % denied.length]])) {
+          for (const id of new Set([
+            denied[c.readDenied % denied.length],
+            denied[(c.readDenied + 7) % denied.length],
+          ])) {
             const res = await t.request(`/fhir/Bundle/${id}`, { as, headers });
             expect(res.status, `record ${id} read under consent ${consentId}`).toBe(404);
           }
@@ -274,15 +336,31 @@ describe('consent-gated search and read over HTTP equal the pure policy', () => 
 
   it('serves a hand-picked wide consent: everything of one patient at one provider', async () => {
     const c: ConsentCase = {
-      patient: 0, form: 'ADDRESS', hip: 'HIP-A', hiu: 'HIU-1', careContexts: [...CARE_CONTEXTS], hiTypes: [...HI_TYPES],
-      accessMode: 'VIEW', dates: [DATE_MIN, DATE_MAX], eraseOffset: DAY, viewer: 'consent-hiu', count: 100, readAllowed: 0, readDenied: 0,
+      patient: 0,
+      form: 'ADDRESS',
+      hip: 'HIP-A',
+      hiu: 'HIU-1',
+      careContexts: [...CARE_CONTEXTS],
+      hiTypes: [...HI_TYPES],
+      accessMode: 'VIEW',
+      dates: [DATE_MIN, DATE_MAX],
+      eraseOffset: DAY,
+      viewer: 'consent-hiu',
+      count: 100,
+      readAllowed: 0,
+      readDenied: 0,
     };
     const consentId = await grant(c);
-    const expected = records.filter((r) => r.provider === 'HIP-A' && r.abhaAddress === patients[0].abhaAddress.toLowerCase()).map((r) => r._id);
+    const expected = records
+      .filter((r) => r.provider === 'HIP-A' && r.abhaAddress === patients[0].abhaAddress.toLowerCase())
+      .map((r) => r._id);
     expect(expected.length).toBeGreaterThan(2);
-    const res = await t.request('/fhir/Bundle?_count=100', { as: ['hiu', 'HIU-1'], headers: { 'X-Consent-Id': consentId } });
+    const res = await t.request('/fhir/Bundle?_count=100', {
+      as: ['hiu', 'HIU-1'],
+      headers: { 'X-Consent-Id': consentId },
+    });
     expect(res.status).toBe(200);
-    const body = await res.json() as fhir4.Bundle;
+    const body = (await res.json()) as fhir4.Bundle;
     expect(body.total).toBe(expected.length);
     expect(new Set(body.entry!.map((e) => idOfUrl(e.fullUrl!)))).toEqual(new Set(expected));
   });

@@ -11,7 +11,10 @@ import { createGenerator } from '../../fixtures/generator.js';
 import { parseAbdmDateTime } from '../../src/fhir/datetime.js';
 
 const original = process.env.TZ;
-afterAll(() => { if (original === undefined) delete process.env.TZ; else process.env.TZ = original; });
+afterAll(() => {
+  if (original === undefined) delete process.env.TZ;
+  else process.env.TZ = original;
+});
 
 describe('parseAbdmDateTime', () => {
   it('reads a value without an offset as UTC, microseconds truncated to milliseconds', () => {
@@ -29,8 +32,23 @@ describe('parseAbdmDateTime', () => {
     expect(parseAbdmDateTime('2023-06-15', 'start')!.toISOString()).toBe('2023-06-15T00:00:00.000Z');
   });
   it('refuses impossible calendar values and non-dates instead of rolling over', () => {
-    for (const bad of ['2024-02-30', '2023-02-29', '2023-13-01', '2023-00-10', '2023-06-15T24:00:00', '2023-06-15T10:60', '2023-06-15T10:00:61',
-      '0', '', '2023', '2023-06', '15/06/2023', '2023-06-15T10:00:00+15:00', '2023-06-15 10:00:00', 'x2023-06-15']) {
+    for (const bad of [
+      '2024-02-30',
+      '2023-02-29',
+      '2023-13-01',
+      '2023-00-10',
+      '2023-06-15T24:00:00',
+      '2023-06-15T10:60',
+      '2023-06-15T10:00:61',
+      '0',
+      '',
+      '2023',
+      '2023-06',
+      '15/06/2023',
+      '2023-06-15T10:00:00+15:00',
+      '2023-06-15 10:00:00',
+      'x2023-06-15',
+    ]) {
       expect(parseAbdmDateTime(bad), bad).toBeUndefined();
     }
     expect(parseAbdmDateTime('2024-02-29')!.toISOString()).toBe('2024-02-29T00:00:00.000Z');
@@ -42,32 +60,72 @@ describe.each(['UTC', 'Asia/Kolkata'])('consent date ranges with the server in T
   let t: TestApp;
   const g = createGenerator(tz === 'UTC' ? 501 : 502);
   const patient = g.patient();
-  const HIP = 'HIP-TZ', HIU = 'HIU-TZ';
+  const HIP = 'HIP-TZ',
+    HIU = 'HIU-TZ';
 
   beforeAll(async () => {
     process.env.TZ = tz;
     t = await createTestApp({ GATEWAY_BASE_URL: 'http://127.0.0.1:9' });
-    for (const date of ['2023-06-15T03:00:00Z', '2023-06-15T08:30:00+00:00', '2023-06-15T09:30:00Z', '2023-06-16T20:00:00Z']) {
-      const rec = g.record(patient, 'Prescription', { date, careContext: { referenceNumber: 'CC-TZ', display: 'CC-TZ' } });
-      const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('CC-TZ'), as: ['hip', HIP] });
+    for (const date of [
+      '2023-06-15T03:00:00Z',
+      '2023-06-15T08:30:00+00:00',
+      '2023-06-15T09:30:00Z',
+      '2023-06-16T20:00:00Z',
+    ]) {
+      const rec = g.record(patient, 'Prescription', {
+        date,
+        careContext: { referenceNumber: 'CC-TZ', display: 'CC-TZ' },
+      });
+      const res = await t.request('/fhir/Bundle', {
+        method: 'POST',
+        body: JSON.stringify(rec.bundle),
+        headers: uploadHeaders('CC-TZ'),
+        as: ['hip', HIP],
+      });
       expect(res.status).toBe(201);
     }
   });
-  afterAll(async () => { await t?.close(); });
+  afterAll(async () => {
+    await t?.close();
+  });
 
   it('the process really runs in that zone', () => {
     expect(new Date(2023, 5, 15).getTimezoneOffset()).toBe(tz === 'UTC' ? 0 : -330);
   });
 
-  async function grant(from: string, to: string, dataEraseAt = '2099-01-01T00:00:00', createdAt = '2023-01-09T13:01:01.593055') {
+  async function grant(
+    from: string,
+    to: string,
+    dataEraseAt = '2099-01-01T00:00:00',
+    createdAt = '2023-01-09T13:01:01.593055',
+  ) {
     const consentId = uuidv4();
     const res = await t.request('/api/v3/consent/request/hip/notify', {
-      method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ notification: { consentId, status: 'GRANTED', consentDetail: {
-        consentId, createdAt, patient: { id: patient.abhaAddress }, careContexts: [{ careContextReference: 'CC-TZ' }],
-        purpose: { code: 'CAREMGT' }, hip: { id: HIP }, hiu: { id: HIU }, hiTypes: ['Prescription'],
-        permission: { accessMode: 'VIEW', dateRange: { from, to }, dataEraseAt, frequency: { unit: 'HOUR', value: 100 } },
-      } } }),
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        notification: {
+          consentId,
+          status: 'GRANTED',
+          consentDetail: {
+            consentId,
+            createdAt,
+            patient: { id: patient.abhaAddress },
+            careContexts: [{ careContextReference: 'CC-TZ' }],
+            purpose: { code: 'CAREMGT' },
+            hip: { id: HIP },
+            hiu: { id: HIU },
+            hiTypes: ['Prescription'],
+            permission: {
+              accessMode: 'VIEW',
+              dateRange: { from, to },
+              dataEraseAt,
+              frequency: { unit: 'HOUR', value: 100 },
+            },
+          },
+        },
+      }),
     });
     return { consentId, res };
   }
@@ -98,22 +156,44 @@ describe.each(['UTC', 'Asia/Kolkata'])('consent date ranges with the server in T
   });
 
   it('impossible calendar dates in a consent get 422 naming the field, and nothing is stored', async () => {
-    for (const [from, to, field] of [['2024-02-30', '2024-03-01', 'from'], ['2024-01-01', '0', 'to']] as const) {
+    for (const [from, to, field] of [
+      ['2024-02-30', '2024-03-01', 'from'],
+      ['2024-01-01', '0', 'to'],
+    ] as const) {
       const { consentId, res } = await grant(from, to);
       expect(res.status).toBe(422);
       const oo = await res.json();
-      expect(oo.issue.some((i: { expression?: string[] }) => (i.expression ?? []).includes(`notification.consentDetail.permission.dateRange.${field}`)), JSON.stringify(oo)).toBe(true);
+      expect(
+        oo.issue.some((i: { expression?: string[] }) =>
+          (i.expression ?? []).includes(`notification.consentDetail.permission.dateRange.${field}`),
+        ),
+        JSON.stringify(oo),
+      ).toBe(true);
       expect(await t.consents.get(consentId)).toBeNull();
     }
   });
 
   it('a health-information request with an impossible dateRange gets 422', async () => {
     const res = await t.request('/v0.5/health-information/hip/request', {
-      method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ requestId: uuidv4(), timestamp: '2023-01-09T13:01:01.593055', transactionId: uuidv4(), hiRequest: {
-        consent: { id: uuidv4() }, dateRange: { from: '2023-02-29T00:00:00', to: '2023-03-01' }, dataPushUrl: 'http://127.0.0.1:9/push',
-        keyMaterial: { cryptoAlg: 'ECDH', curve: 'Curve25519', dhPublicKey: { expiry: '2099-01-01T00:00:00', keyValue: 'AAAA' }, nonce: 'AAAA' },
-      } }),
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        requestId: uuidv4(),
+        timestamp: '2023-01-09T13:01:01.593055',
+        transactionId: uuidv4(),
+        hiRequest: {
+          consent: { id: uuidv4() },
+          dateRange: { from: '2023-02-29T00:00:00', to: '2023-03-01' },
+          dataPushUrl: 'http://127.0.0.1:9/push',
+          keyMaterial: {
+            cryptoAlg: 'ECDH',
+            curve: 'Curve25519',
+            dhPublicKey: { expiry: '2099-01-01T00:00:00', keyValue: 'AAAA' },
+            nonce: 'AAAA',
+          },
+        },
+      }),
     });
     expect(res.status).toBe(422);
     expect(JSON.stringify(await res.json())).toContain('hiRequest.dateRange.from');

@@ -13,16 +13,34 @@ const g = createGenerator(4242);
 let patient: SyntheticPatient;
 let stranger: SyntheticPatient;
 /** The records uploaded for `patient` by HIP-1, with their index facts. */
-let mine: { id: string; careContext: string; hiType: string; date: string }[] = [];
+const mine: { id: string; careContext: string; hiType: string; date: string }[] = [];
 
 const HIP = 'HIP-1';
 const HIU = 'HIU-1';
 const KINDS = ['Prescription', 'DiagnosticReport', 'DischargeSummary'] as const;
-const DATES = ['2023-01-10T09:00:00+05:30', '2023-06-15T09:00:00+05:30', '2024-02-01T09:00:00+05:30', '2024-08-20T09:00:00+05:30', '2025-03-05T09:00:00+05:30', '2025-05-30T09:00:00+05:30'];
+const DATES = [
+  '2023-01-10T09:00:00+05:30',
+  '2023-06-15T09:00:00+05:30',
+  '2024-02-01T09:00:00+05:30',
+  '2024-08-20T09:00:00+05:30',
+  '2025-03-05T09:00:00+05:30',
+  '2025-05-30T09:00:00+05:30',
+];
 
-async function upload(hip: string, p: SyntheticPatient, kind: typeof KINDS[number], date: string, careContext: string) {
+async function upload(
+  hip: string,
+  p: SyntheticPatient,
+  kind: (typeof KINDS)[number],
+  date: string,
+  careContext: string,
+) {
   const rec = g.record(p, kind, { date, careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(careContext), as: ['hip', hip] });
+  const res = await t.request('/fhir/Bundle', {
+    method: 'POST',
+    body: JSON.stringify(rec.bundle),
+    headers: uploadHeaders(careContext),
+    as: ['hip', hip],
+  });
   expect(res.status).toBe(201);
   return (await res.json()).id as string;
 }
@@ -32,24 +50,45 @@ beforeAll(async () => {
   patient = g.patient();
   stranger = g.patient();
   for (let i = 0; i < 12; i++) {
-    const kind = KINDS[i % 3], date = DATES[i % DATES.length], careContext = `CC-${i % 4}`;
+    const kind = KINDS[i % 3],
+      date = DATES[i % DATES.length],
+      careContext = `CC-${i % 4}`;
     mine.push({ id: await upload(HIP, patient, kind, date, careContext), careContext, hiType: kind, date });
   }
   await upload('HIP-2', patient, 'Prescription', DATES[0], 'CC-0'); // same patient, another provider
   await upload(HIP, stranger, 'Prescription', DATES[0], 'CC-0'); // same provider, another patient
 });
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
-interface Terms { careContexts?: string[]; hiTypes?: string[]; from?: string; to?: string; dataEraseAt?: string; hip?: string; hiu?: string; patientId?: string; accessMode?: ConsentDetail['permission']['accessMode']; frequency?: { unit: 'HOUR' | 'DAY'; value: number } }
+interface Terms {
+  careContexts?: string[];
+  hiTypes?: string[];
+  from?: string;
+  to?: string;
+  dataEraseAt?: string;
+  hip?: string;
+  hiu?: string;
+  patientId?: string;
+  accessMode?: ConsentDetail['permission']['accessMode'];
+  frequency?: { unit: 'HOUR' | 'DAY'; value: number };
+}
 
 async function grant(terms: Terms = {}): Promise<string> {
   const consentId = uuidv4();
   const detail: ConsentDetail = {
-    schemaVersion: 'v0.5', consentId, createdAt: '2025-06-01T00:00:00Z',
+    schemaVersion: 'v0.5',
+    consentId,
+    createdAt: '2025-06-01T00:00:00Z',
     patient: { id: terms.patientId ?? patient.abhaAddress },
-    careContexts: (terms.careContexts ?? ['CC-0', 'CC-1', 'CC-2', 'CC-3']).map((c) => ({ patientReference: 'P', careContextReference: c })),
+    careContexts: (terms.careContexts ?? ['CC-0', 'CC-1', 'CC-2', 'CC-3']).map((c) => ({
+      patientReference: 'P',
+      careContextReference: c,
+    })),
     purpose: { code: 'CAREMGT', text: 'Care management' },
-    hip: { id: terms.hip ?? HIP }, hiu: { id: terms.hiu ?? HIU },
+    hip: { id: terms.hip ?? HIP },
+    hiu: { id: terms.hiu ?? HIU },
     hiTypes: (terms.hiTypes ?? [...KINDS]) as ConsentDetail['hiTypes'],
     permission: {
       accessMode: terms.accessMode ?? 'VIEW',
@@ -58,13 +97,27 @@ async function grant(terms: Terms = {}): Promise<string> {
       frequency: { unit: terms.frequency?.unit ?? 'HOUR', value: terms.frequency?.value ?? 1000, repeats: 0 },
     },
   };
-  const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification: { consentId, status: 'GRANTED', consentDetail: detail } }) });
+  const res = await t.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      notification: { consentId, status: 'GRANTED', consentDetail: detail },
+    }),
+  });
   expect(res.status).toBe(202);
   return consentId;
 }
 
 async function revoke(consentId: string) {
-  const res = await t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ notification: { consentId, status: 'REVOKED' } }) });
+  const res = await t.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ notification: { consentId, status: 'REVOKED' } }),
+  });
   expect(res.status).toBe(202);
 }
 
@@ -72,7 +125,8 @@ const view = (path: string, consentId: string | undefined, hiu = HIU) =>
   t.request(path, { as: ['hiu', hiu], headers: consentId ? { 'X-Consent-Id': consentId } : {} });
 
 async function all(consentId: string, query = '', count = 50): Promise<{ ids: string[]; totals: number[] }> {
-  const ids: string[] = [], totals: number[] = [];
+  const ids: string[] = [],
+    totals: number[] = [];
   let next: string | undefined = `/fhir/Bundle?_count=${count}${query}`;
   while (next) {
     const res = await view(next, consentId);
@@ -86,12 +140,27 @@ async function all(consentId: string, query = '', count = 50): Promise<{ ids: st
   return { ids, totals };
 }
 
-const expected = (f: (r: typeof mine[number]) => boolean) => mine.filter(f).map((r) => r.id).sort();
+const expected = (f: (r: (typeof mine)[number]) => boolean) =>
+  mine
+    .filter(f)
+    .map((r) => r.id)
+    .sort();
 
 describe('a viewer under a live consent', () => {
   it('sees exactly the consented records, with totals that count only those', async () => {
-    const id = await grant({ careContexts: ['CC-0', 'CC-1'], hiTypes: ['Prescription', 'DischargeSummary'], from: '2023-06-15T03:30:00Z', to: '2025-03-05T03:30:00Z' });
-    const want = expected((r) => ['CC-0', 'CC-1'].includes(r.careContext) && r.hiType !== 'DiagnosticReport' && r.date >= DATES[1] && r.date <= DATES[4]);
+    const id = await grant({
+      careContexts: ['CC-0', 'CC-1'],
+      hiTypes: ['Prescription', 'DischargeSummary'],
+      from: '2023-06-15T03:30:00Z',
+      to: '2025-03-05T03:30:00Z',
+    });
+    const want = expected(
+      (r) =>
+        ['CC-0', 'CC-1'].includes(r.careContext) &&
+        r.hiType !== 'DiagnosticReport' &&
+        r.date >= DATES[1] &&
+        r.date <= DATES[4],
+    );
     expect(want.length).toBeGreaterThan(0);
     expect(want.length).toBeLessThan(mine.length);
     for (const count of [1, 2, 5, 50]) {
@@ -128,9 +197,13 @@ describe('a viewer under a live consent', () => {
     const d = new Date(DATES[2]).toISOString();
     const at = await all(await grant({ from: d, to: d }));
     expect(at.ids.sort()).toEqual(expected((r) => r.date === DATES[2]));
-    const before = await all(await grant({ from: new Date(Date.parse(d) + 1).toISOString(), to: '2030-01-01T00:00:00Z' }));
+    const before = await all(
+      await grant({ from: new Date(Date.parse(d) + 1).toISOString(), to: '2030-01-01T00:00:00Z' }),
+    );
     expect(before.ids).not.toContain(mine.find((r) => r.date === DATES[2])!.id);
-    const after = await all(await grant({ from: '2020-01-01T00:00:00Z', to: new Date(Date.parse(d) - 1).toISOString() }));
+    const after = await all(
+      await grant({ from: '2020-01-01T00:00:00Z', to: new Date(Date.parse(d) - 1).toISOString() }),
+    );
     expect(after.ids).not.toContain(mine.find((r) => r.date === DATES[2])!.id);
   });
 
@@ -177,8 +250,12 @@ describe('refusals', () => {
   it('cm and admin cannot search records; a hip sees only its own, consent header or not', async () => {
     const id = await grant();
     expect((await t.request('/fhir/Bundle', { as: ['cm', 'sbx'], headers: { 'X-Consent-Id': id } })).status).toBe(403);
-    expect((await t.request('/fhir/Bundle', { as: ['admin', 'ops'], headers: { 'X-Consent-Id': id } })).status).toBe(403);
-    const hip2 = await (await t.request('/fhir/Bundle', { as: ['hip', 'HIP-2'], headers: { 'X-Consent-Id': id } })).json();
+    expect((await t.request('/fhir/Bundle', { as: ['admin', 'ops'], headers: { 'X-Consent-Id': id } })).status).toBe(
+      403,
+    );
+    const hip2 = await (
+      await t.request('/fhir/Bundle', { as: ['hip', 'HIP-2'], headers: { 'X-Consent-Id': id } })
+    ).json();
     expect(hip2.total).toBe(1);
   });
 
@@ -211,7 +288,9 @@ describe('refusals', () => {
       expect(stored).toMatchObject({ _id: id, status: 'EXPIRED' });
       expect(stored!.terms).toBeUndefined();
       expect(stored!.artefact).toBeUndefined();
-    } finally { t.clock.now = undefined; }
+    } finally {
+      t.clock.now = undefined;
+    }
   });
 
   it('frequency is a rate limit per consent: 429 with Retry-After, paging within a pull is free', async () => {
@@ -229,6 +308,8 @@ describe('refusals', () => {
       expect((await third.json()).issue[0].code).toBe('throttled');
       t.clock.now = new Date('2026-11-25T11:00:00Z'); // the next hour
       expect((await view('/fhir/Bundle', id)).status).toBe(200);
-    } finally { t.clock.now = undefined; }
+    } finally {
+      t.clock.now = undefined;
+    }
   });
 });

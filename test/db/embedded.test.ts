@@ -9,13 +9,19 @@ describe('embedded database build', () => {
     const cacheRoot = mkdtempSync(join(tmpdir(), 'abha-vault-nogo-'));
     try {
       let caught: unknown;
-      try { ensureLauncher(() => {}, { cacheRoot, env: { PATH: '/nonexistent' } }); } catch (e) { caught = e; }
+      try {
+        ensureLauncher(() => {}, { cacheRoot, env: { PATH: '/nonexistent' } });
+      } catch (e) {
+        caught = e;
+      }
       expect(caught).toBeInstanceOf(EmbeddedDatabaseError);
       expect((caught as Error).message).toBe(NO_GO_MESSAGE);
       expect(NO_GO_MESSAGE).not.toContain('\n');
       expect(NO_GO_MESSAGE).toMatch(/install Go/);
       expect(NO_GO_MESSAGE).toMatch(/MONGODB_URI/);
-    } finally { rmSync(cacheRoot, { recursive: true, force: true }); }
+    } finally {
+      rmSync(cacheRoot, { recursive: true, force: true });
+    }
   });
 
   it('reuses the cached build', () => {

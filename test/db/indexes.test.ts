@@ -12,12 +12,20 @@ import { collections, ensureIndexes } from '../../src/records/model.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 const winningStages = (plan: any): string[] => {
   const out: string[] = [];
-  const walk = (p: any) => { if (!p || typeof p !== 'object') return; if (p.stage) out.push(p.stage); for (const v of Object.values(p)) if (v && typeof v === 'object') walk(v); };
+  const walk = (p: any) => {
+    if (!p || typeof p !== 'object') return;
+    if (p.stage) out.push(p.stage);
+    for (const v of Object.values(p)) if (v && typeof v === 'object') walk(v);
+  };
   walk(plan?.queryPlanner?.winningPlan);
   return out;
 };
@@ -28,7 +36,16 @@ describe('indexes', () => {
     await ensureIndexes(collections(db));
     await ensureIndexes(collections(db));
     const names = (await t.collections.current.listIndexes().toArray()).map((i) => i.name);
-    expect(names).toEqual(expect.arrayContaining(['provider_identifier', 'provider_date', 'provider_abha_number_date', 'provider_abha_address_date', 'provider_care_context_date', 'provider_hitype_date']));
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'provider_identifier',
+        'provider_date',
+        'provider_abha_number_date',
+        'provider_abha_address_date',
+        'provider_care_context_date',
+        'provider_hitype_date',
+      ]),
+    );
     const versionIdx = await t.collections.versions.listIndexes().toArray();
     expect(versionIdx.find((i) => i.name === 'provider_identifier_version')?.unique).toBe(true);
   });
@@ -39,11 +56,17 @@ describe('indexes', () => {
     await coll.insertMany(Array.from({ length: 50 }, (_, n) => ({ _id: `doc-${n}`, n })));
     // A lookup first: an SQLite connection notices a schema change (the new index) when it next reads
     // the database, and an EXPLAIN alone does not read it, so it could report a stale plan.
-    const planOf = async () => { await coll.findOne({ _id: 'doc-1' }); return JSON.stringify(await coll.find({ _id: 'doc-7' }).explain()); };
+    const planOf = async () => {
+      await coll.findOne({ _id: 'doc-1' });
+      return JSON.stringify(await coll.find({ _id: 'doc-7' }).explain());
+    };
     let plan = await planOf();
     if (ferret) {
       // The launcher indexes a new collection's table within a poll (200 ms).
-      for (let i = 0; i < 50 && !/USING INDEX/.test(plan); i++) { await new Promise((r) => setTimeout(r, 100)); plan = await planOf(); }
+      for (let i = 0; i < 50 && !/USING INDEX/.test(plan); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        plan = await planOf();
+      }
       expect(plan).toMatch(/SEARCH \S+ USING INDEX \S+_abhavault_id_path/);
       expect(plan).not.toMatch(/detail=SCAN/);
     } else {
@@ -69,7 +92,10 @@ describe('indexes', () => {
     ];
     for (const filter of shapes) {
       const plan = await t.collections.current.find(filter).sort({ recordDate: -1, _id: -1 }).limit(21).explain();
-      if (ferret) { expect(plan).toHaveProperty('filterPushdown'); continue; }
+      if (ferret) {
+        expect(plan).toHaveProperty('filterPushdown');
+        continue;
+      }
       const stages = winningStages(plan);
       expect(stages, JSON.stringify(filter)).toContain('IXSCAN');
       expect(stages).not.toContain('COLLSCAN');

@@ -13,14 +13,22 @@ import { startEmbedded, type EmbeddedDatabase } from '../../src/db/embedded.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
-});
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
 
 const dir = mkdtempSync(join(tmpdir(), 'abha-vault-outage-'));
 let db: EmbeddedDatabase | undefined;
 let t: TestApp | undefined;
-afterAll(async () => { await t?.close().catch(() => {}); await db?.stop(); rmSync(dir, { recursive: true, force: true }); });
+afterAll(async () => {
+  await t?.close().catch(() => {});
+  await db?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('database outage', () => {
   it('answers 503 while the database is down and recovers when it returns, data intact', async () => {
@@ -30,7 +38,12 @@ describe('database outage', () => {
     const g = createGenerator(11);
     const p = g.patient();
     const [a, b] = g.records(p, 2);
-    const up = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(a.bundle), headers: uploadHeaders(), as: ['hip', 'H-OUT'] });
+    const up = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(a.bundle),
+      headers: uploadHeaders(),
+      as: ['hip', 'H-OUT'],
+    });
     expect(up.status).toBe(201);
     const id = up.headers.get('location')!.split('/')[5];
 
@@ -39,7 +52,12 @@ describe('database outage', () => {
     const unhandled = () => t!.logs.filter((l) => l.includes('unhandled error')).join('');
     expect(ready.status, unhandled()).toBe(503);
     expect((await ready.json()).issue[0].code).toBe('transient');
-    const upload = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(b.bundle), headers: uploadHeaders(), as: ['hip', 'H-OUT'] });
+    const upload = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(b.bundle),
+      headers: uploadHeaders(),
+      as: ['hip', 'H-OUT'],
+    });
     expect(upload.status, unhandled()).toBe(503);
     const body = await upload.json();
     expect(body.resourceType).toBe('OperationOutcome');
@@ -59,7 +77,12 @@ describe('database outage', () => {
     expect(read.status).toBe(200); // data survived the restart
     // the upload refused during the outage left nothing behind, and can be sent again
     expect(await t.collections.versions.countDocuments({ provider: 'H-OUT' })).toBe(1);
-    const retry = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(b.bundle), headers: uploadHeaders(), as: ['hip', 'H-OUT'] });
+    const retry = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(b.bundle),
+      headers: uploadHeaders(),
+      as: ['hip', 'H-OUT'],
+    });
     expect(retry.status).toBe(201);
   }, 120_000);
 });

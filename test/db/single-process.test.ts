@@ -13,8 +13,14 @@ import { join } from 'node:path';
 import { DataDirInUseError, LOCK_FILE, PROJECT_ROOT, lockDataDir } from '../../src/db/embedded.js';
 
 const dirs: string[] = [];
-const tempDir = (name: string) => { const d = mkdtempSync(join(tmpdir(), `abha-vault-${name}-`)); dirs.push(d); return d; };
-afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+const tempDir = (name: string) => {
+  const d = mkdtempSync(join(tmpdir(), `abha-vault-${name}-`));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** A pid that is not alive: a child that has exited. */
 async function deadPid(): Promise<number> {
@@ -29,7 +35,11 @@ describe('the DATA_DIR lock file', () => {
     const release = lockDataDir(dir);
     expect(readFileSync(join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
     let caught: unknown;
-    try { lockDataDir(dir); } catch (e) { caught = e; }
+    try {
+      lockDataDir(dir);
+    } catch (e) {
+      caught = e;
+    }
     expect(caught).toBeInstanceOf(DataDirInUseError);
     const message = (caught as Error).message;
     expect(message).toContain(`DATA_DIR ${dir}`);
@@ -50,13 +60,30 @@ describe('the DATA_DIR lock file', () => {
   });
 });
 
-interface Started { code: Promise<number | null>; lines: string[]; url: Promise<string>; kill(): void }
+interface Started {
+  code: Promise<number | null>;
+  lines: string[];
+  url: Promise<string>;
+  kill(): void;
+}
 
 /** `npm start` on the embedded database (MONGODB_URI unset, whatever the test run uses). */
 function startEmbeddedServer(dataDir: string): Started {
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', NODE_ENV: 'test', DATA_DIR: dataDir, MONGODB_DB: 'single_process' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'test',
+    DATA_DIR: dataDir,
+    MONGODB_DB: 'single_process',
+  };
   delete env.MONGODB_URI;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: PROJECT_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => lines.push(l));
   const code = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
@@ -69,7 +96,14 @@ function startEmbeddedServer(dataDir: string): Started {
     void code.then((c) => reject(new Error(`exited ${c}: ${lines.join('\n')}`)));
   });
   url.catch(() => undefined);
-  return { code, lines, url, kill: () => { if (child.exitCode === null) child.kill('SIGTERM'); } };
+  return {
+    code,
+    lines,
+    url,
+    kill: () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+    },
+  };
 }
 
 describe('a second server on the same DATA_DIR (embedded database)', () => {

@@ -7,8 +7,12 @@ import { MongoNetworkError, MongoServerError } from 'mongodb';
 import { asUnavailable } from '../../src/db/mongo.js';
 import { FhirError } from '../../src/fhir/outcome.js';
 
-const status = (e: unknown) => { const u = asUnavailable(e); return u instanceof FhirError ? u.status : 'passed through'; };
-const socketError = (code: string) => Object.assign(new Error('This socket has been ended by the other party'), { code });
+const status = (e: unknown) => {
+  const u = asUnavailable(e);
+  return u instanceof FhirError ? u.status : 'passed through';
+};
+const socketError = (code: string) =>
+  Object.assign(new Error('This socket has been ended by the other party'), { code });
 
 describe('asUnavailable', () => {
   it('maps driver connectivity errors to 503', () => {

@@ -21,10 +21,16 @@ beforeAll(async () => {
   // the server made its development key pair in DATA_DIR; `npm run token` signs with the same key
   token = await signDevToken(dataDir, { role: 'hip', facility: 'HOSP-E2E' });
 });
-afterAll(async () => { expect(await server?.stop()).toBe(0); rmSync(dataDir, { recursive: true, force: true }); });
+afterAll(async () => {
+  expect(await server?.stop()).toBe(0);
+  rmSync(dataDir, { recursive: true, force: true });
+});
 
 const client = (careContext = 'IPD-2024-0001') =>
-  new Client({ baseUrl: `${server.url}/fhir`, customHeaders: { Authorization: `Bearer ${token}`, 'X-Care-Context': careContext } });
+  new Client({
+    baseUrl: `${server.url}/fhir`,
+    customHeaders: { Authorization: `Bearer ${token}`, 'X-Care-Context': careContext },
+  });
 
 describe('a hospital integrator with fhir-kit-client', () => {
   const g = createGenerator(2024);
@@ -63,15 +69,23 @@ describe('a hospital integrator with fhir-kit-client', () => {
   });
 
   it('searches by ABHA, type and date and follows next links', async () => {
-    for (const r of g.records(patient, 7)) await client(r.careContext.referenceNumber).create({ resourceType: 'Bundle', body: r.bundle as any });
-    const first: any = await client().search({ resourceType: 'Bundle', searchParams: { 'patient-abha': patient.abhaAddress, _count: 3 } });
+    for (const r of g.records(patient, 7))
+      await client(r.careContext.referenceNumber).create({ resourceType: 'Bundle', body: r.bundle as any });
+    const first: any = await client().search({
+      resourceType: 'Bundle',
+      searchParams: { 'patient-abha': patient.abhaAddress, _count: 3 },
+    });
     expect(first.total).toBe(8);
     const seen = first.entry.map((e: any) => e.resource.id);
     let page = first;
-    while ((page = await client().nextPage({ bundle: page }) as any)) seen.push(...page.entry.map((e: any) => e.resource.id));
+    while ((page = (await client().nextPage({ bundle: page })) as any))
+      seen.push(...page.entry.map((e: any) => e.resource.id));
     expect(seen).toHaveLength(8);
     expect(new Set(seen).size).toBe(8);
-    const ds: any = await client().search({ resourceType: 'Bundle', searchParams: { 'patient-abha': patient.abhaNumber, type: 'DischargeSummary', date: 'ge1900-01-01' } });
+    const ds: any = await client().search({
+      resourceType: 'Bundle',
+      searchParams: { 'patient-abha': patient.abhaNumber, type: 'DischargeSummary', date: 'ge1900-01-01' },
+    });
     expect(ds.entry.every((e: any) => e.resource.entry[0].resource.type.coding[0].code === '373942005')).toBe(true);
   });
 
@@ -80,7 +94,9 @@ describe('a hospital integrator with fhir-kit-client', () => {
     const bad: any = structuredClone(rec.bundle);
     bad.identifier.value = uuidv4();
     delete bad.timestamp;
-    const err: any = await client().create({ resourceType: 'Bundle', body: bad }).catch((e: unknown) => e);
+    const err: any = await client()
+      .create({ resourceType: 'Bundle', body: bad })
+      .catch((e: unknown) => e);
     expect(err.response.status).toBe(422);
     expect(err.response.data.resourceType).toBe('OperationOutcome');
     expect(err.response.data.issue.some((i: any) => i.expression?.[0] === 'Bundle.timestamp')).toBe(true);

@@ -33,35 +33,60 @@ describe('abhaIdentity: the reported defect', () => {
 describe('rule 1: an identifier is claimed ABHA by its type coding or its system', () => {
   it('claims by the IG identifier-type codes ABHA and HIN, under any system', () => {
     for (const code of [ABHA, HIN]) {
-      expect(identity([id('91441720935586', MRN_SYSTEM, code)], [])).toEqual({ abhaNumber: '91441720935586', malformed: [], conflicts: [] });
+      expect(identity([id('91441720935586', MRN_SYSTEM, code)], [])).toEqual({
+        abhaNumber: '91441720935586',
+        malformed: [],
+        conflicts: [],
+      });
     }
   });
 
   it('claims by a configured system, a trailing slash ignored', () => {
-    for (const system of ['https://healthid.ndhm.gov.in', 'https://healthid.abdm.gov.in/', 'https://abha.abdm.gov.in']) {
+    for (const system of [
+      'https://healthid.ndhm.gov.in',
+      'https://healthid.abdm.gov.in/',
+      'https://abha.abdm.gov.in',
+    ]) {
       expect(identity([id('91441720935586', system)]).abhaNumber).toBe('91441720935586');
     }
-    expect(identity([id('91441720935586', 'https://my-abha.example.in')], ['https://my-abha.example.in']).abhaNumber).toBe('91441720935586');
+    expect(
+      identity([id('91441720935586', 'https://my-abha.example.in')], ['https://my-abha.example.in']).abhaNumber,
+    ).toBe('91441720935586');
     // Only the configured systems count.
-    expect(identity([id('91441720935586', 'https://healthid.ndhm.gov.in')], ['https://my-abha.example.in']).abhaNumber).toBeUndefined();
+    expect(
+      identity([id('91441720935586', 'https://healthid.ndhm.gov.in')], ['https://my-abha.example.in']).abhaNumber,
+    ).toBeUndefined();
   });
 
   it('lets a claim win over any other type coding (the IG examples: v2-0203 MR or NNIND under healthid.ndhm.gov.in)', () => {
     for (const other of [MR, { system: V2, code: 'NNIND' }]) {
-      expect(identity([id('22-7225-4829-5255', 'https://healthid.ndhm.gov.in', other)]).abhaNumber).toBe('22722548295255');
+      expect(identity([id('22-7225-4829-5255', 'https://healthid.ndhm.gov.in', other)]).abhaNumber).toBe(
+        '22722548295255',
+      );
     }
     expect(identity([id('ravi.kumar@sbx', MRN_SYSTEM, MR, ABHA)]).abhaAddress).toBe('ravi.kumar@sbx');
   });
 
   it('does not take ABHA or HIN from another code system as a claim', () => {
-    expect(identity([id('91441720935586', MRN_SYSTEM, { system: V2, code: 'ABHA' })])).toEqual({ malformed: [], conflicts: [] });
+    expect(identity([id('91441720935586', MRN_SYSTEM, { system: V2, code: 'ABHA' })])).toEqual({
+      malformed: [],
+      conflicts: [],
+    });
   });
 
   it('reports a claimed identifier whose value has neither shape, by index', () => {
-    const ids = [id('MRN-1', MRN_SYSTEM, MR), id('9144-1720', 'https://healthid.abdm.gov.in'), id('not an address', undefined, ABHA), id('ravi.kumar@sbx', 'https://healthid.abdm.gov.in')];
+    const ids = [
+      id('MRN-1', MRN_SYSTEM, MR),
+      id('9144-1720', 'https://healthid.abdm.gov.in'),
+      id('not an address', undefined, ABHA),
+      id('ravi.kumar@sbx', 'https://healthid.abdm.gov.in'),
+    ];
     expect(identity(ids)).toEqual({
       abhaAddress: 'ravi.kumar@sbx',
-      malformed: [{ index: 1, value: '9144-1720' }, { index: 2, value: 'not an address' }],
+      malformed: [
+        { index: 1, value: '9144-1720' },
+        { index: 2, value: 'not an address' },
+      ],
       conflicts: [],
     });
   });
@@ -80,7 +105,10 @@ describe('rule 2: an unclaimed identifier with a system or a type is never ABHA'
   });
 
   it('does not report such an identifier as malformed, nor a system of the wrong JSON type as a claim', () => {
-    expect(identity([id('MRN-00418827', MRN_SYSTEM, MR), { system: 123, value: '91-4417-2093-5586' }])).toEqual({ malformed: [], conflicts: [] });
+    expect(identity([id('MRN-00418827', MRN_SYSTEM, MR), { system: 123, value: '91-4417-2093-5586' }])).toEqual({
+      malformed: [],
+      conflicts: [],
+    });
   });
 });
 
@@ -105,23 +133,42 @@ describe('rule 4: claimed identifiers are used first, bare ones only for a kind 
 
   it('takes a bare address when only the number is claimed', () => {
     const ids = [id('22222222222222', 'https://healthid.abdm.gov.in'), id('ravi.kumar@sbx')];
-    expect(identity(ids)).toEqual({ abhaNumber: '22222222222222', abhaAddress: 'ravi.kumar@sbx', malformed: [], conflicts: [] });
+    expect(identity(ids)).toEqual({
+      abhaNumber: '22222222222222',
+      abhaAddress: 'ravi.kumar@sbx',
+      malformed: [],
+      conflicts: [],
+    });
   });
 
   it('takes a bare number when the only claimed identifier is malformed', () => {
     const ids = [id('9144-1720', 'https://healthid.abdm.gov.in'), id('91-4417-2093-5586')];
-    expect(identity(ids)).toEqual({ abhaNumber: '91441720935586', malformed: [{ index: 0, value: '9144-1720' }], conflicts: [] });
+    expect(identity(ids)).toEqual({
+      abhaNumber: '91441720935586',
+      malformed: [{ index: 0, value: '9144-1720' }],
+      conflicts: [],
+    });
   });
 });
 
 describe('rule 5: two different numbers or addresses among those that count conflict', () => {
   it('reports two different claimed numbers with both positions', () => {
-    const ids = [id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'), id('ravi.kumar@sbx', undefined, ABHA), id('22-3333-4444-5555', 'https://healthid.ndhm.gov.in')];
+    const ids = [
+      id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'),
+      id('ravi.kumar@sbx', undefined, ABHA),
+      id('22-3333-4444-5555', 'https://healthid.ndhm.gov.in'),
+    ];
     expect(identity(ids)).toEqual({
       abhaNumber: '91441720935586',
       abhaAddress: 'ravi.kumar@sbx',
       malformed: [],
-      conflicts: [{ kind: 'number', first: { index: 0, value: '91-4417-2093-5586' }, second: { index: 2, value: '22-3333-4444-5555' } }],
+      conflicts: [
+        {
+          kind: 'number',
+          first: { index: 0, value: '91-4417-2093-5586' },
+          second: { index: 2, value: '22-3333-4444-5555' },
+        },
+      ],
     });
   });
 
@@ -132,30 +179,53 @@ describe('rule 5: two different numbers or addresses among those that count conf
   });
 
   it('does not count the same number written dashed and plain, or the same address in another case, as a conflict', () => {
-    const ids = [id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'), id('91441720935586', undefined, HIN), id('Ravi.Kumar@sbx', undefined, ABHA), id('ravi.kumar@SBX', 'https://abha.abdm.gov.in')];
-    expect(identity(ids)).toEqual({ abhaNumber: '91441720935586', abhaAddress: 'ravi.kumar@sbx', malformed: [], conflicts: [] });
+    const ids = [
+      id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'),
+      id('91441720935586', undefined, HIN),
+      id('Ravi.Kumar@sbx', undefined, ABHA),
+      id('ravi.kumar@SBX', 'https://abha.abdm.gov.in'),
+    ];
+    expect(identity(ids)).toEqual({
+      abhaNumber: '91441720935586',
+      abhaAddress: 'ravi.kumar@sbx',
+      malformed: [],
+      conflicts: [],
+    });
   });
 
   it('ignores ABHA-shaped values under other systems when looking for conflicts', () => {
-    const ids = [id('22-3333-4444-5555', MRN_SYSTEM, MR), id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'), id('33-3333-4444-5555', 'https://lab.example.in/id')];
+    const ids = [
+      id('22-3333-4444-5555', MRN_SYSTEM, MR),
+      id('91-4417-2093-5586', 'https://healthid.abdm.gov.in'),
+      id('33-3333-4444-5555', 'https://lab.example.in/id'),
+    ];
     expect(identity(ids).conflicts).toEqual([]);
   });
 });
 
 describe('rule 6: without a number or an address there is no identity', () => {
   it('returns nothing for a missing, non-array or empty identifier list, or only other identifiers', () => {
-    for (const v of [undefined, null, {}, 'x', 5, []]) expect(abhaIdentity(v, DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [], conflicts: [] });
+    for (const v of [undefined, null, {}, 'x', 5, []])
+      expect(abhaIdentity(v, DEFAULT_ABHA_SYSTEMS)).toEqual({ malformed: [], conflicts: [] });
     expect(identity([id('22-3333-4444-5555', MRN_SYSTEM, MR)])).toEqual({ malformed: [], conflicts: [] });
   });
 
   it('skips null entries and non-string values', () => {
-    const ids = [null, id(91441720935586, 'https://healthid.abdm.gov.in'), id(undefined, 'https://healthid.abdm.gov.in'), id('ravi.kumar@sbx')];
+    const ids = [
+      null,
+      id(91441720935586, 'https://healthid.abdm.gov.in'),
+      id(undefined, 'https://healthid.abdm.gov.in'),
+      id('ravi.kumar@sbx'),
+    ];
     expect(identity(ids)).toEqual({ abhaAddress: 'ravi.kumar@sbx', malformed: [], conflicts: [] });
   });
 });
 
 describe('callers: the profile stage and the index keys', () => {
-  const validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS }, sharedStructure());
+  const validator = new DocumentValidator(
+    { maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS },
+    sharedStructure(),
+  );
   const PATIENT = 'Bundle.entry[1].resource';
   /** fixtures/examples/prescription.json with its Patient.identifier replaced. */
   const prescription = (identifiers: unknown[]) => {
@@ -165,34 +235,59 @@ describe('callers: the profile stage and the index keys', () => {
     return b;
   };
   const rejection = (b: unknown) => {
-    try { validator.validate(b); } catch (e) { expect(e).toBeInstanceOf(FhirError); return e as FhirError; }
+    try {
+      validator.validate(b);
+    } catch (e) {
+      expect(e).toBeInstanceOf(FhirError);
+      return e as FhirError;
+    }
     throw new Error('accepted');
   };
 
   it('indexes a document under the ABHA-system number, not the MRN shaped like one before it', () => {
-    const doc = validator.validate(prescription([id('22-3333-4444-5555', MRN_SYSTEM, MR), id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR)]));
+    const doc = validator.validate(
+      prescription([
+        id('22-3333-4444-5555', MRN_SYSTEM, MR),
+        id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR),
+      ]),
+    );
     expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS)).toMatchObject({ abhaNumber: '91441720935586', abhaAddress: null });
   });
 
   it('refuses two different ABHA numbers with 422 naming both, the expression at the second', () => {
-    const e = rejection(prescription([id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR), id('MRN-1', MRN_SYSTEM, MR), id('22-3333-4444-5555', undefined, HIN)]));
+    const e = rejection(
+      prescription([
+        id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR),
+        id('MRN-1', MRN_SYSTEM, MR),
+        id('22-3333-4444-5555', undefined, HIN),
+      ]),
+    );
     expect(e.status).toBe(422);
-    expect(e.issues).toEqual([{
-      severity: 'error',
-      code: 'business-rule',
-      diagnostics: `${PATIENT}.identifier[0] ('91-4417-2093-5586') and ${PATIENT}.identifier[2] ('22-3333-4444-5555') are two different ABHA numbers; a patient has one`,
-      expression: `${PATIENT}.identifier[2].value`,
-    }]);
+    expect(e.issues).toEqual([
+      {
+        severity: 'error',
+        code: 'business-rule',
+        diagnostics: `${PATIENT}.identifier[0] ('91-4417-2093-5586') and ${PATIENT}.identifier[2] ('22-3333-4444-5555') are two different ABHA numbers; a patient has one`,
+        expression: `${PATIENT}.identifier[2].value`,
+      },
+    ]);
   });
 
   it('refuses two different ABHA addresses the same way', () => {
-    const e = rejection(prescription([id('ravi.kumar@sbx', undefined, ABHA), id('ravi.other@abdm', 'https://healthid.abdm.gov.in', ABHA)]));
+    const e = rejection(
+      prescription([
+        id('ravi.kumar@sbx', undefined, ABHA),
+        id('ravi.other@abdm', 'https://healthid.abdm.gov.in', ABHA),
+      ]),
+    );
     expect(e.issues.map((i) => [i.code, i.expression])).toEqual([['business-rule', `${PATIENT}.identifier[1].value`]]);
     expect(e.issues[0].diagnostics).toContain('two different ABHA addresses');
   });
 
   it('accepts the same number written dashed and plain', () => {
-    const doc = validator.validate(prescription([id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR), id('91441720935586', undefined, HIN)]));
+    const doc = validator.validate(
+      prescription([id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR), id('91441720935586', undefined, HIN)]),
+    );
     expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS).abhaNumber).toBe('91441720935586');
   });
 

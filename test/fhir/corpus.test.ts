@@ -17,7 +17,13 @@ const corpusDir = path.resolve(repoRoot, '..', 'shared', 'corpus', 'abdm-example
 const manifestPath = path.join(corpusDir, 'MANIFEST.md');
 
 type Expect = 'accepted' | 'base64' | 'faker' | 'not-supported';
-interface Row { file: string; recordType: string; origin: string; findings: string; expect: Expect }
+interface Row {
+  file: string;
+  recordType: string;
+  origin: string;
+  findings: string;
+  expect: Expect;
+}
 
 const SUPPORTED = new Set(['prescription', 'diagnostic-report-lab', 'diagnostic-report-imaging', 'discharge-summary']);
 const UNSUPPORTED = new Set(['op-consult', 'immunization', 'wellness', 'health-document', 'invoice']);
@@ -28,9 +34,19 @@ function readManifest(): Row[] {
   const tables: Record<string, string>[][] = [];
   let header: string[] | undefined;
   for (const line of text.split('\n')) {
-    if (!line.startsWith('|')) { header = undefined; continue; }
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
-    if (!header) { header = cells; tables.push([]); continue; }
+    if (!line.startsWith('|')) {
+      header = undefined;
+      continue;
+    }
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
+    if (!header) {
+      header = cells;
+      tables.push([]);
+      continue;
+    }
     if (cells.every((c) => /^-+$/.test(c))) continue;
     tables[tables.length - 1].push(Object.fromEntries(header.map((h, i) => [h, cells[i]])));
   }
@@ -56,7 +72,8 @@ function reason(i: Issue): string {
   const d = i.diagnostics;
   if (i.code === 'not-supported') return 'unsupported record type';
   if (d.startsWith('Invalid base64Binary')) return 'R4 base64Binary';
-  if (/^Invalid (instant|dateTime)/.test(d) && /with a timezone/.test(d)) return `R4 ${d.slice(8, d.indexOf(':'))} without timezone`;
+  if (/^Invalid (instant|dateTime)/.test(d) && /with a timezone/.test(d))
+    return `R4 ${d.slice(8, d.indexOf(':'))} without timezone`;
   if (d.startsWith('Unknown element')) return 'R4 unknown element';
   if (d.includes('Bundle.meta.versionId')) return 'DocumentBundle meta.versionId';
   if (/is not a valid urn:uuid/.test(d)) return 'R4 malformed urn:uuid fullUrl';
@@ -73,7 +90,11 @@ let results: Map<string, { verdict: 'accepted' | 'rejected'; status?: number; is
 
 beforeAll(() => {
   rows = readManifest();
-  const validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
+  const validator = new DocumentValidator({
+    maxBytes: 10 * 1024 * 1024,
+    maxDepth: 64,
+    abhaSystems: DEFAULT_ABHA_SYSTEMS,
+  });
   results = new Map();
   for (const r of rows) {
     const text = readFileSync(path.join(corpusDir, r.file), 'utf8');
@@ -81,8 +102,14 @@ beforeAll(() => {
       validator.validateText(text);
       results.set(r.file, { verdict: 'accepted', issues: [], rules: [] });
     } catch (e) {
-      if (!(e instanceof FhirError)) throw new Error(`${r.file}: validator threw ${(e as Error).name}: ${(e as Error).message}`);
-      results.set(r.file, { verdict: 'rejected', status: e.status, issues: e.issues, rules: [...new Set(e.issues.map(reason))] });
+      if (!(e instanceof FhirError))
+        throw new Error(`${r.file}: validator threw ${(e as Error).name}: ${(e as Error).message}`, { cause: e });
+      results.set(r.file, {
+        verdict: 'rejected',
+        status: e.status,
+        issues: e.issues,
+        rules: [...new Set(e.issues.map(reason))],
+      });
     }
   }
   const table = rows.map((r) => {
@@ -90,50 +117,72 @@ beforeAll(() => {
     return { file: r.file, verdict: res.verdict, issues: String(res.issues.length), rules: res.rules.join('; ') };
   });
   const w = (k: 'file' | 'verdict' | 'issues') => Math.max(k.length, ...table.map((t) => t[k].length));
-  const line = (t: Record<string, string>) => `| ${t.file.padEnd(w('file'))} | ${t.verdict.padEnd(w('verdict'))} | ${t.issues.padStart(w('issues'))} | ${t.rules}`;
+  const line = (t: Record<string, string>) =>
+    `| ${t.file.padEnd(w('file'))} | ${t.verdict.padEnd(w('verdict'))} | ${t.issues.padStart(w('issues'))} | ${t.rules}`;
   const counts = new Map<string, number>();
   for (const res of results.values()) {
     if (res.verdict === 'accepted') counts.set('accepted', (counts.get('accepted') ?? 0) + 1);
     else for (const rule of res.rules) counts.set(`rejected: ${rule}`, (counts.get(`rejected: ${rule}`) ?? 0) + 1);
   }
   const rejected = [...results.values()].filter((r) => r.verdict === 'rejected').length;
-  console.log([
-    'Corpus verdicts (../shared/corpus/abdm-examples):',
-    line({ file: 'file', verdict: 'verdict', issues: 'issues', rules: 'rules (distinct reasons)' }),
-    ...table.map(line),
-    '',
-    `accepted ${counts.get('accepted') ?? 0}, rejected ${rejected} of ${rows.length} files. Files per reason:`,
-    ...[...counts].map(([rule, n]) => `  ${String(n).padStart(2)}  ${rule}`),
-  ].join('\n'));
+  console.log(
+    [
+      'Corpus verdicts (../shared/corpus/abdm-examples):',
+      line({ file: 'file', verdict: 'verdict', issues: 'issues', rules: 'rules (distinct reasons)' }),
+      ...table.map(line),
+      '',
+      `accepted ${counts.get('accepted') ?? 0}, rejected ${rejected} of ${rows.length} files. Files per reason:`,
+      ...[...counts].map(([rule, n]) => `  ${String(n).padStart(2)}  ${rule}`),
+    ].join('\n'),
+  );
 });
 
 describe('corpus of public ABDM example bundles', () => {
   it('MANIFEST lists exactly the JSON files in the corpus directory', () => {
     expect(existsSync(manifestPath)).toBe(true);
-    const onDisk = readdirSync(corpusDir).filter((f) => f.endsWith('.json')).sort();
+    const onDisk = readdirSync(corpusDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
     expect(rows.map((r) => r.file).sort()).toEqual(onDisk);
     expect(onDisk).toHaveLength(23);
   });
 
   it('the expectation classes have the sizes MANIFEST implies', () => {
-    const by = (e: Expect) => rows.filter((r) => r.expect === e).map((r) => r.file).sort();
+    const by = (e: Expect) =>
+      rows
+        .filter((r) => r.expect === e)
+        .map((r) => r.file)
+        .sort();
     expect(by('accepted')).toEqual([
-      'diagnostic-report-imaging-01.json', 'diagnostic-report-imaging-02.json',
-      'diagnostic-report-lab-01.json', 'diagnostic-report-lab-02.json',
-      'discharge-summary-01.json', 'discharge-summary-02.json',
-      'prescription-01.json', 'prescription-02.json',
+      'diagnostic-report-imaging-01.json',
+      'diagnostic-report-imaging-02.json',
+      'diagnostic-report-lab-01.json',
+      'diagnostic-report-lab-02.json',
+      'discharge-summary-01.json',
+      'discharge-summary-02.json',
+      'prescription-01.json',
+      'prescription-02.json',
     ]);
     expect(by('base64')).toEqual(['diagnostic-report-imaging-03.json', 'discharge-summary-03.json']);
     expect(by('faker')).toEqual([
-      'diagnostic-report-lab-06.json', 'discharge-summary-08.json', 'discharge-summary-09.json',
-      'prescription-03.json', 'prescription-04.json', 'prescription-05.json',
+      'diagnostic-report-lab-06.json',
+      'discharge-summary-08.json',
+      'discharge-summary-09.json',
+      'prescription-03.json',
+      'prescription-04.json',
+      'prescription-05.json',
     ]);
     expect(by('not-supported')).toHaveLength(7);
   });
 
   it('accepts the NRCeS IG examples of the supported record types (6.5.0 and 2.0.1)', () => {
     for (const r of rows.filter((x) => x.expect === 'accepted')) {
-      expect({ file: r.file, ...results.get(r.file)! }).toEqual({ file: r.file, verdict: 'accepted', issues: [], rules: [] });
+      expect({ file: r.file, ...results.get(r.file)! }).toEqual({
+        file: r.file,
+        verdict: 'accepted',
+        issues: [],
+        rules: [],
+      });
     }
   });
 
@@ -200,7 +249,10 @@ describe('corpus of public ABDM example bundles', () => {
   it('rejects unsupported record types as not-supported and for nothing else', () => {
     for (const r of rows.filter((x) => x.expect === 'not-supported')) {
       const res = results.get(r.file)!;
-      expect([r.file, res.issues.map((i) => [i.code, i.expression])]).toEqual([r.file, [['not-supported', 'Bundle.entry[0].resource.type']]]);
+      expect([r.file, res.issues.map((i) => [i.code, i.expression])]).toEqual([
+        r.file,
+        [['not-supported', 'Bundle.entry[0].resource.type']],
+      ]);
       expect(res.issues[0].diagnostics).toContain('supported: ');
     }
   });

@@ -4,7 +4,6 @@ import { describe, it, expect } from 'vitest';
 import { documentRules } from '../../src/fhir/document.js';
 import { FIXTURES, texts, load, brief } from '../support/fixtures.js';
 
-
 /** Rewrites every urn:uuid fullUrl as `${resourceType}/${newId}` and every reference to match. */
 function toTypeIdStyle(bundle: any, idFor: (rt: string, i: number) => string, base = ''): any {
   const map = new Map<string, string>();
@@ -51,7 +50,11 @@ describe('documentRules: Bundle-level requirements', () => {
   });
 
   it('reports a missing identifier.system, identifier.value or identifier', () => {
-    for (const mutate of [(b: any) => delete b.identifier.system, (b: any) => delete b.identifier.value, (b: any) => delete b.identifier]) {
+    for (const mutate of [
+      (b: any) => delete b.identifier.system,
+      (b: any) => delete b.identifier.value,
+      (b: any) => delete b.identifier,
+    ]) {
       const b = load('prescription');
       mutate(b);
       const { issues } = documentRules(b);
@@ -171,13 +174,17 @@ describe('documentRules: references', () => {
       ['not-found', 'Bundle.entry[7].resource.requester.reference'],
       ['not-found', 'Bundle.entry[8].resource.reasonReference[0].reference'],
     ]);
-    expect(issues[0].diagnostics).toContain("Reference 'urn:uuid:0b1f3c5e-8d2a-4c6b-9e7f-1a2b3c4d5e6f' does not resolve");
+    expect(issues[0].diagnostics).toContain(
+      "Reference 'urn:uuid:0b1f3c5e-8d2a-4c6b-9e7f-1a2b3c4d5e6f' does not resolve",
+    );
   });
 
   it('reports a dangling reference inside a Composition section entry', () => {
     const b = load('prescription');
     b.entry[0].resource.section[0].entry[2].reference = 'urn:uuid:11111111-2222-4333-8444-555555555555';
-    expect(brief(documentRules(b).issues)).toEqual([['not-found', 'Bundle.entry[0].resource.section[0].entry[2].reference']]);
+    expect(brief(documentRules(b).issues)).toEqual([
+      ['not-found', 'Bundle.entry[0].resource.section[0].entry[2].reference'],
+    ]);
   });
 
   it('resolves #id references against contained resources only', () => {
@@ -186,7 +193,9 @@ describe('documentRules: references', () => {
     b.entry[7].resource.note = [{ authorReference: { reference: '#med1' }, text: 'x' }];
     expect(documentRules(b).issues).toEqual([]);
     b.entry[7].resource.note[0].authorReference.reference = '#med2';
-    expect(brief(documentRules(b).issues)).toEqual([['not-found', 'Bundle.entry[7].resource.note[0].authorReference.reference']]);
+    expect(brief(documentRules(b).issues)).toEqual([
+      ['not-found', 'Bundle.entry[7].resource.note[0].authorReference.reference'],
+    ]);
   });
 
   it('resolves Type/id fullUrls and references', () => {

@@ -20,18 +20,41 @@ const withTwoPatientIdentifiers = () => {
   const patient = JSON.stringify(b.entry[1].resource);
   const text = JSON.stringify(b);
   expect(text.split(patient)).toHaveLength(2);
-  const other = JSON.stringify([{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' }] }, system: 'https://healthid.abdm.gov.in', value: '22-3333-4444-5555' }]);
+  const other = JSON.stringify([
+    {
+      type: {
+        coding: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' },
+        ],
+      },
+      system: 'https://healthid.abdm.gov.in',
+      value: '22-3333-4444-5555',
+    },
+  ]);
   return text.replace(patient, patient.replace('"identifier":', `"identifier":${other},"identifier":`));
 };
 
 const refusal = (f: () => unknown): FhirError => {
-  try { f(); } catch (e) { expect(e).toBeInstanceOf(FhirError); return e as FhirError; }
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(FhirError);
+    return e as FhirError;
+  }
   throw new Error('accepted');
 };
 
 describe('duplicateMembers', () => {
   it('finds nothing in text without repeated names', () => {
-    for (const t of ['{}', '[]', '1', '"a"', 'null', '{"a":1,"b":{"a":2},"c":[{"a":3}]}', readFileSync(new URL('../../fixtures/examples/discharge-summary.json', import.meta.url), 'utf8')]) {
+    for (const t of [
+      '{}',
+      '[]',
+      '1',
+      '"a"',
+      'null',
+      '{"a":1,"b":{"a":2},"c":[{"a":3}]}',
+      readFileSync(new URL('../../fixtures/examples/discharge-summary.json', import.meta.url), 'utf8'),
+    ]) {
       expect(duplicateMembers(t)).toEqual([]);
     }
   });
@@ -42,12 +65,17 @@ describe('duplicateMembers', () => {
 
   it('finds names repeated in nested objects and in objects inside arrays, with the path to their object', () => {
     expect(duplicateMembers('{"x":{"y":{"k":1,"k":2}}}')).toEqual([{ key: 'k', parent: ['x', 'y'] }]);
-    expect(duplicateMembers('{"entry":[{"r":1},{"r":2},{"resource":{"id":"1","identifier":[],"identifier":[]}}]}')).toEqual([{ key: 'identifier', parent: ['entry', 2, 'resource'] }]);
+    expect(
+      duplicateMembers('{"entry":[{"r":1},{"r":2},{"resource":{"id":"1","identifier":[],"identifier":[]}}]}'),
+    ).toEqual([{ key: 'identifier', parent: ['entry', 2, 'resource'] }]);
     expect(duplicateMembers('[[1,{"a":0}],[{},{"b":1,"b":2}]]')).toEqual([{ key: 'b', parent: [1, 1] }]);
   });
 
   it('gives the path through a duplicated member to a duplicate inside its value', () => {
-    expect(duplicateMembers('{"a":1,"b":2,"a":{"x":1,"x":2}}')).toEqual([{ key: 'a', parent: [] }, { key: 'x', parent: ['a'] }]);
+    expect(duplicateMembers('{"a":1,"b":2,"a":{"x":1,"x":2}}')).toEqual([
+      { key: 'a', parent: [] },
+      { key: 'x', parent: ['a'] },
+    ]);
   });
 
   it('keeps the path right after nested containers and values that are closed before the duplicate', () => {
@@ -95,12 +123,23 @@ describe('duplicateMembers', () => {
   });
 
   it('forgets nothing between calls: a scan starts clean after a deep or wide text', () => {
-    duplicateMembers('{"a":'.repeat(1000) + '{' + Array.from({ length: 100_000 }, (_, i) => `"k${i}":1`).join(',') + '}' + '}'.repeat(1000));
-    expect(duplicateMembers('{"b":[{"c":1},{"c":2,"d":{"c":3}}],"c":{"c":1,"c":2}}')).toEqual([{ key: 'c', parent: ['c'] }]);
+    duplicateMembers(
+      '{"a":'.repeat(1000) +
+        '{' +
+        Array.from({ length: 100_000 }, (_, i) => `"k${i}":1`).join(',') +
+        '}' +
+        '}'.repeat(1000),
+    );
+    expect(duplicateMembers('{"b":[{"c":1},{"c":2,"d":{"c":3}}],"c":{"c":1,"c":2}}')).toEqual([
+      { key: 'c', parent: ['c'] },
+    ]);
   });
 
   it('handles names such as __proto__ and the empty name', () => {
-    expect(duplicateMembers('{"__proto__":1,"__proto__":2,"":1,"":2}')).toEqual([{ key: '__proto__', parent: [] }, { key: '', parent: [] }]);
+    expect(duplicateMembers('{"__proto__":1,"__proto__":2,"":1,"":2}')).toEqual([
+      { key: '__proto__', parent: [] },
+      { key: '', parent: [] },
+    ]);
   });
 
   it('does not recurse: 200,000 levels of nesting are scanned without exhausting the stack', () => {
@@ -135,10 +174,18 @@ describe('duplicateMembers against a recursive reference', () => {
   const write = (x: Tree, escape: () => boolean): string => {
     if (Array.isArray(x)) return '[' + x.map((v) => write(v, escape)).join(',') + ']';
     if (x && typeof x === 'object') {
-      return '{' + x.pairs.map(([k, v]) => {
-        const name = escape() ? '"' + [...k].map((ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')).join('') + '"' : JSON.stringify(k);
-        return name + ':' + write(v, escape);
-      }).join(',') + '}';
+      return (
+        '{' +
+        x.pairs
+          .map(([k, v]) => {
+            const name = escape()
+              ? '"' + [...k].map((ch) => '\\u' + ch.charCodeAt(0).toString(16).padStart(4, '0')).join('') + '"'
+              : JSON.stringify(k);
+            return name + ':' + write(v, escape);
+          })
+          .join(',') +
+        '}'
+      );
     }
     return JSON.stringify(x);
   };
@@ -147,7 +194,8 @@ describe('duplicateMembers against a recursive reference', () => {
     else if (x && typeof x === 'object') {
       const seen = new Set<string>();
       for (const [k, v] of x.pairs) {
-        if (seen.has(k)) out.push({ key: k, parent: path }); else seen.add(k);
+        if (seen.has(k)) out.push({ key: k, parent: path });
+        else seen.add(k);
         reference(v, [...path, k], out);
       }
     }
@@ -155,12 +203,15 @@ describe('duplicateMembers against a recursive reference', () => {
   };
 
   it('finds exactly the repeated names, in text order, with their paths', () => {
-    fc.assert(fc.property(tree, fc.infiniteStream(fc.boolean()), (x, flips) => {
-      const it = flips[Symbol.iterator]();
-      const text = write(x, () => it.next().value as boolean);
-      expect(() => JSON.parse(text)).not.toThrow();
-      expect(duplicateMembers(text, 1000)).toEqual(reference(x, [], []));
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(tree, fc.infiniteStream(fc.boolean()), (x, flips) => {
+        const it = flips[Symbol.iterator]();
+        const text = write(x, () => it.next().value as boolean);
+        expect(() => JSON.parse(text)).not.toThrow();
+        expect(duplicateMembers(text, 1000)).toEqual(reference(x, [], []));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -176,9 +227,20 @@ describe('shape', () => {
   it('finds duplicates in the same pass as depth and string length, only when asked', () => {
     const t = '{"a":[{"b":"xyz","b":1}],"a":2}';
     expect(shape(t, 64, Infinity)).toEqual({ depth: 3, longestString: 3, duplicates: [] });
-    expect(shape(t, 64, Infinity, 20)).toEqual({ depth: 3, longestString: 3, duplicates: [{ key: 'b', parent: ['a', 0] }, { key: 'a', parent: [] }] });
+    expect(shape(t, 64, Infinity, 20)).toEqual({
+      depth: 3,
+      longestString: 3,
+      duplicates: [
+        { key: 'b', parent: ['a', 0] },
+        { key: 'a', parent: [] },
+      ],
+    });
     // After the last duplicate it can report, it still measures depth and strings.
-    expect(shape('{"a":1,"a":2,"b":[[["long string"]]]}', 64, Infinity, 1)).toEqual({ depth: 4, longestString: 11, duplicates: [{ key: 'a', parent: [] }] });
+    expect(shape('{"a":1,"a":2,"b":[[["long string"]]]}', 64, Infinity, 1)).toEqual({
+      depth: 4,
+      longestString: 11,
+      duplicates: [{ key: 'a', parent: [] }],
+    });
   });
 
   it('does not throw on malformed text, escaped keys included (JSON.parse reports it)', () => {
@@ -195,12 +257,16 @@ describe('guardDocument', () => {
     const text = withTwoPatientIdentifiers();
     const e = refusal(() => guardDocument(text, LIMITS));
     expect(e.status).toBe(422);
-    expect(e.issues).toEqual([{
-      severity: 'error',
-      code: 'structure',
-      diagnostics: expect.stringContaining("Member 'identifier' occurs more than once in the object at Bundle.entry[1].resource"),
-      expression: 'Bundle.entry[1].resource.identifier',
-    }]);
+    expect(e.issues).toEqual([
+      {
+        severity: 'error',
+        code: 'structure',
+        diagnostics: expect.stringContaining(
+          "Member 'identifier' occurs more than once in the object at Bundle.entry[1].resource",
+        ),
+        expression: 'Bundle.entry[1].resource.identifier',
+      },
+    ]);
   });
 
   it('starts paths at $ when the top-level value has no resource type, and lists at most the limit', () => {
@@ -227,7 +293,9 @@ describe('guardDocument', () => {
       const e = refusal(() => guardDocument(t, LIMITS));
       expect([e.status, e.issues[0].diagnostics]).toEqual([400, expect.stringMatching(/^Body is not valid JSON/)]);
     }
-    expect(refusal(() => guardDocument('{"a":1,"a":' + '['.repeat(70) + ']'.repeat(70) + '}', LIMITS)).status).toBe(400);
+    expect(refusal(() => guardDocument('{"a":1,"a":' + '['.repeat(70) + ']'.repeat(70) + '}', LIMITS)).status).toBe(
+      400,
+    );
   });
 
   it('is not applied by the plain guard other JSON bodies go through', () => {
@@ -236,7 +304,10 @@ describe('guardDocument', () => {
 });
 
 describe('DocumentValidator.validateText and duplicate names', () => {
-  const validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS }, sharedStructure());
+  const validator = new DocumentValidator(
+    { maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS },
+    sharedStructure(),
+  );
 
   it('refuses a valid prescription whose Patient has two identifier members, and reports only that', () => {
     const text = withTwoPatientIdentifiers();

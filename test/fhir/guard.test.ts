@@ -18,14 +18,19 @@ function refusal(text: string, limits = LIMITS): FhirError {
 
 describe('guard', () => {
   it('parses an acceptable body', () => {
-    expect(guard('{"resourceType":"Bundle","entry":[{"a":[1,2]}]}', LIMITS)).toEqual({ resourceType: 'Bundle', entry: [{ a: [1, 2] }] });
+    expect(guard('{"resourceType":"Bundle","entry":[{"a":[1,2]}]}', LIMITS)).toEqual({
+      resourceType: 'Bundle',
+      entry: [{ a: [1, 2] }],
+    });
     expect(guard('  [1, "x", null]  ', LIMITS)).toEqual([1, 'x', null]);
   });
 
   it('refuses a body over maxBytes with 413 too-long', () => {
     const e = refusal(`{"a":"${'x'.repeat(1100)}"}`);
     expect(e.status).toBe(413);
-    expect(e.issues).toEqual([{ severity: 'error', code: 'too-long', diagnostics: 'Body exceeds the 1024-byte limit' }]);
+    expect(e.issues).toEqual([
+      { severity: 'error', code: 'too-long', diagnostics: 'Body exceeds the 1024-byte limit' },
+    ]);
     expect(isFhirError(e)).toBe(true);
   });
 
@@ -53,12 +58,17 @@ describe('guard', () => {
 
   it('refuses 100,000-deep nesting with 400 too-costly before parsing', () => {
     const limits = { maxBytes: 10 * 1024 * 1024, maxDepth: 64 };
-    for (const text of ['['.repeat(100_000) + ']'.repeat(100_000), '{"a":'.repeat(100_000) + '0' + '}'.repeat(100_000)]) {
+    for (const text of [
+      '['.repeat(100_000) + ']'.repeat(100_000),
+      '{"a":'.repeat(100_000) + '0' + '}'.repeat(100_000),
+    ]) {
       const t0 = performance.now();
       const e = refusal(text, limits);
       expect(performance.now() - t0).toBeLessThan(1000);
       expect(e.status).toBe(400);
-      expect(e.issues).toEqual([{ severity: 'error', code: 'too-costly', diagnostics: 'JSON nesting deeper than the limit of 64 levels' }]);
+      expect(e.issues).toEqual([
+        { severity: 'error', code: 'too-costly', diagnostics: 'JSON nesting deeper than the limit of 64 levels' },
+      ]);
     }
   });
 

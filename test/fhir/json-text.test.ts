@@ -133,7 +133,13 @@ describe('withTopLevelMembers', () => {
     const text = '{ "resourceType": "Bundle",\n  "id": "old", "v" : 1.50 , "meta": {"versionId":"1"}, "s": " a  b " }';
     const out = withTopLevelMembers(text, { id: '"new"', meta: '{"versionId":"2"}' });
     expect(out).toBe('{"id":"new","meta":{"versionId":"2"},"resourceType": "Bundle","v" : 1.50,"s": " a  b "}');
-    expect(JSON.parse(out)).toEqual({ id: 'new', meta: { versionId: '2' }, resourceType: 'Bundle', v: 1.5, s: ' a  b ' });
+    expect(JSON.parse(out)).toEqual({
+      id: 'new',
+      meta: { versionId: '2' },
+      resourceType: 'Bundle',
+      v: 1.5,
+      s: ' a  b ',
+    });
   });
 
   it('adds members that were absent', () => {
@@ -147,8 +153,13 @@ describe('withTopLevelMembers', () => {
 
   it('keeps the trailing-zero decimals of a fixture unchanged', () => {
     const text = example('diagnostic-report');
-    const out = withTopLevelMembers(text, { id: '"stored-1"', meta: '{"versionId":"7","lastUpdated":"2024-05-06T09:00:00Z"}' });
-    expect(out.startsWith('{"id":"stored-1","meta":{"versionId":"7","lastUpdated":"2024-05-06T09:00:00Z"},')).toBe(true);
+    const out = withTopLevelMembers(text, {
+      id: '"stored-1"',
+      meta: '{"versionId":"7","lastUpdated":"2024-05-06T09:00:00Z"}',
+    });
+    expect(out.startsWith('{"id":"stored-1","meta":{"versionId":"7","lastUpdated":"2024-05-06T09:00:00Z"},')).toBe(
+      true,
+    );
     for (const literal of ['"value": 1.50,', '"value": 4.20,', '"value": 6.0,', '"value": 0.70', '"value": 3.50']) {
       expect(out).toContain(literal);
     }

@@ -8,7 +8,6 @@ import { missingPaths, compilePath } from '../../src/fhir/profiles.js';
 import { FhirError } from '../../src/fhir/outcome.js';
 import { FIXTURES, texts, load, brief, type FixtureName } from '../support/fixtures.js';
 
-
 let v: DocumentValidator;
 beforeAll(() => {
   v = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
@@ -60,9 +59,22 @@ describe('DocumentValidator on the fixtures', () => {
 
 describe('DocumentValidator: pipeline entry points', () => {
   it('passes guard refusals through: too deep is 400, unparsable is 400 structure (the size is counted once, while the body streams: test/http/body.test.ts)', () => {
-    const shallow = new DocumentValidator({ maxBytes: 10_000_000, maxDepth: 8, abhaSystems: DEFAULT_ABHA_SYSTEMS }, v.structure);
-    try { shallow.validateText(texts.prescription); } catch (e) { expect((e as FhirError).status).toBe(400); expect((e as FhirError).issues[0].code).toBe('too-costly'); }
-    try { v.validateText('{"resourceType":'); } catch (e) { expect((e as FhirError).status).toBe(400); expect((e as FhirError).issues[0].code).toBe('structure'); }
+    const shallow = new DocumentValidator(
+      { maxBytes: 10_000_000, maxDepth: 8, abhaSystems: DEFAULT_ABHA_SYSTEMS },
+      v.structure,
+    );
+    try {
+      shallow.validateText(texts.prescription);
+    } catch (e) {
+      expect((e as FhirError).status).toBe(400);
+      expect((e as FhirError).issues[0].code).toBe('too-costly');
+    }
+    try {
+      v.validateText('{"resourceType":');
+    } catch (e) {
+      expect((e as FhirError).status).toBe(400);
+      expect((e as FhirError).issues[0].code).toBe('structure');
+    }
     expect.assertions(4);
   });
 
@@ -79,10 +91,17 @@ describe('DocumentValidator: pipeline entry points', () => {
   });
 
   it('caps the number of issues at maxIssues', () => {
-    const capped = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS, maxIssues: 3 }, v.structure);
+    const capped = new DocumentValidator(
+      { maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS, maxIssues: 3 },
+      v.structure,
+    );
     const b = load('discharge-summary');
     for (const e of b.entry) e.resource.bogus = true;
-    try { capped.validate(b); } catch (e) { expect((e as FhirError).issues).toHaveLength(3); }
+    try {
+      capped.validate(b);
+    } catch (e) {
+      expect((e as FhirError).issues).toHaveLength(3);
+    }
     expect(rejection(b).issues.length).toBeGreaterThanOrEqual(b.entry.length);
     expect.assertions(3);
   });
@@ -91,7 +110,11 @@ describe('DocumentValidator: pipeline entry points', () => {
 describe('profile selection', () => {
   it('rejects an unsupported Composition.type with 422 not-supported listing the supported types', () => {
     const b = load('prescription');
-    b.entry[0].resource.type.coding[0] = { system: 'http://snomed.info/sct', code: '371530004', display: 'Clinical consultation report' };
+    b.entry[0].resource.type.coding[0] = {
+      system: 'http://snomed.info/sct',
+      code: '371530004',
+      display: 'Clinical consultation report',
+    };
     const e = rejection(b);
     expect(e.status).toBe(422);
     expect(brief(e.issues)).toEqual([['not-supported', 'Bundle.entry[0].resource.type']]);
@@ -118,7 +141,11 @@ describe('profile selection', () => {
 
   it('recognises the other codes of the DiagnosticReportRecord value set', () => {
     const b = load('diagnostic-report');
-    b.entry[0].resource.type.coding[0] = { system: 'http://snomed.info/sct', code: '4241000179101', display: 'Laboratory report' };
+    b.entry[0].resource.type.coding[0] = {
+      system: 'http://snomed.info/sct',
+      code: '4241000179101',
+      display: 'Laboratory report',
+    };
     expect(v.validate(b).profile.hiType).toBe('DiagnosticReport');
   });
 });
@@ -165,13 +192,17 @@ describe('patient ABHA identity', () => {
     b.entry[1].resource.identifier = [identifier('MR', 'https://hospital.example.in/mrn', '91441720935586')];
     expect(brief(rejection(b).issues)).toEqual([['required', `${PATIENT}.identifier`]]);
     b = load('prescription');
-    b.entry[1].resource.identifier = [identifier('HIN', 'https://hospital.example.in/mrn', '91441720935586', NDHM_IDENTIFIER_TYPE)];
+    b.entry[1].resource.identifier = [
+      identifier('HIN', 'https://hospital.example.in/mrn', '91441720935586', NDHM_IDENTIFIER_TYPE),
+    ];
     expect(v.validate(b).profile.hiType).toBe('Prescription');
   });
 
   it('accepts an ABHA address alone', () => {
     const b = load('prescription');
-    b.entry[1].resource.identifier = [identifier('ABHA', 'https://example.in/any', 'Ravi.Kumar@SBX', NDHM_IDENTIFIER_TYPE)];
+    b.entry[1].resource.identifier = [
+      identifier('ABHA', 'https://example.in/any', 'Ravi.Kumar@SBX', NDHM_IDENTIFIER_TYPE),
+    ];
     expect(v.validate(b).profile.hiType).toBe('Prescription');
   });
 
@@ -247,7 +278,10 @@ describe('sections and their entries', () => {
   it('enforces the DiagnosticReport section entry count (1..2)', () => {
     const b = load('diagnostic-report');
     delete b.entry[0].resource.section[0].entry;
-    b.entry[0].resource.section[0].text = { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>' };
+    b.entry[0].resource.section[0].text = {
+      status: 'generated',
+      div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+    };
     const e = rejection(b);
     expect(brief(e.issues)).toEqual([['structure', `${C}.section[0].entry`]]);
     expect(e.issues[0].diagnostics).toContain('must have 1..2 entries, found 0');
@@ -292,7 +326,9 @@ describe('required elements', () => {
     delete b.entry[8].resource.authoredOn;
     const e = rejection(b);
     expect(brief(e.issues)).toEqual([['required', 'Bundle.entry[8].resource.authoredOn']]);
-    expect(e.issues[0].diagnostics).toBe('MedicationRequest.authoredOn is required [MedicationRequest: MedicationRequest.authoredOn]');
+    expect(e.issues[0].diagnostics).toBe(
+      'MedicationRequest.authoredOn is required [MedicationRequest: MedicationRequest.authoredOn]',
+    );
   });
 
   it('applies resource rules in every record type (DischargeSummary MedicationRequest)', () => {

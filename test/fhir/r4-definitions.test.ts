@@ -23,7 +23,12 @@ function describeGraph(v: StructureValidator): Record<string, unknown> {
     seen.add(node);
     const slots: string[] = [];
     for (const [key, { field, type }] of [...node.slots.entries()].sort(([a]: any, [b]: any) => (a < b ? -1 : 1))) {
-      const t = type.kind === 'complex' ? `complex:${type.node.name}` : type.kind === 'primitive' ? `primitive:${type.name}:${type.expect}` : type.kind;
+      const t =
+        type.kind === 'complex'
+          ? `complex:${type.node.name}`
+          : type.kind === 'primitive'
+            ? `primitive:${type.name}:${type.expect}`
+            : type.kind;
       const codes = field.codes ? [...field.codes].sort().join('|') : '';
       slots.push(`${key} ${field.min}..${field.max} ${field.array ? '[]' : ''} ${t} ${field.valueSet ?? ''} ${codes}`);
       if (type.kind === 'complex') visit(type.node, `${name}.${key}`);
@@ -43,7 +48,8 @@ describe('R4 definitions cut', () => {
       terminology: [...raw('valuesets.json'), ...raw('v3-codesystems.json')],
     });
     const cut = new StructureValidator(loadR4Definitions());
-    const a = describeGraph(full), b = describeGraph(cut);
+    const a = describeGraph(full),
+      b = describeGraph(cut);
     expect(Object.keys(a).length).toBeGreaterThan(600); // resource types, their backbone elements and datatypes
     expect(b).toEqual(a);
   }, 60_000);
@@ -58,6 +64,8 @@ describe('R4 definitions cut', () => {
       expect(made).toEqual(fullR4Definitions());
       expect(loadR4Definitions(definitionsDir(), cache)).toEqual(made);
       expect(existsSync(join(cache, files[0]))).toBe(true);
-    } finally { rmSync(cache, { recursive: true, force: true }); }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
   }, 60_000);
 });

@@ -6,7 +6,6 @@ import { StructureValidator } from '../../src/fhir/structure.js';
 import type { Issue } from '../../src/fhir/outcome.js';
 import { FIXTURES, load } from '../support/fixtures.js';
 
-
 let sv: StructureValidator;
 beforeAll(() => {
   sv = new StructureValidator();
@@ -132,7 +131,16 @@ describe('StructureValidator mutations (prescription.json)', () => {
   });
 
   it('accepts every code of the required binding', () => {
-    for (const code of ['active', 'on-hold', 'cancelled', 'completed', 'entered-in-error', 'stopped', 'draft', 'unknown']) {
+    for (const code of [
+      'active',
+      'on-hold',
+      'cancelled',
+      'completed',
+      'entered-in-error',
+      'stopped',
+      'draft',
+      'unknown',
+    ]) {
       const b = load('prescription');
       b.entry[7].resource.status = code;
       expect(validate(b)).toEqual([]);
@@ -204,7 +212,9 @@ describe('StructureValidator mutations (prescription.json)', () => {
   it('accepts a _status extension element on a primitive', () => {
     const b = load('prescription');
     b.entry[7].resource._status = {
-      extension: [{ url: 'http://example.org/fhir/StructureDefinition/status-note', valueString: 'confirmed by phone' }],
+      extension: [
+        { url: 'http://example.org/fhir/StructureDefinition/status-note', valueString: 'confirmed by phone' },
+      ],
     };
     expect(validate(b)).toEqual([]);
   });
@@ -220,7 +230,9 @@ describe('StructureValidator mutations (prescription.json)', () => {
 
   it('accepts aligned _field arrays for repeating primitives, with nulls where only one side has content', () => {
     const b = load('prescription');
-    const ext = { extension: [{ url: 'http://example.org/fhir/StructureDefinition/given-note', valueString: 'nickname' }] };
+    const ext = {
+      extension: [{ url: 'http://example.org/fhir/StructureDefinition/given-note', valueString: 'nickname' }],
+    };
     b.entry[1].resource.name[0].given = ['Ravi', null];
     b.entry[1].resource.name[0]._given = [null, ext];
     expect(validate(b)).toEqual([]);
@@ -302,7 +314,12 @@ describe('StructureValidator mutations (prescription.json)', () => {
 describe('StructureValidator: base64Binary', () => {
   const binaryEntry = (data: unknown) => ({
     fullUrl: 'urn:uuid:0b1f3c5e-8d2a-4c6b-9e7f-1a2b3c4d5e6f',
-    resource: { resourceType: 'Binary', id: '0b1f3c5e-8d2a-4c6b-9e7f-1a2b3c4d5e6f', contentType: 'application/pdf', data },
+    resource: {
+      resourceType: 'Binary',
+      id: '0b1f3c5e-8d2a-4c6b-9e7f-1a2b3c4d5e6f',
+      contentType: 'application/pdf',
+      data,
+    },
   });
 
   it('reports invalid base64 in Binary.data', () => {
@@ -332,6 +349,8 @@ describe('StructureValidator: base64Binary', () => {
     ];
     const issues = validate(b);
     expect(brief(issues)).toEqual([['value', `Bundle.entry[${i}].resource.presentedForm[1].data`]]);
-    expect(issues[0].diagnostics).toBe('Invalid base64Binary: expected base64 (groups of 4 characters from A-Z a-z 0-9 + / =), found a string "DUMMY"');
+    expect(issues[0].diagnostics).toBe(
+      'Invalid base64Binary: expected base64 (groups of 4 characters from A-Z a-z 0-9 + / =), found a string "DUMMY"',
+    );
   });
 });

@@ -35,7 +35,12 @@ const fcOptions = (numRuns: number): fc.Parameters<unknown> => ({
 beforeAll(async () => {
   gw = await startStandInGateway();
   // The rate limit is tested elsewhere; here every request must reach the handler.
-  t = await createTestApp({ GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', RATE_LIMIT_PER_MINUTE: '0' });
+  t = await createTestApp({
+    GATEWAY_BASE_URL: gw.url,
+    GATEWAY_CLIENT_ID: 'abha-vault',
+    GATEWAY_CLIENT_SECRET: 's3cret',
+    RATE_LIMIT_PER_MINUTE: '0',
+  });
   oracle = new DocumentValidator(validatorOptions(t.config), sharedStructure());
 });
 afterAll(async () => {
@@ -68,8 +73,16 @@ function paths(root: unknown): Path[] {
   const stack: [unknown, Path][] = [[root, []]];
   while (stack.length) {
     const [node, path] = stack.pop()!;
-    if (Array.isArray(node)) node.forEach((v, i) => { out.push([...path, i]); stack.push([v, [...path, i]]); });
-    else if (node && typeof node === 'object') for (const k of Object.keys(node)) { out.push([...path, k]); stack.push([(node as any)[k], [...path, k]]); }
+    if (Array.isArray(node))
+      node.forEach((v, i) => {
+        out.push([...path, i]);
+        stack.push([v, [...path, i]]);
+      });
+    else if (node && typeof node === 'object')
+      for (const k of Object.keys(node)) {
+        out.push([...path, k]);
+        stack.push([(node as any)[k], [...path, k]]);
+      }
   }
   return out;
 }
@@ -81,25 +94,78 @@ function setAt(root: any, path: Path, value: unknown): any {
   return root;
 }
 
-/** Keys that mean something to a JavaScript object, written into the JSON text (JSON.stringify would drop __proto__). */
-const DANGEROUS_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__'];
+/**
+ * Keys that mean something to a JavaScript object, written into the JSON text (JSON.stringify would drop __proto__).
+ */
+const DANGEROUS_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'valueOf',
+  'hasOwnProperty',
+  '__defineGetter__',
+];
 /** Strings that mean something to JavaScript or to the code under test. */
-const ODD_STRINGS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'Bundle', 'Composition', 'Patient', '', ' ', 'null', 'NaN', '-0', '1e999'];
+const ODD_STRINGS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'Bundle',
+  'Composition',
+  'Patient',
+  '',
+  ' ',
+  'null',
+  'NaN',
+  '-0',
+  '1e999',
+];
 const LONE_SURROGATES = ['\ud800', '\udfff', 'a\ud83d', '\ude00b'];
-const ODD_UNICODE = ['\u200f', '\u202e', '\u202d', '\u0000', '\ufeff', '\u2028', '\u2029', '🩺', '👩🏽‍⚕️', 'é', '\uffff', ...LONE_SURROGATES];
+const ODD_UNICODE = [
+  '\u200f',
+  '\u202e',
+  '\u202d',
+  '\u0000',
+  '\ufeff',
+  '\u2028',
+  '\u2029',
+  '🩺',
+  '👩🏽‍⚕️',
+  'é',
+  '\uffff',
+  ...LONE_SURROGATES,
+];
 
 const anyPrimitive = fc.oneof(
-  fc.string(), fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean(), fc.constant(null),
+  fc.string(),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.boolean(),
+  fc.constant(null),
 );
 /** A value of one of the JSON types; `retype` picks the one it will use. */
 const typedValue: Record<string, fc.Arbitrary<unknown>> = {
   string: fc.oneof(fc.string(), fc.constantFrom(...ODD_STRINGS)),
-  number: fc.oneof(fc.integer(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constantFrom(0, -0, 1e308, -1e308, 5e-324, 2 ** 53 + 1)),
+  number: fc.oneof(
+    fc.integer(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.constantFrom(0, -0, 1e308, -1e308, 5e-324, 2 ** 53 + 1),
+  ),
   boolean: fc.boolean(),
   object: fc.oneof(
-    fc.constant({}), fc.dictionary(fc.string({ maxLength: 8 }), anyPrimitive, { maxKeys: 3 }),
+    fc.constant({}),
+    fc.dictionary(fc.string({ maxLength: 8 }), anyPrimitive, { maxKeys: 3 }),
     // Ordinary JSON members that shadow Object.prototype methods.
-    fc.constantFrom({ toString: 0 }, { valueOf: 0, toString: 0 }, { constructor: 'x' }, { hasOwnProperty: null }, { length: -1 }),
+    fc.constantFrom(
+      { toString: 0 },
+      { valueOf: 0, toString: 0 },
+      { constructor: 'x' },
+      { hasOwnProperty: null },
+      { length: -1 },
+    ),
   ),
   array: fc.oneof(fc.constant([]), fc.array(anyPrimitive, { maxLength: 3 })),
   null: fc.constant(null),
@@ -107,7 +173,25 @@ const typedValue: Record<string, fc.Arbitrary<unknown>> = {
 const typeOf = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
 /** Members whose values the validator reads by name: mutations aim there half of the time. */
-const FOCUS = new Set(['resourceType', 'type', 'code', 'coding', 'reference', 'fullUrl', 'system', 'value', 'text', 'subject', 'section', 'entry', 'identifier', 'date', 'timestamp', 'meta', 'profile']);
+const FOCUS = new Set([
+  'resourceType',
+  'type',
+  'code',
+  'coding',
+  'reference',
+  'fullUrl',
+  'system',
+  'value',
+  'text',
+  'subject',
+  'section',
+  'entry',
+  'identifier',
+  'date',
+  'timestamp',
+  'meta',
+  'profile',
+]);
 
 type Mutation =
   | { kind: 'drop'; at: number }
@@ -123,13 +207,41 @@ type Mutation =
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('drop' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('duplicate' as const), at: fc.nat(), item: fc.nat() }),
-  fc.constantFrom(...Object.keys(typedValue)).chain((to) =>
-    fc.record({ kind: fc.constant('retype' as const), at: fc.nat(), to: fc.constant(to), value: typedValue[to] })),
-  fc.record({ kind: fc.constant('deepen' as const), at: fc.nat(), levels: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constant(80)), arrays: fc.boolean() }),
-  fc.record({ kind: fc.constant('huge' as const), at: fc.nat(), char: fc.constantFrom('a', 'é', '🩺', '\u0000', '"', '\\') }),
-  fc.record({ kind: fc.constant('unicode' as const), at: fc.nat(), where: fc.nat(), insert: fc.constantFrom(...ODD_UNICODE) }),
+  fc
+    .constantFrom(...Object.keys(typedValue))
+    .chain((to) =>
+      fc.record({ kind: fc.constant('retype' as const), at: fc.nat(), to: fc.constant(to), value: typedValue[to] }),
+    ),
+  fc.record({
+    kind: fc.constant('deepen' as const),
+    at: fc.nat(),
+    levels: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.constant(80)),
+    arrays: fc.boolean(),
+  }),
+  fc.record({
+    kind: fc.constant('huge' as const),
+    at: fc.nat(),
+    char: fc.constantFrom('a', 'é', '🩺', '\u0000', '"', '\\'),
+  }),
+  fc.record({
+    kind: fc.constant('unicode' as const),
+    at: fc.nat(),
+    where: fc.nat(),
+    insert: fc.constantFrom(...ODD_UNICODE),
+  }),
   fc.record({ kind: fc.constant('nullInArray' as const), at: fc.nat(), where: fc.nat() }),
-  fc.record({ kind: fc.constant('dangerousKey' as const), at: fc.nat(), key: fc.constantFrom(...DANGEROUS_KEYS), value: fc.oneof(fc.constant({ polluted: 'yes' }), fc.constant(0), fc.constant(null), fc.constant('x'), fc.constant([{ polluted: 'yes' }])) }),
+  fc.record({
+    kind: fc.constant('dangerousKey' as const),
+    at: fc.nat(),
+    key: fc.constantFrom(...DANGEROUS_KEYS),
+    value: fc.oneof(
+      fc.constant({ polluted: 'yes' }),
+      fc.constant(0),
+      fc.constant(null),
+      fc.constant('x'),
+      fc.constant([{ polluted: 'yes' }]),
+    ),
+  }),
   fc.record({ kind: fc.constant('oddString' as const), at: fc.nat(), value: fc.constantFrom(...ODD_STRINGS) }),
 );
 
@@ -143,7 +255,9 @@ function mutate(doc: unknown, mutations: Mutation[]): string {
     const all = paths(root);
     const pick = (pred: (v: unknown, p: Path) => boolean) => {
       const candidates = all.filter((p) => pred(getAt(root, p), p));
-      const focused = candidates.filter((p) => FOCUS.has(String(p[p.length - 1])) || FOCUS.has(String(p[p.length - 2])));
+      const focused = candidates.filter(
+        (p) => FOCUS.has(String(p[p.length - 1])) || FOCUS.has(String(p[p.length - 2])),
+      );
       const from = m.at % 2 === 0 && focused.length ? focused : candidates;
       return from.length ? from[Math.floor(m.at / 2) % from.length] : undefined;
     };
@@ -213,7 +327,9 @@ function mutate(doc: unknown, mutations: Mutation[]): string {
     }
   }
   let text = JSON.stringify(root) ?? 'null';
-  pending.forEach((key, i) => { text = text.replace(JSON.stringify(`${MARK}${i}`), JSON.stringify(key)); });
+  pending.forEach((key, i) => {
+    text = text.replace(JSON.stringify(`${MARK}${i}`), JSON.stringify(key));
+  });
   return text;
 }
 
@@ -237,13 +353,18 @@ const countVersions = () => t.collections.versions.countDocuments({});
 const countContents = () => t.collections.contents.countDocuments({});
 /** Counts as of the last check (only this file's sequential uploads change them), so each check counts once. */
 let known: { versions: number; contents: number } | undefined;
-const counts = async () => { const [versions, contents] = await Promise.all([countVersions(), countContents()]); return { versions, contents }; };
+const counts = async () => {
+  const [versions, contents] = await Promise.all([countVersions(), countContents()]);
+  return { versions, contents };
+};
 
 async function expectOutcome(res: Response, context: string) {
   const text = await res.text();
   expect(res.headers.get('content-type') ?? '', context).toMatch(/^application\/fhir\+json/);
   let body: any;
-  expect(() => { body = JSON.parse(text); }, `${context}: answer is JSON`).not.toThrow();
+  expect(() => {
+    body = JSON.parse(text);
+  }, `${context}: answer is JSON`).not.toThrow();
   expect(body?.resourceType, `${context}: ${text.slice(0, 300)}`).toBe('OperationOutcome');
   expect(Array.isArray(body.issue) && body.issue.length > 0, context).toBe(true);
   for (const i of body.issue) {
@@ -253,31 +374,40 @@ async function expectOutcome(res: Response, context: string) {
 }
 
 /** An upload outside checkUpload: forgets the counts checkUpload keeps. */
-const upload = (body: string | Uint8Array, contentType = 'application/fhir+json') => { known = undefined; return send(body, contentType); };
+const upload = (body: string | Uint8Array, contentType = 'application/fhir+json') => {
+  known = undefined;
+  return send(body, contentType);
+};
 const send = (body: string | Uint8Array, contentType = 'application/fhir+json') =>
-  t.request('/fhir/Bundle', { method: 'POST', body: body as BodyInit, headers: { ...uploadHeaders('OP-FUZZ'), 'Content-Type': contentType }, as: ['hip', 'H-FUZZ'] });
+  t.request('/fhir/Bundle', {
+    method: 'POST',
+    body: body as BodyInit,
+    headers: { ...uploadHeaders('OP-FUZZ'), 'Content-Type': contentType },
+    as: ['hip', 'H-FUZZ'],
+  });
 
 /** Uploads `body` and checks every property of the answer against the validator's verdict. */
 async function checkUpload(body: string | Uint8Array, label: string): Promise<void> {
   const text = typeof body === 'string' ? body : undefined;
   const verdict = text === undefined ? undefined : expected(text);
-  const before = known ?? await counts();
+  const before = known ?? (await counts());
   const res = await send(body);
   const context = `${label} → ${res.status}: ${(text ?? '').slice(0, 200)}`;
   expect(res.status, context).toBeLessThan(500);
   if (res.status >= 400) {
     await expectOutcome(res, context);
-    const after = known = await counts();
+    const after = (known = await counts());
     expect(after.versions, `${context}: a rejected body stores no version`).toBe(before.versions);
     expect(after.contents, `${context}: a rejected body stores no content`).toBe(before.contents);
-    if (verdict) expect(verdict.valid, `${context}: the validator accepts this body, the upload refused it`).toBe(false);
+    if (verdict)
+      expect(verdict.valid, `${context}: the validator accepts this body, the upload refused it`).toBe(false);
     if (verdict && !verdict.valid && verdict.status !== undefined) expect(res.status, context).toBe(verdict.status);
   } else {
     expect([200, 201], context).toContain(res.status);
     expect(verdict?.valid, `${context}: stored a body the validator rejects`).toBe(true);
     const stored = await res.json();
     expect(stored.resourceType, context).toBe('Bundle');
-    const after = known = await counts();
+    const after = (known = await counts());
     expect(after.versions - before.versions, context).toBe(res.status === 201 ? 1 : 0);
   }
 }
@@ -304,9 +434,13 @@ describe('POST /fhir/Bundle under fuzzing (role hip)', () => {
 
   it('mutated valid documents: never 5xx; 4xx is an OperationOutcome and stores nothing; 2xx only when valid', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.nat({ max: bases.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 3 }), async (b, ms) => {
-        await checkUpload(mutate(bases[b].doc, ms), `${bases[b].name} ${JSON.stringify(ms).slice(0, 300)}`);
-      }),
+      fc.asyncProperty(
+        fc.nat({ max: bases.length - 1 }),
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        async (b, ms) => {
+          await checkUpload(mutate(bases[b].doc, ms), `${bases[b].name} ${JSON.stringify(ms).slice(0, 300)}`);
+        },
+      ),
       fcOptions(100),
     );
     expectNoPollution();
@@ -318,9 +452,15 @@ describe('POST /fhir/Bundle under fuzzing (role hip)', () => {
     const n = paths(doc).length;
     const kinds: Mutation[] = [];
     for (let at = 1; at < n; at += Math.ceil(n / 5)) {
-      kinds.push({ kind: 'drop', at }, { kind: 'retype', at, to: 'object', value: {} }, { kind: 'retype', at, to: 'array', value: [] },
-        { kind: 'retype', at, to: 'null', value: null }, { kind: 'unicode', at, where: 3, insert: '\ud800' },
-        { kind: 'dangerousKey', at, key: '__proto__', value: { polluted: 'yes' } }, { kind: 'oddString', at, value: 'constructor' });
+      kinds.push(
+        { kind: 'drop', at },
+        { kind: 'retype', at, to: 'object', value: {} },
+        { kind: 'retype', at, to: 'array', value: [] },
+        { kind: 'retype', at, to: 'null', value: null },
+        { kind: 'unicode', at, where: 3, insert: '\ud800' },
+        { kind: 'dangerousKey', at, key: '__proto__', value: { polluted: 'yes' } },
+        { kind: 'oddString', at, value: 'constructor' },
+      );
     }
     for (const m of kinds) await checkUpload(mutate(doc, [m]), JSON.stringify(m));
     expectNoPollution();
@@ -328,35 +468,81 @@ describe('POST /fhir/Bundle under fuzzing (role hip)', () => {
 
   it('random JSON values: never 5xx, always an OperationOutcome, nothing stored', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.json(), fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null')), async (text) => {
-        await checkUpload(text, 'random JSON');
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.json(),
+          fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
+        ),
+        async (text) => {
+          await checkUpload(text, 'random JSON');
+        },
+      ),
       fcOptions(40),
     );
     expectNoPollution();
   }, 60_000);
 
   it('random JSON objects that look like a Bundle: never 5xx, nothing stored', async () => {
-    const bundleish = fc.record({
-      resourceType: fc.oneof(fc.constant('Bundle'), fc.jsonValue()),
-      type: fc.oneof(fc.constant('document'), fc.jsonValue()),
-      identifier: fc.oneof(fc.constant({ system: 'urn:ietf:rfc:3986', value: 'urn:uuid:0' }), fc.jsonValue()),
-      timestamp: fc.oneof(fc.constant('2024-01-01T00:00:00+05:30'), fc.jsonValue()),
-      entry: fc.oneof(fc.array(fc.record({ fullUrl: fc.oneof(fc.constant(`urn:uuid:${uuidv4()}`), fc.jsonValue()), resource: fc.jsonValue() }), { maxLength: 4 }), fc.jsonValue()),
-    }, { requiredKeys: ['resourceType'] });
-    await fc.assert(fc.asyncProperty(bundleish, async (b) => { await checkUpload(JSON.stringify(b), 'bundle-ish'); }), fcOptions(30));
+    const bundleish = fc.record(
+      {
+        resourceType: fc.oneof(fc.constant('Bundle'), fc.jsonValue()),
+        type: fc.oneof(fc.constant('document'), fc.jsonValue()),
+        identifier: fc.oneof(fc.constant({ system: 'urn:ietf:rfc:3986', value: 'urn:uuid:0' }), fc.jsonValue()),
+        timestamp: fc.oneof(fc.constant('2024-01-01T00:00:00+05:30'), fc.jsonValue()),
+        entry: fc.oneof(
+          fc.array(
+            fc.record({
+              fullUrl: fc.oneof(fc.constant(`urn:uuid:${uuidv4()}`), fc.jsonValue()),
+              resource: fc.jsonValue(),
+            }),
+            { maxLength: 4 },
+          ),
+          fc.jsonValue(),
+        ),
+      },
+      { requiredKeys: ['resourceType'] },
+    );
+    await fc.assert(
+      fc.asyncProperty(bundleish, async (b) => {
+        await checkUpload(JSON.stringify(b), 'bundle-ish');
+      }),
+      fcOptions(30),
+    );
     expectNoPollution();
   }, 60_000);
 
   it('random bytes and random text: never 5xx, always an OperationOutcome, nothing stored', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(
-        fc.uint8Array({ maxLength: 512 }),
-        fc.string({ unit: 'binary', maxLength: 256 }),
-        fc.constantFrom('', ' ', '{', '[', '"', '{"resourceType":"Bundle"', '\ufeff{}', '\u0000', 'null', 'true', '1e999', '{"a":1}{"b":2}', '[[[[[[[[', '{"__proto__":{"polluted":"yes"}}'),
-      ), async (body) => {
-        await checkUpload(body, typeof body === 'string' ? 'random text' : `random bytes ${Buffer.from(body).toString('hex').slice(0, 120)}`);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 512 }),
+          fc.string({ unit: 'binary', maxLength: 256 }),
+          fc.constantFrom(
+            '',
+            ' ',
+            '{',
+            '[',
+            '"',
+            '{"resourceType":"Bundle"',
+            '\ufeff{}',
+            '\u0000',
+            'null',
+            'true',
+            '1e999',
+            '{"a":1}{"b":2}',
+            '[[[[[[[[',
+            '{"__proto__":{"polluted":"yes"}}',
+          ),
+        ),
+        async (body) => {
+          await checkUpload(
+            body,
+            typeof body === 'string'
+              ? 'random text'
+              : `random bytes ${Buffer.from(body).toString('hex').slice(0, 120)}`,
+          );
+        },
+      ),
       fcOptions(40),
     );
     expectNoPollution();
@@ -364,7 +550,13 @@ describe('POST /fhir/Bundle under fuzzing (role hip)', () => {
 
   it('the same bodies under other media types are 415, never stored', async () => {
     const before = await countVersions();
-    for (const type of ['text/plain', 'application/xml', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '']) {
+    for (const type of [
+      'text/plain',
+      'application/xml',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      '',
+    ]) {
       const res = await upload(JSON.stringify(bases[0].doc), type);
       expect(res.status, type).toBe(415);
       await expectOutcome(res, type);
@@ -383,15 +575,48 @@ describe('upload regressions: validator crashes on hostile values (minimal input
     b.entry.push({ fullUrl: `urn:uuid:${id}`, resource: { resourceType, id } });
   };
   const cases: [string, (b: any) => void | string][] = [
-    ['Bundle.resourceType is {"toString":0} (String(resourceType) throws)', (b) => { b.resourceType = { toString: 0 }; }],
-    ['Bundle.type is {"toString":0} (template literal throws)', (b) => { b.type = { toString: 0 }; }],
-    ['an entry resource with resourceType "constructor" (profile.resources lookup hits Object.prototype)', withEntry('constructor')],
+    [
+      'Bundle.resourceType is {"toString":0} (String(resourceType) throws)',
+      (b) => {
+        b.resourceType = { toString: 0 };
+      },
+    ],
+    [
+      'Bundle.type is {"toString":0} (template literal throws)',
+      (b) => {
+        b.type = { toString: 0 };
+      },
+    ],
+    [
+      'an entry resource with resourceType "constructor" (profile.resources lookup hits Object.prototype)',
+      withEntry('constructor'),
+    ],
     ['an entry resource with resourceType "__proto__"', withEntry('__proto__')],
     ['an entry resource with resourceType "toString"', withEntry('toString')],
-    ['Composition.resourceType is {"toString":0}', (b) => { b.entry[0].resource.resourceType = { toString: 0 }; }],
-    ['Composition.type is {"text":{"toString":0}} (String(text) throws)', (b) => { b.entry[0].resource.type = { text: { toString: 0 } }; }],
-    ['a section entry Reference.type is {"toString":0}', (b) => { b.entry[0].resource.section[0].entry[0].type = { toString: 0 }; }],
-    ['a section code is {"toString":0} (join throws)', (b) => { b.entry[0].resource.section[0].code.coding[0].code = { toString: 0 }; }],
+    [
+      'Composition.resourceType is {"toString":0}',
+      (b) => {
+        b.entry[0].resource.resourceType = { toString: 0 };
+      },
+    ],
+    [
+      'Composition.type is {"text":{"toString":0}} (String(text) throws)',
+      (b) => {
+        b.entry[0].resource.type = { text: { toString: 0 } };
+      },
+    ],
+    [
+      'a section entry Reference.type is {"toString":0}',
+      (b) => {
+        b.entry[0].resource.section[0].entry[0].type = { toString: 0 };
+      },
+    ],
+    [
+      'a section code is {"toString":0} (join throws)',
+      (b) => {
+        b.entry[0].resource.section[0].code.coding[0].code = { toString: 0 };
+      },
+    ],
   ];
   it.each(cases)('%s → 422, nothing stored', async (_name, change) => {
     const b = load('prescription');
@@ -410,7 +635,10 @@ describe('upload regressions: validator crashes on hostile values (minimal input
   });
 
   it('__proto__ / constructor keys in the text are rejected as unknown elements, not obeyed', async () => {
-    const text = JSON.stringify(load('prescription')).replace('{"resourceType":"Bundle"', '{"resourceType":"Bundle","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}');
+    const text = JSON.stringify(load('prescription')).replace(
+      '{"resourceType":"Bundle"',
+      '{"resourceType":"Bundle","__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}}',
+    );
     const res = await upload(text);
     expect(res.status).toBe(422);
     const body = await res.json();
@@ -425,27 +653,78 @@ describe('upload regressions: validator crashes on hostile values (minimal input
 
 const FAR = '2099-01-01T00:00:00.000Z';
 const validNotify = (consentId = uuidv4()) => ({
-  requestId: uuidv4(), timestamp: new Date().toISOString(),
+  requestId: uuidv4(),
+  timestamp: new Date().toISOString(),
   notification: {
-    consentId, status: 'GRANTED',
+    consentId,
+    status: 'GRANTED',
     consentDetail: {
-      schemaVersion: 'v0.5', consentId, createdAt: '2024-01-01T10:00:00.000Z', patient: { id: 'fuzz.patient@sbx' },
-      careContexts: [{ patientReference: 'P1', careContextReference: 'CC-1' }], purpose: { text: 'Care Management', code: 'CAREMGT' },
-      hip: { id: 'H-FUZZ' }, hiu: { id: 'HIU-FUZZ' }, consentManager: { id: 'sbx' }, hiTypes: ['Prescription'],
-      permission: { accessMode: 'VIEW', dateRange: { from: '2020-01-01T00:00:00.000Z', to: '2030-12-31T23:59:59.000Z' }, dataEraseAt: FAR, frequency: { unit: 'HOUR', value: 10, repeats: 0 } },
+      schemaVersion: 'v0.5',
+      consentId,
+      createdAt: '2024-01-01T10:00:00.000Z',
+      patient: { id: 'fuzz.patient@sbx' },
+      careContexts: [{ patientReference: 'P1', careContextReference: 'CC-1' }],
+      purpose: { text: 'Care Management', code: 'CAREMGT' },
+      hip: { id: 'H-FUZZ' },
+      hiu: { id: 'HIU-FUZZ' },
+      consentManager: { id: 'sbx' },
+      hiTypes: ['Prescription'],
+      permission: {
+        accessMode: 'VIEW',
+        dateRange: { from: '2020-01-01T00:00:00.000Z', to: '2030-12-31T23:59:59.000Z' },
+        dataEraseAt: FAR,
+        frequency: { unit: 'HOUR', value: 10, repeats: 0 },
+      },
     },
   },
 });
 const validHiRequest = () => ({
-  requestId: uuidv4(), timestamp: new Date().toISOString(), transactionId: uuidv4(),
+  requestId: uuidv4(),
+  timestamp: new Date().toISOString(),
+  transactionId: uuidv4(),
   hiRequest: {
-    consent: { id: uuidv4() }, dateRange: { from: '2020-01-01T00:00:00.000Z', to: '2030-01-01T00:00:00.000Z' }, dataPushUrl: 'http://127.0.0.1:9/push',
-    keyMaterial: { cryptoAlg: 'ECDH', curve: 'Curve25519', dhPublicKey: { expiry: FAR, parameters: 'Curve25519/32byte random key', keyValue: Buffer.alloc(32, 9).toString('base64') }, nonce: Buffer.alloc(32, 1).toString('base64') },
+    consent: { id: uuidv4() },
+    dateRange: { from: '2020-01-01T00:00:00.000Z', to: '2030-01-01T00:00:00.000Z' },
+    dataPushUrl: 'http://127.0.0.1:9/push',
+    keyMaterial: {
+      cryptoAlg: 'ECDH',
+      curve: 'Curve25519',
+      dhPublicKey: {
+        expiry: FAR,
+        parameters: 'Curve25519/32byte random key',
+        keyValue: Buffer.alloc(32, 9).toString('base64'),
+      },
+      nonce: Buffer.alloc(32, 1).toString('base64'),
+    },
   },
 });
-const validDiscover = () => ({ requestId: uuidv4(), timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: 'fuzz.patient@sbx', verifiedIdentifiers: [{ type: 'NDHM_HEALTH_NUMBER', value: '91-1111-2222-3333' }], name: 'F', gender: 'F', yearOfBirth: 1990 } });
-const validLinkInit = () => ({ requestId: uuidv4(), timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: 'fuzz.patient@sbx', referenceNumber: 'fuzz.patient@sbx', careContexts: [{ referenceNumber: 'OP-FUZZ' }] } });
-const validLinkConfirm = () => ({ requestId: uuidv4(), timestamp: new Date().toISOString(), confirmation: { linkRefNumber: uuidv4(), token: '123456' } });
+const validDiscover = () => ({
+  requestId: uuidv4(),
+  timestamp: new Date().toISOString(),
+  transactionId: uuidv4(),
+  patient: {
+    id: 'fuzz.patient@sbx',
+    verifiedIdentifiers: [{ type: 'NDHM_HEALTH_NUMBER', value: '91-1111-2222-3333' }],
+    name: 'F',
+    gender: 'F',
+    yearOfBirth: 1990,
+  },
+});
+const validLinkInit = () => ({
+  requestId: uuidv4(),
+  timestamp: new Date().toISOString(),
+  transactionId: uuidv4(),
+  patient: {
+    id: 'fuzz.patient@sbx',
+    referenceNumber: 'fuzz.patient@sbx',
+    careContexts: [{ referenceNumber: 'OP-FUZZ' }],
+  },
+});
+const validLinkConfirm = () => ({
+  requestId: uuidv4(),
+  timestamp: new Date().toISOString(),
+  confirmation: { linkRefNumber: uuidv4(), token: '123456' },
+});
 
 const CM_ROUTES: { path: string; valid: () => unknown }[] = [
   { path: '/v0.5/consents/hip/notify', valid: validNotify },
@@ -457,7 +736,12 @@ const CM_ROUTES: { path: string; valid: () => unknown }[] = [
 ];
 
 const cm = (path: string, body: string | Uint8Array) =>
-  t.request(path, { method: 'POST', body: body as BodyInit, headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'H-FUZZ' }, as: ['cm', 'sbx'] });
+  t.request(path, {
+    method: 'POST',
+    body: body as BodyInit,
+    headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'H-FUZZ' },
+    as: ['cm', 'sbx'],
+  });
 
 async function checkCm(path: string, body: string | Uint8Array, label: string) {
   const res = await cm(path, body);
@@ -475,32 +759,48 @@ describe('consent-manager routes under fuzzing (role cm)', () => {
     }
   });
 
-  it.each(CM_ROUTES.map((r) => [r.path, r] as const))('%s: random JSON and bytes never give a 5xx', async (_p, r) => {
-    await fc.assert(
-      fc.asyncProperty(fc.oneof(
-        fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
-        fc.json(),
-        fc.uint8Array({ maxLength: 128 }),
-      ), async (body) => { await checkCm(r.path, body, 'random'); }),
-      fcOptions(15),
-    );
-    expectNoPollution();
-  }, 60_000);
+  it.each(CM_ROUTES.map((r) => [r.path, r] as const))(
+    '%s: random JSON and bytes never give a 5xx',
+    async (_p, r) => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
+            fc.json(),
+            fc.uint8Array({ maxLength: 128 }),
+          ),
+          async (body) => {
+            await checkCm(r.path, body, 'random');
+          },
+        ),
+        fcOptions(15),
+      );
+      expectNoPollution();
+    },
+    60_000,
+  );
 
-  it.each(CM_ROUTES.map((r) => [r.path, r] as const))('%s: mutated valid bodies never give a 5xx', async (_p, r) => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (ms) => {
-        await checkCm(r.path, mutate(r.valid(), ms), JSON.stringify(ms).slice(0, 300));
-      }),
-      fcOptions(15),
-    );
-    expectNoPollution();
-  }, 60_000);
+  it.each(CM_ROUTES.map((r) => [r.path, r] as const))(
+    '%s: mutated valid bodies never give a 5xx',
+    async (_p, r) => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (ms) => {
+          await checkCm(r.path, mutate(r.valid(), ms), JSON.stringify(ms).slice(0, 300));
+        }),
+        fcOptions(15),
+      );
+      expectNoPollution();
+    },
+    60_000,
+  );
 
   it('a consent notification with __proto__ / constructor keys neither pollutes nor fails', async () => {
     const n = validNotify();
     const text = JSON.stringify(n)
-      .replace('"schemaVersion"', '"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"schemaVersion"')
+      .replace(
+        '"schemaVersion"',
+        '"__proto__":{"polluted":"yes"},"constructor":{"prototype":{"polluted":"yes"}},"schemaVersion"',
+      )
       .replace('"notification"', '"__proto__":{"polluted":"yes"},"notification"');
     const res = await cm('/v0.5/consents/hip/notify', text);
     expect(res.status, await res.clone().text()).toBeLessThan(500);
@@ -513,4 +813,6 @@ describe('consent-manager routes under fuzzing (role cm)', () => {
   });
 });
 
-afterAll(() => { expectNoPollution(); });
+afterAll(() => {
+  expectNoPollution();
+});

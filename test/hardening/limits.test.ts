@@ -11,11 +11,25 @@ import { loadConfig } from '../../src/config.js';
 import { KeyConfigError, loadVerifier } from '../../src/auth/keys.js';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp({ MAX_BUNDLE_ENTRIES: '12', MAX_STRING_LENGTH: '2000', RATE_LIMIT_PER_MINUTE: '60', RATE_LIMIT_BURST: '5' }); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp({
+    MAX_BUNDLE_ENTRIES: '12',
+    MAX_STRING_LENGTH: '2000',
+    RATE_LIMIT_PER_MINUTE: '60',
+    RATE_LIMIT_BURST: '5',
+  });
+});
+afterAll(async () => {
+  await t?.close();
+});
 
-const upload = (body: string, facility: string) => t.request('/fhir/Bundle', { method: 'POST', body, headers: uploadHeaders(), as: ['hip', facility] });
-const fresh = (name: Parameters<typeof load>[0]) => { const b = load(name); b.identifier.value = uuidv4(); return b; };
+const upload = (body: string, facility: string) =>
+  t.request('/fhir/Bundle', { method: 'POST', body, headers: uploadHeaders(), as: ['hip', facility] });
+const fresh = (name: Parameters<typeof load>[0]) => {
+  const b = load(name);
+  b.identifier.value = uuidv4();
+  return b;
+};
 
 describe('limits', () => {
   it('more entries than MAX_BUNDLE_ENTRIES → 422 too-costly, nothing stored', async () => {
@@ -68,7 +82,11 @@ describe('metrics', () => {
 
 describe('keys', () => {
   it('NODE_ENV=production refuses to start without configured keys', async () => {
-    const production = loadConfig({ NODE_ENV: 'production', DATA_DIR: '/nonexistent', PUBLIC_BASE_URL: 'https://vault.example' });
+    const production = loadConfig({
+      NODE_ENV: 'production',
+      DATA_DIR: '/nonexistent',
+      PUBLIC_BASE_URL: 'https://vault.example',
+    });
     await expect(loadVerifier(production)).rejects.toBeInstanceOf(KeyConfigError);
     expect(() => loadPagingKeys(production)).toThrow(/PAGING_KEYS_FILE/);
   });

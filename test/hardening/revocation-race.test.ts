@@ -8,27 +8,60 @@ import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp({ RATE_LIMIT_PER_MINUTE: '0' }); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp({ RATE_LIMIT_PER_MINUTE: '0' });
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 describe('revocation racing reads', () => {
   it('no read that starts after the revocation is acknowledged serves under it', async () => {
     const g = createGenerator(55);
     const p = g.patient();
     const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: 'CC-R', display: 'R' } });
-    const up = await t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('CC-R'), as: ['hip', 'HIP-R'] });
+    const up = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(rec.bundle),
+      headers: uploadHeaders('CC-R'),
+      as: ['hip', 'HIP-R'],
+    });
     const id = (await up.json()).id;
     const consentId = uuidv4();
-    const cm = (notification: unknown) => t.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ notification }) });
-    expect((await cm({
-      consentId, status: 'GRANTED', consentDetail: {
-        consentId, createdAt: '2025-01-01T00:00:00Z', patient: { id: p.abhaAddress }, careContexts: [{ careContextReference: 'CC-R' }],
-        purpose: { code: 'CAREMGT' }, hip: { id: 'HIP-R' }, hiu: { id: 'HIU-R' }, hiTypes: ['Prescription'],
-        permission: { accessMode: 'VIEW', dateRange: { from: '1900-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' }, dataEraseAt: '2100-01-01T00:00:00Z', frequency: { unit: 'HOUR', value: 100000 } },
-      },
-    })).status).toBe(202);
+    const cm = (notification: unknown) =>
+      t.request('/v0.5/consents/hip/notify', {
+        method: 'POST',
+        as: ['cm', 'sbx'],
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ notification }),
+      });
+    expect(
+      (
+        await cm({
+          consentId,
+          status: 'GRANTED',
+          consentDetail: {
+            consentId,
+            createdAt: '2025-01-01T00:00:00Z',
+            patient: { id: p.abhaAddress },
+            careContexts: [{ careContextReference: 'CC-R' }],
+            purpose: { code: 'CAREMGT' },
+            hip: { id: 'HIP-R' },
+            hiu: { id: 'HIU-R' },
+            hiTypes: ['Prescription'],
+            permission: {
+              accessMode: 'VIEW',
+              dateRange: { from: '1900-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' },
+              dataEraseAt: '2100-01-01T00:00:00Z',
+              frequency: { unit: 'HOUR', value: 100000 },
+            },
+          },
+        })
+      ).status,
+    ).toBe(202);
 
-    let revokedAt = Infinity, stop = false;
+    let revokedAt = Infinity,
+      stop = false;
     const reads: { start: number; status: number }[] = [];
     const reader = async () => {
       while (!stop) {

@@ -33,7 +33,8 @@ function graph(): Map<string, Map<string, string>> {
     for (const m of readFileSync(f, 'utf8').matchAll(IMPORT)) {
       const target = normalize(join(dirname(f), m[1] ?? m[2]));
       const to = areaOf(target);
-      if (to && to !== from && !g.get(from)!.has(to)) g.get(from)!.set(to, `${relative(SRC, f)} imports ${m[1] ?? m[2]}`);
+      if (to && to !== from && !g.get(from)!.has(to))
+        g.get(from)!.set(to, `${relative(SRC, f)} imports ${m[1] ?? m[2]}`);
     }
   }
   return g;
@@ -42,15 +43,30 @@ function graph(): Map<string, Map<string, string>> {
 /** Strongly connected groups of more than one area (Tarjan). */
 function cycles(g: Map<string, Map<string, string>>): string[][] {
   let n = 0;
-  const index = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], on = new Set<string>(), out: string[][] = [];
+  const index = new Map<string, number>(),
+    low = new Map<string, number>(),
+    stack: string[] = [],
+    on = new Set<string>(),
+    out: string[][] = [];
   const visit = (v: string) => {
-    index.set(v, n); low.set(v, n); n++; stack.push(v); on.add(v);
+    index.set(v, n);
+    low.set(v, n);
+    n++;
+    stack.push(v);
+    on.add(v);
     for (const w of g.get(v)?.keys() ?? []) {
-      if (!index.has(w)) { visit(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (on.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
     }
     if (low.get(v) === index.get(v)) {
       const group: string[] = [];
-      for (let w = stack.pop()!; ; w = stack.pop()!) { on.delete(w); group.push(w); if (w === v) break; }
+      for (let w = stack.pop()!; ; w = stack.pop()!) {
+        on.delete(w);
+        group.push(w);
+        if (w === v) break;
+      }
       if (group.length > 1) out.push(group.sort());
     }
   };
@@ -62,12 +78,20 @@ describe('the folders of src/', () => {
   it('import each other without a cycle', () => {
     const g = graph();
     expect(g.size).toBeGreaterThanOrEqual(8);
-    const found = cycles(g).map((c) => `${c.join(' ↔ ')}: ${c.flatMap((a) => c.filter((b) => g.get(a)?.has(b)).map((b) => g.get(a)!.get(b))).join('; ')}`);
+    const found = cycles(g).map(
+      (c) =>
+        `${c.join(' ↔ ')}: ${c.flatMap((a) => c.filter((b) => g.get(a)?.has(b)).map((b) => g.get(a)!.get(b))).join('; ')}`,
+    );
     expect(found).toEqual([]);
   });
 
   it('the check finds a cycle when there is one', () => {
-    const g = new Map([['a', new Map([['b', 'x']])], ['b', new Map([['c', 'y']])], ['c', new Map([['a', 'z']])], ['d', new Map([['a', 'w']])]]);
+    const g = new Map([
+      ['a', new Map([['b', 'x']])],
+      ['b', new Map([['c', 'y']])],
+      ['c', new Map([['a', 'z']])],
+      ['d', new Map([['a', 'w']])],
+    ]);
     expect(cycles(g)).toEqual([['a', 'b', 'c']]);
   });
 });

@@ -39,7 +39,13 @@ const BODY_ROUTES: [string, z.ZodType, boolean][] = [
   ['/v0.5/links/link/init', LinkInit, true],
   ['/v0.5/links/link/confirm', LinkConfirm, false],
 ];
-const GET_ROUTES = ['/consents/{id}', '/admin/health-information/transactions/{id}', '/fhir/AuditEvent', '/healthz', '/readyz'];
+const GET_ROUTES = [
+  '/consents/{id}',
+  '/admin/health-information/transactions/{id}',
+  '/fhir/AuditEvent',
+  '/healthz',
+  '/readyz',
+];
 const PUBLIC = new Set(['/healthz', '/readyz', '/openapi.json']);
 
 describe('openApiDocument', () => {
@@ -47,15 +53,25 @@ describe('openApiDocument', () => {
     expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
     expect(doc.info.title).toBe('abha-vault');
     expect(doc.info.version).toEqual(expect.any(String));
-    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    expect(doc.components.securitySchemes.bearer).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+    });
     expect(doc.security).toEqual([{ bearer: [] }]);
     // The document is plain JSON (what GET /openapi.json sends).
     expect(JSON.parse(JSON.stringify(doc))).toEqual(doc);
   });
 
   it('describes every route, and nothing else', () => {
-    const expected = [...BODY_ROUTES.map(([p]) => `post ${p}`), ...GET_ROUTES.map((p) => `get ${p}`), 'get /openapi.json'].sort();
-    const actual = Object.entries(doc.paths).flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`)).sort();
+    const expected = [
+      ...BODY_ROUTES.map(([p]) => `post ${p}`),
+      ...GET_ROUTES.map((p) => `get ${p}`),
+      'get /openapi.json',
+    ].sort();
+    const actual = Object.entries(doc.paths)
+      .flatMap(([p, item]) => Object.keys(item).map((m) => `${m} ${p}`))
+      .sort();
     expect(actual).toEqual(expected);
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const op of Object.values(item)) {
@@ -67,40 +83,59 @@ describe('openApiDocument', () => {
     }
   });
 
-  it.each(BODY_ROUTES)('POST %s: the request schema is z.toJSONSchema of the zod schema the route parses with', (path, schema, hip) => {
-    const op = doc.paths[path].post;
-    expect(op.requestBody.required).toBe(true);
-    expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/fhir+json', 'application/json']);
-    for (const media of Object.values(op.requestBody.content) as { schema: { $ref: string }; example: unknown }[]) {
-      expect(resolve(media.schema)).toEqual(generated(schema));
-      // The example is a body the route accepts (zod refinements included).
-      const parsed = schema.safeParse(media.example);
-      expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
-    }
-    expect(Object.keys(op.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '429', '503']);
-    const headers = (op.parameters ?? []).filter((p: any) => p.in === 'header');
-    expect(headers.map((p: any) => [p.name, p.required])).toEqual(hip ? [['X-HIP-ID', true]] : []);
-  });
+  it.each(BODY_ROUTES)(
+    'POST %s: the request schema is z.toJSONSchema of the zod schema the route parses with',
+    (path, schema, hip) => {
+      const op = doc.paths[path].post;
+      expect(op.requestBody.required).toBe(true);
+      expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/fhir+json', 'application/json']);
+      for (const media of Object.values(op.requestBody.content) as { schema: { $ref: string }; example: unknown }[]) {
+        expect(resolve(media.schema)).toEqual(generated(schema));
+        // The example is a body the route accepts (zod refinements included).
+        const parsed = schema.safeParse(media.example);
+        expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+      }
+      expect(Object.keys(op.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '429', '503']);
+      const headers = (op.parameters ?? []).filter((p: any) => p.in === 'header');
+      expect(headers.map((p: any) => [p.name, p.required])).toEqual(hip ? [['X-HIP-ID', true]] : []);
+    },
+  );
 
   it('the generated schemas carry the zod constraints (a spot check)', () => {
     const hi = doc.components.schemas.HiRequest;
     expect(hi.required).toEqual(['requestId', 'transactionId', 'hiRequest']);
     expect(hi.additionalProperties).toEqual({}); // .passthrough()
-    expect(hi.properties.hiRequest.properties.keyMaterial.properties.curve).toEqual({ type: 'string', const: 'Curve25519' });
-    expect(doc.components.schemas.ConsentNotifyV05.properties.notification.properties.status.enum).toEqual(['GRANTED', 'REVOKED', 'EXPIRED', 'DENIED']);
+    expect(hi.properties.hiRequest.properties.keyMaterial.properties.curve).toEqual({
+      type: 'string',
+      const: 'Curve25519',
+    });
+    expect(doc.components.schemas.ConsentNotifyV05.properties.notification.properties.status.enum).toEqual([
+      'GRANTED',
+      'REVOKED',
+      'EXPIRED',
+      'DENIED',
+    ]);
   });
 
   it('documents refusals as application/fhir+json OperationOutcome', () => {
     const oo = doc.components.schemas.OperationOutcome;
     expect(oo.properties.resourceType).toMatchObject({ const: 'OperationOutcome' });
-    expect(Object.keys(oo.properties.issue.items.properties).sort()).toEqual(['code', 'diagnostics', 'expression', 'severity']);
+    expect(Object.keys(oo.properties.issue.items.properties).sort()).toEqual([
+      'code',
+      'diagnostics',
+      'expression',
+      'severity',
+    ]);
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const op of Object.values(item)) {
         for (const [status, res] of Object.entries(op.responses) as [string, any][]) {
           if (Number(status) < 400) continue;
-          expect(res.content['application/fhir+json'].schema, `${path} ${status}`).toEqual({ $ref: '#/components/schemas/OperationOutcome' });
+          expect(res.content['application/fhir+json'].schema, `${path} ${status}`).toEqual({
+            $ref: '#/components/schemas/OperationOutcome',
+          });
         }
-        if (!PUBLIC.has(path)) for (const s of ['401', '403', '429', '503']) expect(op.responses[s], `${path} ${s}`).toBeDefined();
+        if (!PUBLIC.has(path))
+          for (const s of ['401', '403', '429', '503']) expect(op.responses[s], `${path} ${s}`).toBeDefined();
       }
     }
     expect(doc.paths['/consents/{id}'].get.responses['404']).toBeDefined();

@@ -35,9 +35,11 @@ import type { HiRequestInput } from '../../src/abdm/transfer.js';
 const probe = new MongoClient(inject('mongoUri'), { serverSelectionTimeoutMS: 5000 });
 const ENGINE = await detectEngine(probe.db('admin')).finally(() => probe.close());
 const MULTI = ENGINE.multiProcess;
-console.log(MULTI
-  ? `[multiprocess] ${inject('databaseKind')} is ${ENGINE.kind}: races run between two apps with their own lock tables, as two processes; the shared-lock form is not needed there and did not run.`
-  : `[multiprocess] ${inject('databaseKind')} is ${ENGINE.kind}: conditional writes are not atomic across processes, so the races between apps with their own lock tables did not run; their single-process form (two apps sharing one engine's locks) ran instead. Set MONGODB_URI to a MongoDB to run them.`);
+console.log(
+  MULTI
+    ? `[multiprocess] ${inject('databaseKind')} is ${ENGINE.kind}: races run between two apps with their own lock tables, as two processes; the shared-lock form is not needed there and did not run.`
+    : `[multiprocess] ${inject('databaseKind')} is ${ENGINE.kind}: conditional writes are not atomic across processes, so the races between apps with their own lock tables did not run; their single-process form (two apps sharing one engine's locks) ran instead. Set MONGODB_URI to a MongoDB to run them.`,
+);
 
 const HIP = 'HIP-MP';
 const HIU = 'HIU-MP';
@@ -77,14 +79,26 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => viewer.listen(0, '127.0.0.1', () => r()));
   viewerUrl = `http://127.0.0.1:${(viewer.address() as AddressInfo).port}`;
-  const env = { GATEWAY_BASE_URL: gw.url, GATEWAY_CLIENT_ID: 'abha-vault', GATEWAY_CLIENT_SECRET: 's3cret', LINK_OTP_MAX_ATTEMPTS: String(MAX_ATTEMPTS), HI_PAGE_SIZE: '1', RATE_LIMIT_PER_MINUTE: '0', LINK_INIT_PER_CALLER_PER_MINUTE: '0' };
+  const env = {
+    GATEWAY_BASE_URL: gw.url,
+    GATEWAY_CLIENT_ID: 'abha-vault',
+    GATEWAY_CLIENT_SECRET: 's3cret',
+    LINK_OTP_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
+    HI_PAGE_SIZE: '1',
+    RATE_LIMIT_PER_MINUTE: '0',
+    LINK_INIT_PER_CALLER_PER_MINUTE: '0',
+  };
   a = await createTestApp(env);
   other = await createTestApp({ ...env, MONGODB_DB: a.config.MONGODB_DB });
   sibling = await createTestApp({ ...env, MONGODB_DB: a.config.MONGODB_DB }, undefined, { engine: a.engine });
 });
 
 afterAll(async () => {
-  for (const t of [other, sibling]) if (t) { await t.client.close(); rmSync(t.config.DATA_DIR, { recursive: true, force: true }); }
+  for (const t of [other, sibling])
+    if (t) {
+      await t.client.close();
+      rmSync(t.config.DATA_DIR, { recursive: true, force: true });
+    }
   await a?.close();
   viewer?.closeAllConnections();
   await new Promise<void>((r) => (viewer ? viewer.close(() => r()) : r()));
@@ -98,12 +112,23 @@ afterAll(async () => {
 async function racingUploads(b: TestApp) {
   const p = g.patient();
   const n = 12;
-  const records = Array.from({ length: n }, () => g.record(p, 'Prescription', { careContext: { referenceNumber: 'OP-MP', display: 'OP-MP' } }));
+  const records = Array.from({ length: n }, () =>
+    g.record(p, 'Prescription', { careContext: { referenceNumber: 'OP-MP', display: 'OP-MP' } }),
+  );
   const identifier = records[0].bundle.identifier!;
   for (const r of records) r.bundle.identifier = { ...identifier };
-  const statuses = await Promise.all(records.map((r, i) => (i % 2 ? b : a).request('/fhir/Bundle', {
-    method: 'POST', body: JSON.stringify(r.bundle), headers: uploadHeaders('OP-MP'), as: ['hip', HIP],
-  }).then(async (res) => [res.status, await res.text()] as const)));
+  const statuses = await Promise.all(
+    records.map((r, i) =>
+      (i % 2 ? b : a)
+        .request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(r.bundle),
+          headers: uploadHeaders('OP-MP'),
+          as: ['hip', HIP],
+        })
+        .then(async (res) => [res.status, await res.text()] as const),
+    ),
+  );
   for (const [status, text] of statuses) expect(status, text).toBe(201);
 
   const c = a.collections;
@@ -121,17 +146,35 @@ async function racingUploads(b: TestApp) {
     const entry = (await c.patientIndex.findOne({ _id: key }))?.entries?.[recordId];
     expect(entry?.version, key).toBe(n); // neither lost nor moved back
   }
-  const cc = await c.careContexts.find({ provider: HIP, referenceNumber: 'OP-MP', abhaNumber: current.abhaNumber, abhaAddress: current.abhaAddress }).toArray();
+  const cc = await c.careContexts
+    .find({ provider: HIP, referenceNumber: 'OP-MP', abhaNumber: current.abhaNumber, abhaAddress: current.abhaAddress })
+    .toArray();
   expect(cc).toHaveLength(1);
   expect(cc[0].hiTypes).toEqual(['Prescription']);
 }
 
 async function linkRequest(p: SyntheticPatient, cc: string): Promise<{ ref: string; otp: string }> {
   const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: cc } });
-  expect((await a.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders(cc), as: ['hip', HIP] })).status).toBe(201);
+  expect(
+    (
+      await a.request('/fhir/Bundle', {
+        method: 'POST',
+        body: JSON.stringify(rec.bundle),
+        headers: uploadHeaders(cc),
+        as: ['hip', HIP],
+      })
+    ).status,
+  ).toBe(201);
   const res = await a.request('/v0.5/links/link/init', {
-    method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json', 'X-HIP-ID': HIP },
-    body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), transactionId: uuidv4(), patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: cc }] } }),
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json', 'X-HIP-ID': HIP },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      transactionId: uuidv4(),
+      patient: { id: p.abhaAddress, referenceNumber: p.abhaAddress, careContexts: [{ referenceNumber: cc }] },
+    }),
   });
   expect(res.status).toBe(202);
   const ref = (await res.json()).linkRefNumber as string;
@@ -139,10 +182,19 @@ async function linkRequest(p: SyntheticPatient, cc: string): Promise<{ ref: stri
   return { ref, otp: a.otps.find((m) => m.linkRefNumber === ref)!.otp };
 }
 
-const confirm = async (t: TestApp, ref: string, token: string) => (await t.request('/v0.5/links/link/confirm', {
-  method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), confirmation: { linkRefNumber: ref, token } }),
-})).json() as Promise<{ status: string; reason?: string }>;
+const confirm = async (t: TestApp, ref: string, token: string) =>
+  (
+    await t.request('/v0.5/links/link/confirm', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        requestId: uuidv4(),
+        timestamp: new Date().toISOString(),
+        confirmation: { linkRefNumber: ref, token },
+      }),
+    })
+  ).json() as Promise<{ status: string; reason?: string }>;
 
 async function racingWrongCodes(b: TestApp) {
   const p = g.patient();
@@ -150,9 +202,13 @@ async function racingWrongCodes(b: TestApp) {
   const wrong = otp === '000000' ? '111111' : '000000';
   const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => confirm(i % 2 ? b : a, ref, wrong)));
   expect(answers.every((x) => x.status === 'ERRORED')).toBe(true);
-  // Only counted attempts have their code checked: exactly MAX_ATTEMPTS - 1 "wrong", the rest refused as over the limit.
+  // Only counted attempts have their code checked: exactly MAX_ATTEMPTS - 1 "wrong", the rest refused as over the
+  // limit.
   expect(answers.filter((x) => x.reason === 'wrong one-time code')).toHaveLength(MAX_ATTEMPTS - 1);
-  const stored = await a.client.db(a.config.MONGODB_DB).collection('link_requests').findOne({ _id: ref as any });
+  const stored = await a.client
+    .db(a.config.MONGODB_DB)
+    .collection('link_requests')
+    .findOne({ _id: ref as any });
   expect(stored!.attempts).toBe(MAX_ATTEMPTS); // never over the limit, across both
   expect(stored!.status).toBe('FAILED');
   expect((await confirm(b, ref, otp)).status).toBe('ERRORED'); // the right code, too late
@@ -162,7 +218,12 @@ async function racingRightCode(b: TestApp) {
   const p = g.patient();
   const cc = `LK-${uuidv4().slice(0, 8)}`;
   const { ref, otp } = await linkRequest(p, cc);
-  const answers = await Promise.all([confirm(a, ref, otp), confirm(b, ref, otp), confirm(a, ref, otp), confirm(b, ref, otp)]);
+  const answers = await Promise.all([
+    confirm(a, ref, otp),
+    confirm(b, ref, otp),
+    confirm(a, ref, otp),
+    confirm(b, ref, otp),
+  ]);
   expect(answers.filter((x) => x.status === 'LINKED')).toHaveLength(1); // LINKED once, guarded on PENDING
   const linked = await a.collections.careContexts.find({ provider: HIP, referenceNumber: cc }).toArray();
   expect(linked.map((d) => d.linked?.linkRefNumber)).toEqual([ref]);
@@ -173,15 +234,32 @@ async function racingRightCode(b: TestApp) {
 async function grant(p: SyntheticPatient): Promise<string> {
   const consentId = uuidv4();
   const detail: ConsentDetail = {
-    schemaVersion: 'v0.5', consentId, createdAt: new Date().toISOString(),
+    schemaVersion: 'v0.5',
+    consentId,
+    createdAt: new Date().toISOString(),
     patient: { id: p.abhaAddress },
     careContexts: [{ patientReference: 'P', careContextReference: 'CC-MP' }],
     purpose: { code: 'CAREMGT', text: 'Care management' },
-    hip: { id: HIP }, hiu: { id: HIU },
+    hip: { id: HIP },
+    hiu: { id: HIU },
     hiTypes: ['Prescription'] as ConsentDetail['hiTypes'],
-    permission: { accessMode: 'VIEW', dateRange: { from: '2022-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' }, dataEraseAt: '2099-01-01T00:00:00Z', frequency: { unit: 'HOUR', value: 1000, repeats: 0 } },
+    permission: {
+      accessMode: 'VIEW',
+      dateRange: { from: '2022-01-01T00:00:00Z', to: '2026-01-01T00:00:00Z' },
+      dataEraseAt: '2099-01-01T00:00:00Z',
+      frequency: { unit: 'HOUR', value: 1000, repeats: 0 },
+    },
   };
-  const res = await a.request('/v0.5/consents/hip/notify', { method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: uuidv4(), timestamp: new Date().toISOString(), notification: { consentId, status: 'GRANTED', consentDetail: detail } }) });
+  const res = await a.request('/v0.5/consents/hip/notify', {
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      requestId: uuidv4(),
+      timestamp: new Date().toISOString(),
+      notification: { consentId, status: 'GRANTED', consentDetail: detail },
+    }),
+  });
   expect(res.status).toBe(202);
   return consentId;
 }
@@ -191,24 +269,42 @@ async function acceptedTransfer(): Promise<string> {
   const p = g.patient();
   for (const date of ['2023-02-01', '2023-08-01', '2024-03-01']) {
     const rec = g.record(p, 'Prescription', { date, careContext: { referenceNumber: 'CC-MP', display: 'CC-MP' } });
-    expect((await a.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(rec.bundle), headers: uploadHeaders('CC-MP'), as: ['hip', HIP] })).status).toBe(201);
+    expect(
+      (
+        await a.request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(rec.bundle),
+          headers: uploadHeaders('CC-MP'),
+          as: ['hip', HIP],
+        })
+      ).status,
+    ).toBe(201);
   }
   const consentId = await grant(p);
   const txId = uuidv4();
   const key = generateKeyMaterial();
   const input: HiRequestInput = {
-    requestId: uuidv4(), transactionId: txId, consentId, dateRange: { from: '2023-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' }, dataPushUrl: `${viewerUrl}/push/${txId}`,
-    keyMaterial: { dhPublicKey: { expiry: new Date(Date.now() + 3600_000).toISOString(), keyValue: key.publicKey }, nonce: key.nonce },
+    requestId: uuidv4(),
+    transactionId: txId,
+    consentId,
+    dateRange: { from: '2023-01-01T00:00:00Z', to: '2025-01-01T00:00:00Z' },
+    dataPushUrl: `${viewerUrl}/push/${txId}`,
+    keyMaterial: {
+      dhPublicKey: { expiry: new Date(Date.now() + 3600_000).toISOString(), keyValue: key.publicKey },
+      nonce: key.nonce,
+    },
   };
   await a.transfers.accept(input, (await a.consents.get(consentId))!);
   return txId;
 }
 
-const notifies = (txId: string) => gw.callbacks.filter((c) => c.path === NOTIFY && c.body?.notification?.transactionId === txId);
+const notifies = (txId: string) =>
+  gw.callbacks.filter((c) => c.path === NOTIFY && c.body?.notification?.transactionId === txId);
 
 async function finished(txId: string, b: TestApp) {
   await gw.waitFor(NOTIFY, (c) => c.body?.notification?.transactionId === txId, 20_000);
-  await Promise.all([a.transfers.run(txId), b.transfers.run(txId)]); // join whatever still runs (a finished one is not run again)
+  // join whatever still runs (a finished one is not run again)
+  await Promise.all([a.transfers.run(txId), b.transfers.run(txId)]);
   await new Promise((r) => setTimeout(r, 200));
   expect(pages.get(txId)).toEqual([1, 2, 3]); // each page once, in order
   expect(notifies(txId)).toHaveLength(1);
@@ -227,7 +323,12 @@ async function racingResume(b: TestApp) {
 async function liveLeaseIsLeftAlone(b: TestApp) {
   const txId = await acceptedTransfer();
   let open!: () => void;
-  gates.set(txId, new Promise<void>((r) => { open = r; }));
+  gates.set(
+    txId,
+    new Promise<void>((r) => {
+      open = r;
+    }),
+  );
   const running = a.transfers.run(txId);
   await expect.poll(() => pages.get(txId)?.length ?? 0).toBe(1); // a holds the lease, mid-page 1
   const tx = await a.transfers.transactions.findOne({ _id: txId });
@@ -243,7 +344,10 @@ async function liveLeaseIsLeftAlone(b: TestApp) {
 async function expiredLeaseIsTakenOver(b: TestApp) {
   const txId = await acceptedTransfer();
   // As a process that crashed while running it would have left it: its lease, live for another minute.
-  await a.transfers.transactions.updateOne({ _id: txId }, { $set: { lease: { owner: 'crashed-process', until: new Date(Date.now() + 60_000) } } });
+  await a.transfers.transactions.updateOne(
+    { _id: txId },
+    { $set: { lease: { owner: 'crashed-process', until: new Date(Date.now() + 60_000) } } },
+  );
   expect(await b.transfers.resume()).toBe(0);
   await new Promise((r) => setTimeout(r, 200));
   expect(pages.get(txId)).toBeUndefined();
@@ -252,15 +356,19 @@ async function expiredLeaseIsTakenOver(b: TestApp) {
     expect(await b.transfers.resume()).toBe(1);
     await gw.waitFor(NOTIFY, (c) => c.body?.notification?.transactionId === txId, 20_000);
     await b.transfers.run(txId);
-  } finally { b.clock.now = undefined; }
+  } finally {
+    b.clock.now = undefined;
+  }
   await finished(txId, b);
 }
 
 // ---------------------------------------------------------------------------
 
 describe.runIf(MULTI)('two processes on one MongoDB (each its own lock tables)', () => {
-  it('racing uploads of one identifier: one record, versions contiguous, pointer and patient index at the newest', () => racingUploads(other));
-  it('racing wrong one-time codes: never more attempts than LINK_OTP_MAX_ATTEMPTS across both', () => racingWrongCodes(other));
+  it('racing uploads of one identifier: one record, versions contiguous, pointer and patient index at the newest', () =>
+    racingUploads(other));
+  it('racing wrong one-time codes: never more attempts than LINK_OTP_MAX_ATTEMPTS across both', () =>
+    racingWrongCodes(other));
   it('racing right one-time codes: linked once', () => racingRightCode(other));
   it('racing resume() of one transaction: each page pushed once, one notify', () => racingResume(other));
   it("another process's live lease is left alone", () => liveLeaseIsLeftAlone(other));
@@ -268,7 +376,8 @@ describe.runIf(MULTI)('two processes on one MongoDB (each its own lock tables)',
 });
 
 describe.runIf(!MULTI)('one process serving two apps (FerretDB: guarded writes through one lock table)', () => {
-  it('racing uploads of one identifier: one record, versions contiguous, pointer and patient index at the newest', () => racingUploads(sibling));
+  it('racing uploads of one identifier: one record, versions contiguous, pointer and patient index at the newest', () =>
+    racingUploads(sibling));
   it('racing wrong one-time codes: never more attempts than LINK_OTP_MAX_ATTEMPTS', () => racingWrongCodes(sibling));
   it('racing right one-time codes: linked once', () => racingRightCode(sibling));
   it('racing resume() of one transaction: each page pushed once, one notify', () => racingResume(sibling));
@@ -277,5 +386,6 @@ describe.runIf(!MULTI)('one process serving two apps (FerretDB: guarded writes t
 });
 
 describe('either engine', () => {
-  it('a second app with its own lock tables still sees a live lease of the first as not its own', () => liveLeaseIsLeftAlone(other));
+  it('a second app with its own lock tables still sees a live lease of the first as not its own', () =>
+    liveLeaseIsLeftAlone(other));
 });

@@ -14,15 +14,46 @@ const profilesDir = path.join(repoRoot, 'profiles');
 
 // ---------- types of the profile-file format ----------
 type Max = number | '*';
-interface Rule { path: string; cite: string }
-interface Target { resourceType: string; profiles: string[]; min: number; max: Max; cite: string }
-interface EntryRule {
-  min: number; max: Max; cite: string; requireType: boolean; typeCite?: string; closed: boolean; targets: Target[];
+interface Rule {
+  path: string;
+  cite: string;
 }
-interface SliceRule { name: string; code?: string; system?: string; min: number; max: Max; cite: string; entry: EntryRule }
-interface ResourceRule { profile: string; source: string; required: Rule[]; note?: string }
+interface Target {
+  resourceType: string;
+  profiles: string[];
+  min: number;
+  max: Max;
+  cite: string;
+}
+interface EntryRule {
+  min: number;
+  max: Max;
+  cite: string;
+  requireType: boolean;
+  typeCite?: string;
+  closed: boolean;
+  targets: Target[];
+}
+interface SliceRule {
+  name: string;
+  code?: string;
+  system?: string;
+  min: number;
+  max: Max;
+  cite: string;
+  entry: EntryRule;
+}
+interface ResourceRule {
+  profile: string;
+  source: string;
+  required: Rule[];
+  note?: string;
+}
 interface ProfileFile {
-  recordType: string; hiType: string; profile: string; source: string;
+  recordType: string;
+  hiType: string;
+  profile: string;
+  source: string;
   compositionType: { system: string; code: string | null; cite: string };
   compositionRequired: Rule[];
   sections: { min: number; max: Max; cite: string; slicing: 'closed' | 'open'; slices: SliceRule[] };
@@ -30,15 +61,27 @@ interface ProfileFile {
 }
 
 // ---------- minimal StructureDefinition model ----------
-interface SdType { code: string; targetProfile?: string[] }
+interface SdType {
+  code: string;
+  targetProfile?: string[];
+}
 interface SdElement {
-  id: string; path: string; min?: number; max?: string; sliceName?: string;
+  id: string;
+  path: string;
+  min?: number;
+  max?: string;
+  sliceName?: string;
   base?: { path: string; min: number; max: string };
   type?: SdType[];
   slicing?: { rules: string; discriminator?: { type: string; path: string }[] };
   [k: string]: unknown;
 }
-interface Sd { url: string; name: string; type: string; snapshot: { element: SdElement[] } }
+interface Sd {
+  url: string;
+  name: string;
+  type: string;
+  snapshot: { element: SdElement[] };
+}
 
 const sdByFile = new Map<string, Sd>();
 const sdByUrl = new Map<string, Sd>();
@@ -135,12 +178,14 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
   const ct = pf.compositionType;
   need(ct.cite, 'compositionType');
   const sysEl = el('Composition.type.coding.system');
-  if (sysEl?.fixedUri !== ct.system) problems.push(`compositionType.system ${ct.system} != fixedUri ${String(sysEl?.fixedUri)}`);
+  if (sysEl?.fixedUri !== ct.system)
+    problems.push(`compositionType.system ${ct.system} != fixedUri ${String(sysEl?.fixedUri)}`);
   const codeEl = el('Composition.type.coding.code');
   const pattern = el('Composition.type')?.patternCodeableConcept as { coding?: { code?: string }[] } | undefined;
   const igCode = (codeEl?.fixedCode as string | undefined) ?? pattern?.coding?.[0]?.code ?? null;
   if (igCode !== ct.code) problems.push(`compositionType.code ${ct.code} != IG fixed code ${igCode}`);
-  if (ct.code !== null && ct.cite !== 'Composition.type.coding.code') problems.push(`compositionType.cite should be Composition.type.coding.code`);
+  if (ct.code !== null && ct.cite !== 'Composition.type.coding.code')
+    problems.push(`compositionType.cite should be Composition.type.coding.code`);
 
   // (a)(b) composition required elements
   for (const r of pf.compositionRequired) {
@@ -149,7 +194,8 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
       // a rule cited on one entry slice stands for "every entry" only if the entry slicing is closed
       // and every entry slice states the same requirement.
       const entryEl = el('Composition.section.entry');
-      if (entryEl?.slicing?.rules !== 'closed') problems.push(`compositionRequired ${r.cite}: entry slicing not closed`);
+      if (entryEl?.slicing?.rules !== 'closed')
+        problems.push(`compositionRequired ${r.cite}: entry slicing not closed`);
       const slices = sd.snapshot.element.filter((e) => e.path === 'Composition.section.entry' && e.sliceName);
       for (const s of slices) {
         const sib = el(`${s.id}.${m[2]}`);
@@ -173,11 +219,14 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
     sameCard(secEl, sec.min, sec.max, 'sections');
     const rules = secEl.slicing?.rules;
     const expected = rules === undefined || rules === 'closed' ? 'closed' : 'open';
-    if (sec.slicing !== expected) problems.push(`sections.slicing ${sec.slicing} but IG slicing rules ${String(rules)}`);
+    if (sec.slicing !== expected)
+      problems.push(`sections.slicing ${sec.slicing} but IG slicing rules ${String(rules)}`);
     if (rules === undefined && (sec.slices.length !== 1 || sec.slices[0].cite !== 'Composition.section'))
       problems.push('unsliced section must be one slice citing Composition.section');
     if (rules !== undefined) {
-      const igSlices = sd.snapshot.element.filter((e) => e.path === 'Composition.section' && e.sliceName).map((e) => e.sliceName);
+      const igSlices = sd.snapshot.element
+        .filter((e) => e.path === 'Composition.section' && e.sliceName)
+        .map((e) => e.sliceName);
       const fileSlices = sec.slices.map((s) => s.name);
       if (JSON.stringify([...igSlices].sort()) !== JSON.stringify([...fileSlices].sort()))
         problems.push(`section slices ${fileSlices.join(',')} != IG slices ${igSlices.join(',')}`);
@@ -188,23 +237,30 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
     const sEl = need(s.cite, where);
     if (!sEl) continue;
     sameCard(sEl, s.min, s.max, where);
-    if (sEl.sliceName !== undefined && sEl.sliceName !== s.name) problems.push(`${where}: IG sliceName ${sEl.sliceName}`);
+    if (sEl.sliceName !== undefined && sEl.sliceName !== s.name)
+      problems.push(`${where}: IG sliceName ${sEl.sliceName}`);
     const igSecCode = (el(`${s.cite}.code.coding.code`)?.fixedCode as string | undefined) ?? undefined;
     if (igSecCode !== s.code) problems.push(`${where}: code ${s.code} != IG fixedCode ${igSecCode}`);
     const igSecSys = el(`${s.cite}.code.coding.system`)?.fixedUri as string | undefined;
-    if (s.system !== undefined && s.system !== igSecSys) problems.push(`${where}: system ${s.system} != IG ${igSecSys}`);
-    if (s.code !== undefined && s.system === undefined && igSecSys) problems.push(`${where}: IG fixes system ${igSecSys}`);
+    if (s.system !== undefined && s.system !== igSecSys)
+      problems.push(`${where}: system ${s.system} != IG ${igSecSys}`);
+    if (s.code !== undefined && s.system === undefined && igSecSys)
+      problems.push(`${where}: IG fixes system ${igSecSys}`);
 
     const en = s.entry;
     if (en.cite !== `${s.cite}.entry`) problems.push(`${where}: entry.cite must be ${s.cite}.entry`);
     const enEl = need(en.cite, `${where} entry`);
     if (!enEl) continue;
     sameCard(enEl, en.min, en.max, `${where} entry`);
-    const entrySlices = sd.snapshot.element.filter((e) => e.path === enEl.path && e.id.startsWith(`${en.cite}:`) && e.sliceName);
-    const igRequireType = entrySlices.length > 0
-      ? entrySlices.every((x) => (el(`${x.id}.type`)?.min ?? 0) >= 1)
-      : (el(`${en.cite}.type`)?.min ?? 0) >= 1;
-    if (en.requireType !== igRequireType) problems.push(`${where}: requireType ${en.requireType} but IG says ${igRequireType}`);
+    const entrySlices = sd.snapshot.element.filter(
+      (e) => e.path === enEl.path && e.id.startsWith(`${en.cite}:`) && e.sliceName,
+    );
+    const igRequireType =
+      entrySlices.length > 0
+        ? entrySlices.every((x) => (el(`${x.id}.type`)?.min ?? 0) >= 1)
+        : (el(`${en.cite}.type`)?.min ?? 0) >= 1;
+    if (en.requireType !== igRequireType)
+      problems.push(`${where}: requireType ${en.requireType} but IG says ${igRequireType}`);
     if (en.requireType) {
       const tEl = en.typeCite ? need(en.typeCite, `${where} typeCite`) : undefined;
       if (!tEl || (tEl.min ?? 0) < 1) problems.push(`${where}: typeCite ${en.typeCite} is not a min>=1 element`);
@@ -243,14 +299,25 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
   for (const [rt, rr] of Object.entries(pf.resources)) {
     const where = `resources.${rt}`;
     let rsd: Sd;
-    try { rsd = sdFromSource(rr.source); } catch (err) { problems.push(`${where}: ${(err as Error).message}`); continue; }
+    try {
+      rsd = sdFromSource(rr.source);
+    } catch (err) {
+      problems.push(`${where}: ${(err as Error).message}`);
+      continue;
+    }
     if (rr.profile !== rsd.url) problems.push(`${where}: profile ${rr.profile} != SD url ${rsd.url}`);
     if (rsd.type !== rt) problems.push(`${where}: ${rsd.name} profiles ${rsd.type}`);
     // every profile of this resourceType the record allows must state each rule (DiagnosticReportLab ∩ Imaging)
     const sds = new Map<string, Sd>([[rsd.url, rsd]]);
-    for (const s of pf.sections.slices) for (const t of s.entry.targets)
-      if (t.resourceType === rt) for (const u of t.profiles) { const x = sdByUrl.get(u); if (x) sds.set(u, x); }
-    for (const r of rr.required) for (const x of sds.values()) problems.push(...checkRequired(r, x, elementsOf(x), where));
+    for (const s of pf.sections.slices)
+      for (const t of s.entry.targets)
+        if (t.resourceType === rt)
+          for (const u of t.profiles) {
+            const x = sdByUrl.get(u);
+            if (x) sds.set(u, x);
+          }
+    for (const r of rr.required)
+      for (const x of sds.values()) problems.push(...checkRequired(r, x, elementsOf(x), where));
     // completeness: the intersection of what those profiles tighten
     const sets = [...sds.values()].map((x) => new Set(tightenedElements(x)));
     const expected = [...sets[0]].filter((id) => sets.every((st) => st.has(id)));
@@ -269,7 +336,12 @@ describe('profiles/*.json: every rule is stated by the ABDM IG 6.5.0', () => {
   }
 
   it('uses the IG fixed codes we expect (spot check)', () => {
-    const byType = Object.fromEntries(PROFILE_FILES.map((f) => { const p = loadProfile(f); return [p.recordType, p]; }));
+    const byType = Object.fromEntries(
+      PROFILE_FILES.map((f) => {
+        const p = loadProfile(f);
+        return [p.recordType, p];
+      }),
+    );
     expect(byType.PrescriptionRecord.compositionType.code).toBe('440545006');
     expect(byType.PrescriptionRecord.sections.slices[0].code).toBe('440545006');
     expect(byType.DischargeSummaryRecord.compositionType.code).toBe('373942005');
@@ -287,7 +359,16 @@ describe('profiles/*.json: every rule is stated by the ABDM IG 6.5.0', () => {
     for (const c of dr.codes) expect(vsCodes).toContain(c);
     expect(dr.codes).toContain('721981007');
     expect(byType.DischargeSummaryRecord.sections.slices.map((s) => s.code)).toEqual([
-      '422843007', '425044008', '722446000', '1003642006', '422432008', '721981007', '1003606003', '1003640003', '734163000', '373942005',
+      '422843007',
+      '425044008',
+      '722446000',
+      '1003642006',
+      '422432008',
+      '721981007',
+      '1003606003',
+      '1003640003',
+      '734163000',
+      '373942005',
     ]);
   });
 
@@ -297,27 +378,84 @@ describe('profiles/*.json: every rule is stated by the ABDM IG 6.5.0', () => {
       fn(p);
       return checkProfileAgainstIg(p);
     };
-    expect(mutate('prescription-record.json', (p) => { p.sections.min = 0; })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.sections.slices[0].entry.targets[1].max = '*'; })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.profile += 'X'; })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.compositionType.code = '1003606003'; })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.resources.MedicationRequest.required.push({ path: 'note', cite: 'MedicationRequest.note' }); })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.compositionRequired.push({ path: 'date', cite: 'Composition.date' }); })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.compositionRequired = p.compositionRequired.filter((r) => r.path !== 'subject.reference'); })).not.toEqual([]);
-    expect(mutate('prescription-record.json', (p) => { p.resources.Binary.required = []; })).not.toEqual([]);
-    expect(mutate('diagnostic-report-record.json', (p) => { p.sections.slices[0].entry.max = '*'; })).not.toEqual([]);
-    expect(mutate('diagnostic-report-record.json', (p) => { p.resources.DiagnosticReport.required.push({ path: 'result', cite: 'DiagnosticReport.result' }); })).not.toEqual([]);
-    expect(mutate('discharge-summary-record.json', (p) => { p.sections.slices[3].code = '000'; })).not.toEqual([]);
-    expect(mutate('discharge-summary-record.json', (p) => { p.sections.slicing = 'closed'; })).not.toEqual([]);
-    expect(mutate('discharge-summary-record.json', (p) => { p.sections.slices[0].entry.requireType = true; })).not.toEqual([]);
-    expect(mutate('discharge-summary-record.json', (p) => { p.sections.slices[0].cite = 'Composition.section:NoSuch'; })).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.sections.min = 0;
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.sections.slices[0].entry.targets[1].max = '*';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.profile += 'X';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.compositionType.code = '1003606003';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.resources.MedicationRequest.required.push({ path: 'note', cite: 'MedicationRequest.note' });
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.compositionRequired.push({ path: 'date', cite: 'Composition.date' });
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.compositionRequired = p.compositionRequired.filter((r) => r.path !== 'subject.reference');
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('prescription-record.json', (p) => {
+        p.resources.Binary.required = [];
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('diagnostic-report-record.json', (p) => {
+        p.sections.slices[0].entry.max = '*';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('diagnostic-report-record.json', (p) => {
+        p.resources.DiagnosticReport.required.push({ path: 'result', cite: 'DiagnosticReport.result' });
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('discharge-summary-record.json', (p) => {
+        p.sections.slices[3].code = '000';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('discharge-summary-record.json', (p) => {
+        p.sections.slicing = 'closed';
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('discharge-summary-record.json', (p) => {
+        p.sections.slices[0].entry.requireType = true;
+      }),
+    ).not.toEqual([]);
+    expect(
+      mutate('discharge-summary-record.json', (p) => {
+        p.sections.slices[0].cite = 'Composition.section:NoSuch';
+      }),
+    ).not.toEqual([]);
   });
 });
 
 // ---------- tiny local checker over example bundles ----------
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const present = (v: unknown): boolean => v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0);
+const present = (v: unknown): boolean =>
+  v !== undefined && v !== null && v !== '' && !(Array.isArray(v) && v.length === 0);
 const asList = (v: unknown): unknown[] => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
 
 /** Violations of a required path: checked only where the parent object is present; arrays mean every item. */
@@ -356,10 +494,13 @@ function checkBundle(bundle: Json, pf: ProfileFile): string[] {
     v.push(`section count ${sections.length} outside ${pf.sections.min}..${pf.sections.max} [${pf.sections.cite}]`);
   const sliceCount = new Map<string, number>();
   for (const [i, s] of sections.entries()) {
-    const codes = asList(isObj(s.code) ? s.code.coding : undefined).filter(isObj).map((c) => c.code);
+    const codes = asList(isObj(s.code) ? s.code.coding : undefined)
+      .filter(isObj)
+      .map((c) => c.code);
     const slice = pf.sections.slices.find((sl) => sl.code === undefined || codes.includes(sl.code));
     if (!slice) {
-      if (pf.sections.slicing === 'closed') v.push(`section[${i}] code ${codes.join(',')} matches no slice [${pf.sections.cite}]`);
+      if (pf.sections.slicing === 'closed')
+        v.push(`section[${i}] code ${codes.join(',')} matches no slice [${pf.sections.cite}]`);
       continue;
     }
     sliceCount.set(slice.name, (sliceCount.get(slice.name) ?? 0) + 1);
@@ -372,21 +513,27 @@ function checkBundle(bundle: Json, pf: ProfileFile): string[] {
       if (en.requireType && !present(ref.type)) v.push(`section ${slice.name} entry[${j}]: no type [${en.typeCite}]`);
       const target = typeof ref.reference === 'string' ? byRef.get(ref.reference) : undefined;
       const rt = target ? String(target.resourceType) : typeof ref.type === 'string' ? ref.type : undefined;
-      if (!target) v.push(`section ${slice.name} entry[${j}]: reference ${String(ref.reference)} not resolved in bundle`);
+      if (!target)
+        v.push(`section ${slice.name} entry[${j}]: reference ${String(ref.reference)} not resolved in bundle`);
       if (target && typeof ref.type === 'string' && ref.type !== rt)
         v.push(`section ${slice.name} entry[${j}]: type ${ref.type} but resolves to ${rt}`);
       const t = en.targets.find((x) => x.resourceType === rt);
-      if (!t) { if (en.closed) v.push(`section ${slice.name} entry[${j}]: ${rt} not allowed [${en.cite}]`); continue; }
+      if (!t) {
+        if (en.closed) v.push(`section ${slice.name} entry[${j}]: ${rt} not allowed [${en.cite}]`);
+        continue;
+      }
       tCount.set(t, (tCount.get(t) ?? 0) + 1);
     }
     for (const t of en.targets) {
       const n = tCount.get(t) ?? 0;
-      if (n < t.min || exceeds(n, t.max)) v.push(`section ${slice.name}: ${n} ${t.resourceType} outside ${t.min}..${t.max} [${t.cite}]`);
+      if (n < t.min || exceeds(n, t.max))
+        v.push(`section ${slice.name}: ${n} ${t.resourceType} outside ${t.min}..${t.max} [${t.cite}]`);
     }
   }
   for (const sl of pf.sections.slices) {
     const n = sliceCount.get(sl.name) ?? 0;
-    if (n < sl.min || exceeds(n, sl.max)) v.push(`section slice ${sl.name}: ${n} outside ${sl.min}..${sl.max} [${sl.cite}]`);
+    if (n < sl.min || exceeds(n, sl.max))
+      v.push(`section slice ${sl.name}: ${n} outside ${sl.min}..${sl.max} [${sl.cite}]`);
   }
 
   for (const e of entries.slice(1)) {
@@ -415,7 +562,9 @@ describe('IG 6.5.0 example bundles against profiles/*.json (report only)', () =>
       const bundle = JSON.parse(fs.readFileSync(path.join(corpusDir, ex), 'utf8')) as Json;
       const v = checkBundle(bundle, loadProfile(prof));
       results.set(ex, v);
-      console.log(`[profiles] ${ex} violates ${v.length} rule instance(s) of ${prof}${v.length ? ':\n  ' + v.join('\n  ') : ''}`);
+      console.log(
+        `[profiles] ${ex} violates ${v.length} rule instance(s) of ${prof}${v.length ? ':\n  ' + v.join('\n  ') : ''}`,
+      );
     });
   }
 
@@ -430,7 +579,9 @@ describe('IG 6.5.0 example bundles against profiles/*.json (report only)', () =>
       const bundle = JSON.parse(fs.readFileSync(path.join(corpusDir, ex), 'utf8')) as Json;
       const v = checkBundle(bundle, loadProfile(prof));
       results.set(ex, v);
-      console.log(`[profiles] control ${ex} violates ${v.length} rule instance(s) of ${prof}${v.length ? ':\n  ' + v.join('\n  ') : ''}`);
+      console.log(
+        `[profiles] control ${ex} violates ${v.length} rule instance(s) of ${prof}${v.length ? ':\n  ' + v.join('\n  ') : ''}`,
+      );
     });
   }
 
@@ -448,8 +599,10 @@ describe('IG 6.5.0 example bundles against profiles/*.json (report only)', () =>
     expect(p03).toContain('Practitioner/practitioner-004: identifier.type missing x1 [Practitioner.identifier.type]');
     expect(p03).toContain('Organization/org-004: identifier.type missing x1 [Organization.identifier.type]');
     expect(results.get('diagnostic-report-lab-06.json') ?? []).toContain(
-      'section DiagnosticReportSection: 0 entries outside 1..2 [Composition.section.entry]');
+      'section DiagnosticReportSection: 0 entries outside 1..2 [Composition.section.entry]',
+    );
     expect(results.get('discharge-summary-08.json') ?? []).toContain(
-      'Practitioner/practitioner-002: qualification.code.coding.system missing x1 [Practitioner.qualification.code.coding.system]');
+      'Practitioner/practitioner-002: qualification.code.coding.system missing x1 [Practitioner.qualification.code.coding.system]',
+    );
   });
 });

@@ -10,7 +10,8 @@ import { createGenerator } from '../../fixtures/generator.js';
 import { topLevelMembers } from '../../src/fhir/json-text.js';
 import { readContent } from '../../src/records/content.js';
 
-const example = (name: string) => readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
+const example = (name: string) =>
+  readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
 /** The example with a fresh Bundle.identifier, re-serialised (loses decimal formatting). */
 const withIdentifier = (text: string, value = uuidv4()) => {
   const b = JSON.parse(text);
@@ -26,11 +27,18 @@ const rawWithIdentifier = (name: string) => {
 };
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 /** Upload headers; `as` names the provider whose hip token the request carries. */
-const uploadHeaders = (facility = 'H1', careContext = 'OP-1', extra: Record<string, string> = {}) => ({ ...baseHeaders(careContext, extra), as: facility });
+const uploadHeaders = (facility = 'H1', careContext = 'OP-1', extra: Record<string, string> = {}) => ({
+  ...baseHeaders(careContext, extra),
+  as: facility,
+});
 const post = (body: string, { as = 'H1', ...headers }: Record<string, string> = uploadHeaders(), app = t) =>
   app.request('/fhir/Bundle', { method: 'POST', body, headers, as: ['hip', as] });
 const get = (path: string, facility = 'H1', app = t) => app.request(path, { as: ['hip', facility] });
@@ -38,25 +46,32 @@ const idOf = (res: Response) => res.headers.get('location')!.split('/')[5];
 const outcome = async (res: Response) => {
   const body = await res.json();
   expect(body.resourceType).toBe('OperationOutcome');
-  for (const i of body.issue) { expect(i.severity).toBeTruthy(); expect(i.code).toBeTruthy(); expect(i.diagnostics).toBeTruthy(); }
+  for (const i of body.issue) {
+    expect(i.severity).toBeTruthy();
+    expect(i.code).toBeTruthy();
+    expect(i.diagnostics).toBeTruthy();
+  }
   return body as fhir4.OperationOutcome;
 };
 const countStored = () => t.collections.versions.countDocuments({});
 
 describe('upload of valid documents', () => {
-  it.each(['prescription', 'diagnostic-report', 'discharge-summary'])('stores the %s example and returns it unchanged but for id and meta', async (name) => {
-    const text = withIdentifier(example(name));
-    const res = await post(text, uploadHeaders('H1', `CC-${name}`, { 'X-Care-Context-Display': 'Visit' }));
-    expect(res.status).toBe(201);
-    expect(res.headers.get('etag')).toBe('W/"1"');
-    expect(res.headers.get('location')).toMatch(/\/fhir\/Bundle\/[0-9a-f-]{36}\/_history\/1$/);
-    const stored = await res.json();
-    expect(stored.meta.versionId).toBe('1');
-    expect(stored.id).toBe(idOf(res));
-    const { id: _a, meta: _b, ...rest } = stored;
-    const { id: _c, meta: _d, ...orig } = JSON.parse(text);
-    expect(rest).toEqual(orig);
-  });
+  it.each(['prescription', 'diagnostic-report', 'discharge-summary'])(
+    'stores the %s example and returns it unchanged but for id and meta',
+    async (name) => {
+      const text = withIdentifier(example(name));
+      const res = await post(text, uploadHeaders('H1', `CC-${name}`, { 'X-Care-Context-Display': 'Visit' }));
+      expect(res.status).toBe(201);
+      expect(res.headers.get('etag')).toBe('W/"1"');
+      expect(res.headers.get('location')).toMatch(/\/fhir\/Bundle\/[0-9a-f-]{36}\/_history\/1$/);
+      const stored = await res.json();
+      expect(stored.meta.versionId).toBe('1');
+      expect(stored.id).toBe(idOf(res));
+      const { id: _a, meta: _b, ...rest } = stored;
+      const { id: _c, meta: _d, ...orig } = JSON.parse(text);
+      expect(rest).toEqual(orig);
+    },
+  );
 
   it('keeps the uploaded text exactly, decimal precision included (1.50 stays 1.50)', async () => {
     const raw = rawWithIdentifier('diagnostic-report');
@@ -94,7 +109,8 @@ describe('upload of valid documents', () => {
     const cur1 = (await t.collections.current.findOne({ _id: id }))!;
     const v1 = (await t.collections.versions.findOne({ _id: `${id}/1` }))!;
     expect(cur1.z!.buffer).toEqual((await t.collections.contents.findOne({ _id: v1.contentId }))!.z!.buffer);
-    const b = JSON.parse(text); b.timestamp = '2025-02-02T10:00:00+05:30';
+    const b = JSON.parse(text);
+    b.timestamp = '2025-02-02T10:00:00+05:30';
     expect((await post(JSON.stringify(b))).status).toBe(201);
     const cur2 = (await t.collections.current.findOne({ _id: id }))!;
     const v2 = (await t.collections.versions.findOne({ _id: `${id}/2` }))!;
@@ -111,9 +127,15 @@ describe('upload of valid documents', () => {
     expect((await t.collections.current.findOne({ _id: id }))!.z).toBeUndefined();
     expect(await (await get(`/fhir/Bundle/${id}`)).text()).toBe(before);
     const cur = (await t.collections.current.findOne({ _id: id }))!;
-    const search = await (await get(`/fhir/Bundle?patient-abha=${encodeURIComponent(cur.abhaAddress!)}&care-context=OP-1&date=${cur.recordDate.toISOString()}`)).json();
+    const search = await (
+      await get(
+        `/fhir/Bundle?patient-abha=${encodeURIComponent(cur.abhaAddress!)}&care-context=OP-1&date=${cur.recordDate.toISOString()}`,
+      )
+    ).json();
     expect(search.entry.map((e: any) => e.resource.id)).toContain(id);
-    expect(JSON.stringify(search.entry.find((e: any) => e.resource.id === id).resource)).toBe(JSON.stringify(JSON.parse(before)));
+    expect(JSON.stringify(search.entry.find((e: any) => e.resource.id === id).resource)).toBe(
+      JSON.stringify(JSON.parse(before)),
+    );
   });
 
   it('reads content stored uncompressed by earlier versions of the store', async () => {
@@ -130,7 +152,10 @@ describe('upload of valid documents', () => {
     const g = createGenerator(7);
     const p = g.patient();
     const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: 'OPD-77', display: 'OPD 77' } });
-    const res = await post(JSON.stringify(rec.bundle), uploadHeaders('H-INDEX', 'OPD-77', { 'X-Care-Context-Display': 'OPD 77' }));
+    const res = await post(
+      JSON.stringify(rec.bundle),
+      uploadHeaders('H-INDEX', 'OPD-77', { 'X-Care-Context-Display': 'OPD 77' }),
+    );
     expect(res.status).toBe(201);
     const stored = await t.collections.current.findOne({ provider: 'H-INDEX' });
     expect(stored).toMatchObject({
@@ -221,7 +246,11 @@ describe('idempotency and versions', () => {
 
   it('concurrent uploads of different content for one identifier give ordered versions without duplicates', async () => {
     const base = JSON.parse(withIdentifier(example('prescription')));
-    const bodies = Array.from({ length: 8 }, (_, i) => { const b = structuredClone(base); b.entry[0].resource.title = `Rx ${i}`; return JSON.stringify(b); });
+    const bodies = Array.from({ length: 8 }, (_, i) => {
+      const b = structuredClone(base);
+      b.entry[0].resource.title = `Rx ${i}`;
+      return JSON.stringify(b);
+    });
     const results = await Promise.all(bodies.map((b) => post(b, uploadHeaders('H-CONC2'))));
     expect(results.map((r) => r.status)).toEqual(Array(8).fill(201));
     const versions = await t.collections.versions.find({ provider: 'H-CONC2' }).sort({ version: 1 }).toArray();
@@ -234,22 +263,97 @@ describe('idempotency and versions', () => {
 
 describe('bad input: 4xx OperationOutcome and nothing stored', () => {
   const valid = () => withIdentifier(example('prescription'));
-  const mutate = (f: (b: any) => void) => { const b = JSON.parse(valid()); f(b); return JSON.stringify(b); };
+  const mutate = (f: (b: any) => void) => {
+    const b = JSON.parse(valid());
+    f(b);
+    return JSON.stringify(b);
+  };
 
   const cases: [string, () => [string, Record<string, string>], number, string, string | undefined][] = [
     ['malformed JSON', () => ['{"resourceType": "Bundle",', uploadHeaders()], 400, 'structure', undefined],
-    ['wrong content type', () => [valid(), uploadHeaders('H1', 'OP-1', { 'Content-Type': 'text/plain' })], 415, 'not-supported', undefined],
+    [
+      'wrong content type',
+      () => [valid(), uploadHeaders('H1', 'OP-1', { 'Content-Type': 'text/plain' })],
+      415,
+      'not-supported',
+      undefined,
+    ],
     ['empty body', () => ['', uploadHeaders()], 400, 'required', undefined],
     ['deep nesting', () => ['['.repeat(100_000) + ']'.repeat(100_000), uploadHeaders()], 400, 'too-costly', undefined],
-    ['wrong resourceType', () => [JSON.stringify({ resourceType: 'Patient', id: 'p' }), uploadHeaders()], 422, 'structure', 'resourceType'],
-    ['not a document', () => [mutate((b) => { b.type = 'collection'; }), uploadHeaders()], 422, 'value', 'Bundle.type'],
-    ['unknown record type', () => [mutate((b) => { b.entry[0].resource.type.coding[0].code = '371530004'; }), uploadHeaders()], 422, 'not-supported', 'Bundle.entry[0].resource.type'],
-    ['missing ABHA identifier', () => [mutate((b) => {
-      const i = b.entry.findIndex((e: any) => e.resource.resourceType === 'Patient');
-      b.entry[i].resource.identifier = [{ system: 'https://hospital.example/mrn', value: 'MRN-1', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] } }];
-    }), uploadHeaders()], 422, 'required', undefined],
-    ['dangling reference', () => [mutate((b) => { b.entry[0].resource.subject.reference = 'urn:uuid:00000000-0000-4000-8000-000000000000'; }), uploadHeaders()], 422, 'not-found', 'Bundle.entry[0].resource.subject.reference'],
-    ['duplicate fullUrl', () => [mutate((b) => { b.entry[2].fullUrl = b.entry[1].fullUrl; }), uploadHeaders()], 422, 'duplicate', 'Bundle.entry[2].fullUrl'],
+    [
+      'wrong resourceType',
+      () => [JSON.stringify({ resourceType: 'Patient', id: 'p' }), uploadHeaders()],
+      422,
+      'structure',
+      'resourceType',
+    ],
+    [
+      'not a document',
+      () => [
+        mutate((b) => {
+          b.type = 'collection';
+        }),
+        uploadHeaders(),
+      ],
+      422,
+      'value',
+      'Bundle.type',
+    ],
+    [
+      'unknown record type',
+      () => [
+        mutate((b) => {
+          b.entry[0].resource.type.coding[0].code = '371530004';
+        }),
+        uploadHeaders(),
+      ],
+      422,
+      'not-supported',
+      'Bundle.entry[0].resource.type',
+    ],
+    [
+      'missing ABHA identifier',
+      () => [
+        mutate((b) => {
+          const i = b.entry.findIndex((e: any) => e.resource.resourceType === 'Patient');
+          b.entry[i].resource.identifier = [
+            {
+              system: 'https://hospital.example/mrn',
+              value: 'MRN-1',
+              type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] },
+            },
+          ];
+        }),
+        uploadHeaders(),
+      ],
+      422,
+      'required',
+      undefined,
+    ],
+    [
+      'dangling reference',
+      () => [
+        mutate((b) => {
+          b.entry[0].resource.subject.reference = 'urn:uuid:00000000-0000-4000-8000-000000000000';
+        }),
+        uploadHeaders(),
+      ],
+      422,
+      'not-found',
+      'Bundle.entry[0].resource.subject.reference',
+    ],
+    [
+      'duplicate fullUrl',
+      () => [
+        mutate((b) => {
+          b.entry[2].fullUrl = b.entry[1].fullUrl;
+        }),
+        uploadHeaders(),
+      ],
+      422,
+      'duplicate',
+      'Bundle.entry[2].fullUrl',
+    ],
   ];
 
   it.each(cases)('%s', async (_name, make, status, code, expression) => {
@@ -258,8 +362,15 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
     const res = await post(body, headers);
     expect(res.status).toBe(status);
     const oo = await outcome(res);
-    expect(oo.issue.some((i) => i.code === code), JSON.stringify(oo.issue)).toBe(true);
-    if (expression) expect(oo.issue.some((i) => i.code === code && i.expression?.[0] === expression), JSON.stringify(oo.issue)).toBe(true);
+    expect(
+      oo.issue.some((i) => i.code === code),
+      JSON.stringify(oo.issue),
+    ).toBe(true);
+    if (expression)
+      expect(
+        oo.issue.some((i) => i.code === code && i.expression?.[0] === expression),
+        JSON.stringify(oo.issue),
+      ).toBe(true);
     expect(await countStored()).toBe(before);
   });
 
@@ -271,7 +382,14 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
     const b = JSON.parse(body);
     const i = b.entry.findIndex((e: any) => e.resource.resourceType === 'Patient');
     const oo = await outcome(await post(body));
-    expect(oo.issue.some((x) => x.code === 'required' && x.expression?.[0] === `Bundle.entry[${i}].resource.identifier` && /ABHA/.test(x.diagnostics!))).toBe(true);
+    expect(
+      oo.issue.some(
+        (x) =>
+          x.code === 'required' &&
+          x.expression?.[0] === `Bundle.entry[${i}].resource.identifier` &&
+          /ABHA/.test(x.diagnostics!),
+      ),
+    ).toBe(true);
   });
 
   it('missing care context header → 400 naming X-Care-Context', async () => {
@@ -289,7 +407,9 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
       expect(res.status).toBe(413);
       expect((await outcome(res)).issue[0].code).toBe('too-long');
       expect(await small.collections.versions.countDocuments({})).toBe(0);
-    } finally { await small.close(); }
+    } finally {
+      await small.close();
+    }
   });
 
   it('lists every problem, not only the first', async () => {
@@ -337,13 +457,17 @@ describe('read', () => {
     const read = await get(`/fhir/Bundle/${id}`, 'H-ETAG');
     expect(read.headers.get('etag')).toBe('W/"1"');
     expect(new Date(read.headers.get('last-modified')!).getTime()).toBeGreaterThan(0);
-    const cached = await t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': 'W/"1"' }, as: ['hip', 'H-ETAG'] });
+    const cached = await t.request(`/fhir/Bundle/${id}`, {
+      headers: { 'If-None-Match': 'W/"1"' },
+      as: ['hip', 'H-ETAG'],
+    });
     expect(cached.status).toBe(304);
   });
 
   it('If-None-Match understands *, lists and the strong form; another version or a malformed tag is a 200', async () => {
     const id = idOf(await post(withIdentifier(example('prescription')), uploadHeaders('H-ETAG')));
-    const read = (tag: string) => t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': tag }, as: ['hip', 'H-ETAG'] });
+    const read = (tag: string) =>
+      t.request(`/fhir/Bundle/${id}`, { headers: { 'If-None-Match': tag }, as: ['hip', 'H-ETAG'] });
     for (const tag of ['*', '"1"', 'W/"7", W/"1"', ' W/"2" ,"1" ']) expect((await read(tag)).status, tag).toBe(304);
     for (const tag of ['W/"2"', '"2", W/"3"', '1', 'W/1', '']) expect((await read(tag)).status, tag).toBe(200);
   });
@@ -371,7 +495,8 @@ describe('search', () => {
     return res.json();
   };
   const ids = (p: any): string[] => (p.entry ?? []).map((e: any) => e.resource.id);
-  const after = (p: any, rel: string) => p.link.find((l: any) => l.relation === rel)?.url.split('?')[1] as string | undefined;
+  const after = (p: any, rel: string) =>
+    p.link.find((l: any) => l.relation === rel)?.url.split('?')[1] as string | undefined;
 
   it('by ABHA number (with or without dashes) and by ABHA address (any case)', async () => {
     const a = await search(`patient-abha=${patient.abhaNumber}`);
@@ -386,15 +511,22 @@ describe('search', () => {
     const all = await search(`patient-abha=${patient.abhaNumber}&_count=100`);
     const rx = all.entry.filter((e: any) => e.resource.entry[0].resource.type.coding[0].code === '440545006').length;
     expect((await search(`patient-abha=${patient.abhaNumber}&type=Prescription`)).total).toBe(rx);
-    const cc = (await t.collections.current.findOne({ provider, abhaNumber: patient.abhaNumber.replace(/-/g, '') }))!.careContext;
+    const cc = (await t.collections.current.findOne({ provider, abhaNumber: patient.abhaNumber.replace(/-/g, '') }))!
+      .careContext;
     const expectedCc = await t.collections.current.countDocuments({ provider, careContext: cc });
     expect(expectedCc).toBeGreaterThan(0);
     expect((await search(`care-context=${encodeURIComponent(cc)}`)).total).toBe(expectedCc);
     const mid = new Date(dates[6]).toISOString();
-    expect((await search(`patient-abha=${patient.abhaNumber}&date=ge${encodeURIComponent(mid)}`)).total).toBe(dates.filter((d) => d >= dates[6]).length);
-    expect((await search(`patient-abha=${patient.abhaNumber}&date=lt${encodeURIComponent(mid)}`)).total).toBe(dates.filter((d) => d < dates[6]).length);
+    expect((await search(`patient-abha=${patient.abhaNumber}&date=ge${encodeURIComponent(mid)}`)).total).toBe(
+      dates.filter((d) => d >= dates[6]).length,
+    );
+    expect((await search(`patient-abha=${patient.abhaNumber}&date=lt${encodeURIComponent(mid)}`)).total).toBe(
+      dates.filter((d) => d < dates[6]).length,
+    );
     const year = new Date(dates[0]).getUTCFullYear();
-    expect((await search(`patient-abha=${patient.abhaNumber}&date=${year}`)).total).toBe(dates.filter((d) => new Date(d).getUTCFullYear() === year).length);
+    expect((await search(`patient-abha=${patient.abhaNumber}&date=${year}`)).total).toBe(
+      dates.filter((d) => new Date(d).getUTCFullYear() === year).length,
+    );
   });
 
   it('pages newest first with next/previous links that stay stable when records are inserted between pages', async () => {
@@ -431,7 +563,9 @@ describe('search', () => {
     try {
       const res = await get('/fhir/Bundle?_count=50', provider, many);
       expect(res.status).toBe(200);
-    } finally { await many.close(); }
+    } finally {
+      await many.close();
+    }
     const bad = await get('/fhir/Bundle?patient=x', provider);
     expect(bad.status).toBe(400);
     expect((await outcome(bad)).issue[0].diagnostics).toContain('patient');
@@ -446,12 +580,15 @@ describe('search', () => {
     try {
       const g2 = createGenerator(3);
       const p = g2.patient();
-      for (const r of g2.records(p, 5)) expect((await post(JSON.stringify(r.bundle), uploadHeaders('H-MAX'), small)).status).toBe(201);
+      for (const r of g2.records(p, 5))
+        expect((await post(JSON.stringify(r.bundle), uploadHeaders('H-MAX'), small)).status).toBe(201);
       const res = await get('/fhir/Bundle?_count=50', 'H-MAX', small);
       const page = await res.json();
       expect(page.total).toBe(5);
       expect(page.entry).toHaveLength(3);
-    } finally { await small.close(); }
+    } finally {
+      await small.close();
+    }
   });
 
   it('shows a provider only its own records', async () => {
@@ -471,7 +608,9 @@ describe('metadata and health', () => {
     expect(cs.fhirVersion).toBe('4.0.1');
     const names = cs.rest[0].resource[0].searchParam.map((p: any) => p.name);
     expect(names).toEqual(expect.arrayContaining(['patient-abha', 'care-context', 'type', 'date', '_count']));
-    expect(cs.rest[0].resource[0].supportedProfile).toContain('https://nrces.in/ndhm/fhir/r4/StructureDefinition/PrescriptionRecord');
+    expect(cs.rest[0].resource[0].supportedProfile).toContain(
+      'https://nrces.in/ndhm/fhir/r4/StructureDefinition/PrescriptionRecord',
+    );
   });
 
   it('healthz and readyz answer 200 with the database up', async () => {
@@ -494,13 +633,18 @@ describe('metadata and health', () => {
     expect((await get(`/fhir/Bundle?patient-abha=${p.abhaNumber}`, 'H-LOG')).status).toBe(200);
     const logs = t.logs.join('');
     expect(logs).toContain('"route"');
-    for (const secret of [p.abhaNumber, p.abhaNumber.replace(/-/g, ''), p.abhaAddress, p.name.family]) expect(logs).not.toContain(secret);
+    for (const secret of [p.abhaNumber, p.abhaNumber.replace(/-/g, ''), p.abhaAddress, p.name.family])
+      expect(logs).not.toContain(secret);
   });
 });
 
 describe('response hygiene', () => {
   it('sends security headers and no CORS permission on every response, errors included', async () => {
-    for (const res of [await t.app.request('/healthz'), await t.app.request('/fhir/Bundle'), await t.request('/fhir/Bundle/nope', { as: ['hip', 'H1'], headers: { Origin: 'https://evil.example' } })]) {
+    for (const res of [
+      await t.app.request('/healthz'),
+      await t.app.request('/fhir/Bundle'),
+      await t.request('/fhir/Bundle/nope', { as: ['hip', 'H1'], headers: { Origin: 'https://evil.example' } }),
+    ]) {
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('x-frame-options')).toBe('SAMEORIGIN');
       expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");

@@ -19,7 +19,8 @@ import { createHash } from 'node:crypto';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const example = (name: string) => readFileSync(path.join(repoRoot, 'fixtures', 'examples', `${name}.json`), 'utf8');
-const iso = (r: { start: Date; end: Date } | undefined) => (r ? [r.start.toISOString(), r.end.toISOString()] : undefined);
+const iso = (r: { start: Date; end: Date } | undefined) =>
+  r ? [r.start.toISOString(), r.end.toISOString()] : undefined;
 
 describe('fhirDateRange', () => {
   it('covers a whole year', () => {
@@ -39,11 +40,26 @@ describe('fhirDateRange', () => {
   });
 
   it('covers one instant at the precision given, in the timezone given', () => {
-    expect(iso(fhirDateRange('2024-03-12T10:30:00+05:30'))).toEqual(['2024-03-12T05:00:00.000Z', '2024-03-12T05:00:01.000Z']);
-    expect(iso(fhirDateRange('2024-03-12T10:30:00Z'))).toEqual(['2024-03-12T10:30:00.000Z', '2024-03-12T10:30:01.000Z']);
-    expect(iso(fhirDateRange('2024-03-12T10:30:00.250-01:00'))).toEqual(['2024-03-12T11:30:00.250Z', '2024-03-12T11:30:00.251Z']);
-    expect(iso(fhirDateRange('2024-03-12T10:30+05:30'))).toEqual(['2024-03-12T05:00:00.000Z', '2024-03-12T05:01:00.000Z']);
-    expect(iso(fhirDateRange('2024-12-31T23:30:00-01:00'))).toEqual(['2025-01-01T00:30:00.000Z', '2025-01-01T00:30:01.000Z']);
+    expect(iso(fhirDateRange('2024-03-12T10:30:00+05:30'))).toEqual([
+      '2024-03-12T05:00:00.000Z',
+      '2024-03-12T05:00:01.000Z',
+    ]);
+    expect(iso(fhirDateRange('2024-03-12T10:30:00Z'))).toEqual([
+      '2024-03-12T10:30:00.000Z',
+      '2024-03-12T10:30:01.000Z',
+    ]);
+    expect(iso(fhirDateRange('2024-03-12T10:30:00.250-01:00'))).toEqual([
+      '2024-03-12T11:30:00.250Z',
+      '2024-03-12T11:30:00.251Z',
+    ]);
+    expect(iso(fhirDateRange('2024-03-12T10:30+05:30'))).toEqual([
+      '2024-03-12T05:00:00.000Z',
+      '2024-03-12T05:01:00.000Z',
+    ]);
+    expect(iso(fhirDateRange('2024-12-31T23:30:00-01:00'))).toEqual([
+      '2025-01-01T00:30:00.000Z',
+      '2025-01-01T00:30:01.000Z',
+    ]);
   });
 
   it('takes a dateTime without a timezone as UTC', () => {
@@ -69,7 +85,19 @@ describe('fhirDateRange', () => {
   });
 
   it('rejects text that is not a FHIR date', () => {
-    for (const v of ['', '24', '2024-3', '2024-03-1', '2024/03/12', '12-03-2024', '2024-03-12T', '2024-03-12T10', '2024-03-12 10:30:00Z', 'x2024', '2024-03-12Z']) {
+    for (const v of [
+      '',
+      '24',
+      '2024-3',
+      '2024-03-1',
+      '2024/03/12',
+      '12-03-2024',
+      '2024-03-12T',
+      '2024-03-12T10',
+      '2024-03-12 10:30:00Z',
+      'x2024',
+      '2024-03-12Z',
+    ]) {
       expect([v, fhirDateRange(v)]).toEqual([v, undefined]);
     }
   });
@@ -93,7 +121,10 @@ describe('fhirDateStart', () => {
 
 describe('indexKeys of validated fixtures', () => {
   let validator: DocumentValidator;
-  const patientName = (doc: any) => { const n = doc.facts.patient.resource.name[0]; return n.text ?? [...(n.given ?? []), n.family].join(' '); };
+  const patientName = (doc: any) => {
+    const n = doc.facts.patient.resource.name[0];
+    return n.text ?? [...(n.given ?? []), n.family].join(' ');
+  };
   beforeAll(() => {
     validator = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
   });
@@ -106,7 +137,11 @@ describe('indexKeys of validated fixtures', () => {
       abhaNumber: '91441720935586',
       abhaAddress: 'ravi.kumar@sbx',
       recordDate: new Date(Date.parse(doc.facts.composition.date)),
-      demographicKey: createHash('sha256').update(`${patientName(doc).toLowerCase()}|${doc.facts.patient.resource.gender === 'male' ? 'M' : 'F'}|${doc.facts.patient.resource.birthDate.slice(0, 4)}`).digest('hex'),
+      demographicKey: createHash('sha256')
+        .update(
+          `${patientName(doc).toLowerCase()}|${doc.facts.patient.resource.gender === 'male' ? 'M' : 'F'}|${doc.facts.patient.resource.birthDate.slice(0, 4)}`,
+        )
+        .digest('hex'),
     });
   });
 
@@ -126,7 +161,9 @@ describe('indexKeys of validated fixtures', () => {
     expect(keys.hiType).toBe('DischargeSummary');
     expect(keys.abhaNumber).toBe('91225088163391');
     expect(keys.abhaAddress).toBe('priya_nair92@abdm');
-    expect(keys.identifierKey).toBe('["https://lotus-city.example.in/documents","766fe4b8-7fff-4f55-aa42-7e7bd85e9507"]');
+    expect(keys.identifierKey).toBe(
+      '["https://lotus-city.example.in/documents","766fe4b8-7fff-4f55-aa42-7e7bd85e9507"]',
+    );
   });
 
   it('uses Composition.date, falling back to Bundle.timestamp', () => {
@@ -139,7 +176,9 @@ describe('indexKeys of validated fixtures', () => {
 
   it('stores null for an ABHA part the patient lacks', () => {
     const doc = validator.validateText(example('prescription'));
-    doc.facts.patient.resource.identifier = doc.facts.patient.resource.identifier.filter((i: any) => !i.value.includes('@'));
+    doc.facts.patient.resource.identifier = doc.facts.patient.resource.identifier.filter(
+      (i: any) => !i.value.includes('@'),
+    );
     const keys = indexKeys(doc, DEFAULT_ABHA_SYSTEMS);
     expect(keys.abhaNumber).toBe('91441720935586');
     expect(keys.abhaAddress).toBeNull();
@@ -154,7 +193,17 @@ describe('normaliseAbhaNumber', () => {
   });
 
   it('rejects other shapes', () => {
-    for (const v of ['', '9144172093558', '914417209355861', '9144-1720-9355-86', '91-4417-2093-558', '91 4417 2093 5586', '91-44172093-5586', 'ab-cdef-ghij-klmn', '٩١٤٤١٧٢٠٩٣٥٥٨٦']) {
+    for (const v of [
+      '',
+      '9144172093558',
+      '914417209355861',
+      '9144-1720-9355-86',
+      '91-4417-2093-558',
+      '91 4417 2093 5586',
+      '91-44172093-5586',
+      'ab-cdef-ghij-klmn',
+      '٩١٤٤١٧٢٠٩٣٥٥٨٦',
+    ]) {
       expect([v, normaliseAbhaNumber(v)]).toEqual([v, undefined]);
     }
   });
@@ -168,7 +217,20 @@ describe('normaliseAbhaAddress', () => {
   });
 
   it('rejects other shapes', () => {
-    for (const v of ['', 'ab@abdm', '.abc@abdm', 'abc.@abdm', '_abc@sbx', 'ra vi@sbx', 'ravi@gmail.com', 'ravi@abdm.in', 'ravi@', '@abdm', 'ravi-k@abdm', 'ravi@@abdm']) {
+    for (const v of [
+      '',
+      'ab@abdm',
+      '.abc@abdm',
+      'abc.@abdm',
+      '_abc@sbx',
+      'ra vi@sbx',
+      'ravi@gmail.com',
+      'ravi@abdm.in',
+      'ravi@',
+      '@abdm',
+      'ravi-k@abdm',
+      'ravi@@abdm',
+    ]) {
       expect([v, normaliseAbhaAddress(v)]).toEqual([v, undefined]);
     }
   });

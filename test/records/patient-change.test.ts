@@ -13,26 +13,34 @@ import { patientIndexKey } from '../../src/records/patient-index.js';
 let t: TestApp;
 const g = createGenerator(6060);
 let a: SyntheticPatient, b: SyntheticPatient;
-const HIP = 'HIP-MOVE', HIU = 'HIU-MOVE';
+const HIP = 'HIP-MOVE',
+  HIU = 'HIU-MOVE';
 
 beforeAll(async () => {
   t = await createTestApp();
   a = g.patient();
   b = g.patient();
 });
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
 /** A record for `p` with the given Bundle.identifier value. */
 const bundleFor = (p: SyntheticPatient, identifier: string) => {
-  const rec = g.record(p, 'Prescription', { date: '2024-05-01T10:00:00+05:30', careContext: { referenceNumber: 'CC-M', display: 'CC-M' } });
+  const rec = g.record(p, 'Prescription', {
+    date: '2024-05-01T10:00:00+05:30',
+    careContext: { referenceNumber: 'CC-M', display: 'CC-M' },
+  });
   rec.bundle.identifier = { system: 'https://hip-move.example.in/documents', value: identifier };
   return JSON.stringify(rec.bundle);
 };
-const upload = (body: string) => t.request('/fhir/Bundle', { method: 'POST', body, headers: uploadHeaders('CC-M'), as: ['hip', HIP] });
+const upload = (body: string) =>
+  t.request('/fhir/Bundle', { method: 'POST', body, headers: uploadHeaders('CC-M'), as: ['hip', HIP] });
 
 /** Walks every page; returns the totals seen and the ids served. */
 async function walk(first: string, init: { as: [any, string]; headers?: Record<string, string> }) {
-  const totals: number[] = [], ids: string[] = [];
+  const totals: number[] = [],
+    ids: string[] = [];
   let url: string | undefined = first;
   while (url) {
     const res = await t.request(url, init);
@@ -49,12 +57,31 @@ async function walk(first: string, init: { as: [any, string]; headers?: Record<s
 async function grant(patientId: string) {
   const consentId = uuidv4();
   const res = await t.request('/api/v3/consent/request/hip/notify', {
-    method: 'POST', as: ['cm', 'sbx'], headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ notification: { consentId, status: 'GRANTED', consentDetail: {
-      consentId, createdAt: '2024-01-01T00:00:00Z', patient: { id: patientId }, careContexts: [{ careContextReference: 'CC-M' }],
-      purpose: { code: 'CAREMGT' }, hip: { id: HIP }, hiu: { id: HIU }, hiTypes: ['Prescription'],
-      permission: { accessMode: 'VIEW', dateRange: { from: '2020-01-01', to: '2030-01-01' }, dataEraseAt: '2099-01-01T00:00:00Z', frequency: { unit: 'HOUR', value: 100 } },
-    } } }),
+    method: 'POST',
+    as: ['cm', 'sbx'],
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      notification: {
+        consentId,
+        status: 'GRANTED',
+        consentDetail: {
+          consentId,
+          createdAt: '2024-01-01T00:00:00Z',
+          patient: { id: patientId },
+          careContexts: [{ careContextReference: 'CC-M' }],
+          purpose: { code: 'CAREMGT' },
+          hip: { id: HIP },
+          hiu: { id: HIU },
+          hiTypes: ['Prescription'],
+          permission: {
+            accessMode: 'VIEW',
+            dateRange: { from: '2020-01-01', to: '2030-01-01' },
+            dataEraseAt: '2099-01-01T00:00:00Z',
+            frequency: { unit: 'HOUR', value: 100 },
+          },
+        },
+      },
+    }),
   });
   expect(res.status).toBe(202);
   return consentId;
@@ -71,15 +98,29 @@ describe('a record that changes patient leaves the former patient', () => {
     expect(v2.headers.get('etag')).toBe('W/"2"');
 
     for (const who of [a.abhaAddress, a.abhaNumber]) {
-      expect(await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(who)}&_count=1`, { as: ['hip', HIP] })).toEqual({ totals: [0], ids: [] });
+      expect(await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(who)}&_count=1`, { as: ['hip', HIP] })).toEqual(
+        { totals: [0], ids: [] },
+      );
     }
-    expect(await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(b.abhaNumber)}&_count=1`, { as: ['hip', HIP] })).toEqual({ totals: [1], ids: [id] });
+    expect(
+      await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(b.abhaNumber)}&_count=1`, { as: ['hip', HIP] }),
+    ).toEqual({ totals: [1], ids: [id] });
 
-    const underA = await grant(a.abhaAddress), underB = await grant(b.abhaAddress);
-    expect(await walk('/fhir/Bundle?_count=1', { as: ['hiu', HIU], headers: { 'X-Consent-Id': underA } })).toEqual({ totals: [0], ids: [] });
-    expect(await walk('/fhir/Bundle?_count=1', { as: ['hiu', HIU], headers: { 'X-Consent-Id': underB } })).toEqual({ totals: [1], ids: [id] });
+    const underA = await grant(a.abhaAddress),
+      underB = await grant(b.abhaAddress);
+    expect(await walk('/fhir/Bundle?_count=1', { as: ['hiu', HIU], headers: { 'X-Consent-Id': underA } })).toEqual({
+      totals: [0],
+      ids: [],
+    });
+    expect(await walk('/fhir/Bundle?_count=1', { as: ['hiu', HIU], headers: { 'X-Consent-Id': underB } })).toEqual({
+      totals: [1],
+      ids: [id],
+    });
     // the former patient's index documents no longer hold it
-    for (const key of [patientIndexKey(HIP, { abhaAddress: a.abhaAddress }), patientIndexKey(HIP, { abhaNumber: a.abhaNumber.replace(/-/g, '') })]) {
+    for (const key of [
+      patientIndexKey(HIP, { abhaAddress: a.abhaAddress }),
+      patientIndexKey(HIP, { abhaNumber: a.abhaNumber.replace(/-/g, '') }),
+    ]) {
       const doc = await t.collections.patientIndex.findOne({ _id: key });
       expect(doc?.entries?.[id], key).toBeUndefined();
     }
@@ -98,7 +139,9 @@ describe('a record that changes patient leaves the former patient', () => {
     expect(v2.headers.get('etag')).toBe('W/"2"');
     // As a crash between the pointer and the index writes would leave it: the old entry is back.
     await t.collections.patientIndex.updateOne({ _id: key }, { $set: { [`entries.${id}`]: entry } });
-    const before = await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(a.abhaAddress)}&_count=50`, { as: ['hip', HIP] });
+    const before = await walk(`/fhir/Bundle?patient-abha=${encodeURIComponent(a.abhaAddress)}&_count=50`, {
+      as: ['hip', HIP],
+    });
     expect(before.ids).not.toContain(id);
     expect(before.totals[0]).toBe(before.ids.length);
     expect((await t.collections.patientIndex.findOne({ _id: key }))!.entries[id]).toBeUndefined();

@@ -32,21 +32,34 @@ beforeAll(async () => {
   // 30 records: two patients, three care contexts, every kind, dates with ties.
   const bodies = Array.from({ length: 30 }, (_, i) => {
     const cc = CCS[i % 3];
-    const rec = g.record(patients[i % 2], RECORD_KINDS[(i * 7) % 3], { date: ISO(BASE + (i % 11) * 40 * DAY), careContext: { referenceNumber: cc, display: cc }, entries: 6 });
+    const rec = g.record(patients[i % 2], RECORD_KINDS[(i * 7) % 3], {
+      date: ISO(BASE + (i % 11) * 40 * DAY),
+      careContext: { referenceNumber: cc, display: cc },
+      entries: 6,
+    });
     return { cc, body: JSON.stringify(rec.bundle) };
   });
   for (let i = 0; i < bodies.length; i += 10) {
-    const res = await Promise.all(bodies.slice(i, i + 10).map((b) => t.request('/fhir/Bundle', { method: 'POST', body: b.body, headers: uploadHeaders(b.cc), as: ['hip', HIP] })));
+    const res = await Promise.all(
+      bodies
+        .slice(i, i + 10)
+        .map((b) =>
+          t.request('/fhir/Bundle', { method: 'POST', body: b.body, headers: uploadHeaders(b.cc), as: ['hip', HIP] }),
+        ),
+    );
     for (const r of res) expect(r.status).toBe(201);
   }
 }, 120_000);
-afterAll(async () => { await t?.close(); });
+afterAll(async () => {
+  await t?.close();
+});
 
 const byNewest = { recordDate: -1, _id: -1 } as const;
 
 /** Every page of a search, following next links from the first page; ids in order, and the totals seen. */
 async function walk(query: string, facility = HIP): Promise<{ ids: string[]; totals: number[]; lastLinks: any[] }> {
-  const ids: string[] = [], totals: number[] = [];
+  const ids: string[] = [],
+    totals: number[] = [];
   let url: string | undefined = `/fhir/Bundle?${query}`;
   let lastLinks: any[] = [];
   for (let guard = 0; url && guard < 100; guard++) {
@@ -66,7 +79,10 @@ describe('matchesFilter agrees with the database', () => {
   it('on the filter shapes search, consents and cursors build', async () => {
     const docs = (await t.collections.current.find({}).toArray()) as CurrentDoc[];
     const dates = [...new Set(docs.map((d) => d.recordDate.getTime()))];
-    const dateArb = fc.oneof(fc.constantFrom(...dates).chain((d) => fc.constantFrom(d - 1, d, d + 1)), fc.integer({ min: BASE - 100 * DAY, max: BASE + 600 * DAY }));
+    const dateArb = fc.oneof(
+      fc.constantFrom(...dates).chain((d) => fc.constantFrom(d - 1, d, d + 1)),
+      fc.integer({ min: BASE - 100 * DAY, max: BASE + 600 * DAY }),
+    );
     const fieldArb = fc.record({
       abha: fc.option(fc.constantFrom(...patients.flatMap((p) => [p.abhaAddress, p.abhaNumber])), { nil: undefined }),
       careContext: fc.option(fc.constantFrom(...CCS, 'CC-none'), { nil: undefined }),
@@ -75,30 +91,55 @@ describe('matchesFilter agrees with the database', () => {
       scopeCcs: fc.option(fc.subarray([...CCS, 'CC-none'], { minLength: 1 }), { nil: undefined }),
       scopeTypes: fc.option(fc.subarray([...RECORD_KINDS], { minLength: 1 }), { nil: undefined }),
       scopeRange: fc.option(fc.tuple(dateArb, dateArb), { nil: undefined }),
-      cursor: fc.option(fc.record({ at: fc.constantFrom(...docs), dir: fc.constantFrom('next' as const, 'prev' as const) }), { nil: undefined }),
+      cursor: fc.option(
+        fc.record({ at: fc.constantFrom(...docs), dir: fc.constantFrom('next' as const, 'prev' as const) }),
+        { nil: undefined },
+      ),
     });
-    await fc.assert(fc.asyncProperty(fieldArb, async (f) => {
-      const params = new URLSearchParams();
-      if (f.abha) params.set('patient-abha', f.abha);
-      if (f.careContext) params.set('care-context', f.careContext);
-      if (f.type) params.set('type', f.type);
-      for (const [p, d] of f.dates) params.append('date', `${p}${new Date(d).toISOString()}`);
-      const q = parseSearch(params, { defaultCount: 20, maxCount: 100, hiTypes: RECORD_KINDS });
-      const scope: Record<string, unknown> = { provider: HIP };
-      if (f.scopeCcs) scope.careContext = { $in: f.scopeCcs };
-      if (f.scopeTypes) scope.hiType = { $in: f.scopeTypes };
-      if (f.scopeRange) scope.recordDate = { $gte: new Date(Math.min(...f.scopeRange)), $lte: new Date(Math.max(...f.scopeRange)) };
-      const parts: object[] = [q.filter, scope];
-      if (f.cursor) parts.push(cursorFilter({ d: f.cursor.at.recordDate.getTime(), i: f.cursor.at._id, dir: f.cursor.dir }));
-      const filter = { $and: parts };
-      const fromDb = (await t.collections.current.find(filter as any).sort(byNewest).toArray()).map((d) => d._id).sort();
-      const inMemory = docs.filter((d) => matchesFilter(d, filter)).map((d) => d._id).sort();
-      expect(inMemory).toEqual(fromDb);
-    }), { numRuns: 120 });
+    await fc.assert(
+      fc.asyncProperty(fieldArb, async (f) => {
+        const params = new URLSearchParams();
+        if (f.abha) params.set('patient-abha', f.abha);
+        if (f.careContext) params.set('care-context', f.careContext);
+        if (f.type) params.set('type', f.type);
+        for (const [p, d] of f.dates) params.append('date', `${p}${new Date(d).toISOString()}`);
+        const q = parseSearch(params, { defaultCount: 20, maxCount: 100, hiTypes: RECORD_KINDS });
+        const scope: Record<string, unknown> = { provider: HIP };
+        if (f.scopeCcs) scope.careContext = { $in: f.scopeCcs };
+        if (f.scopeTypes) scope.hiType = { $in: f.scopeTypes };
+        if (f.scopeRange)
+          scope.recordDate = { $gte: new Date(Math.min(...f.scopeRange)), $lte: new Date(Math.max(...f.scopeRange)) };
+        const parts: object[] = [q.filter, scope];
+        if (f.cursor)
+          parts.push(cursorFilter({ d: f.cursor.at.recordDate.getTime(), i: f.cursor.at._id, dir: f.cursor.dir }));
+        const filter = { $and: parts };
+        const fromDb = (
+          await t.collections.current
+            .find(filter as any)
+            .sort(byNewest)
+            .toArray()
+        )
+          .map((d) => d._id)
+          .sort();
+        const inMemory = docs
+          .filter((d) => matchesFilter(d, filter))
+          .map((d) => d._id)
+          .sort();
+        expect(inMemory).toEqual(fromDb);
+      }),
+      { numRuns: 120 },
+    );
   }, 120_000);
 
   it('refuses operators it does not know instead of guessing', () => {
-    for (const f of [{ a: { $ne: 1 } }, { $nor: [] }, { a: { $regex: 'x' } }, { 'a.b': 1 }, { a: { b: 1 } }, { $where: 'true' }]) {
+    for (const f of [
+      { a: { $ne: 1 } },
+      { $nor: [] },
+      { a: { $regex: 'x' } },
+      { 'a.b': 1 },
+      { a: { b: 1 } },
+      { $where: 'true' },
+    ]) {
       expect(() => matchesFilter({ a: 1 }, f), JSON.stringify(f)).toThrow(UnsupportedFilterError);
     }
   });
@@ -117,7 +158,12 @@ describe('search by patient from the index', () => {
     for (const p of patients) {
       for (const query of queries(p)) {
         const q = parseSearch(new URLSearchParams(query), { defaultCount: 20, maxCount: 100, hiTypes: RECORD_KINDS });
-        const expected = (await t.collections.current.find({ $and: [q.filter, { provider: HIP }] } as any).sort(byNewest).toArray()).map((d) => d._id);
+        const expected = (
+          await t.collections.current
+            .find({ $and: [q.filter, { provider: HIP }] } as any)
+            .sort(byNewest)
+            .toArray()
+        ).map((d) => d._id);
         expect(expected.length, query).toBeGreaterThan(0);
         for (const count of [1, 2, 7, 100]) {
           const { ids, totals } = await walk(`${query}&_count=${count}`);
@@ -162,7 +208,8 @@ describe('search by patient from the index', () => {
     expect((await walk(query)).ids).toEqual([]); // the index is what answers
     await ensureIndexes(collections(t.client.db(t.config.MONGODB_DB)));
     const after = await walk(query);
-    expect({ ids: after.ids, totals: after.totals }).toEqual({ ids: before.ids, totals: before.totals }); // links differ: every cursor is sealed afresh
+    // links differ: every cursor is sealed afresh
+    expect({ ids: after.ids, totals: after.totals }).toEqual({ ids: before.ids, totals: before.totals });
     expect(await t.collections.meta.findOne({ _id: 'patient-index-v1' })).toMatchObject({ records: 30 });
   });
 
@@ -184,19 +231,44 @@ describe('search by patient from the index', () => {
     const rec = (await t.collections.current.findOne({ abhaAddress: patients[1].abhaAddress }))!;
     const keys = keysOf(rec);
     expect(keys).toHaveLength(2);
-    for (const key of keys) expect(Object.keys((await t.collections.patientIndex.findOne({ _id: key }))!.entries)).toContain(rec._id);
+    for (const key of keys)
+      expect(Object.keys((await t.collections.patientIndex.findOne({ _id: key }))!.entries)).toContain(rec._id);
   });
 });
 
 describe('patient index under concurrency', () => {
   it('40 concurrent uploads for one patient leave 40 entries, each at its newest version', async () => {
     const p = g.patient();
-    const recs = Array.from({ length: 40 }, (_, i) => g.record(p, RECORD_KINDS[i % 3], { careContext: { referenceNumber: 'CC-C', display: 'C' }, entries: 5 }));
-    const res = await Promise.all(recs.map((r) => t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(r.bundle), headers: uploadHeaders('CC-C'), as: ['hip', HIP] })));
+    const recs = Array.from({ length: 40 }, (_, i) =>
+      g.record(p, RECORD_KINDS[i % 3], { careContext: { referenceNumber: 'CC-C', display: 'C' }, entries: 5 }),
+    );
+    const res = await Promise.all(
+      recs.map((r) =>
+        t.request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(r.bundle),
+          headers: uploadHeaders('CC-C'),
+          as: ['hip', HIP],
+        }),
+      ),
+    );
     for (const r of res) expect(r.status).toBe(201);
     // A second version of ten of them, concurrently too.
-    const changed = recs.slice(0, 10).map((r) => { const b = structuredClone(r.bundle); (b as any).timestamp = '2025-01-01T00:00:00+05:30'; return b; });
-    const res2 = await Promise.all(changed.map((b) => t.request('/fhir/Bundle', { method: 'POST', body: JSON.stringify(b), headers: uploadHeaders('CC-C'), as: ['hip', HIP] })));
+    const changed = recs.slice(0, 10).map((r) => {
+      const b = structuredClone(r.bundle);
+      (b as any).timestamp = '2025-01-01T00:00:00+05:30';
+      return b;
+    });
+    const res2 = await Promise.all(
+      changed.map((b) =>
+        t.request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(b),
+          headers: uploadHeaders('CC-C'),
+          as: ['hip', HIP],
+        }),
+      ),
+    );
     for (const r of res2) expect(r.status).toBe(201);
     const current = await t.collections.current.find({ abhaAddress: p.abhaAddress }).toArray();
     expect(current).toHaveLength(40);
@@ -209,5 +281,4 @@ describe('patient index under concurrency', () => {
     const { ids } = await walk(`patient-abha=${encodeURIComponent(p.abhaAddress)}&_count=100`);
     expect(ids.sort()).toEqual(current.map((c) => c._id).sort());
   }, 60_000);
-
 });

@@ -12,20 +12,32 @@ import { collections, ensureIndexes } from '../../src/records/model.js';
 
 let t: TestApp;
 const HIP = 'HIP-IDENT';
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
-const example = () => JSON.parse(readFileSync(new URL('../../fixtures/examples/prescription.json', import.meta.url), 'utf8'));
+const example = () =>
+  JSON.parse(readFileSync(new URL('../../fixtures/examples/prescription.json', import.meta.url), 'utf8'));
 const upload = (body: unknown, careContext = 'OP-1', extra: Record<string, string> = {}) =>
-  t.request('/fhir/Bundle', { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: uploadHeaders(careContext, extra), as: ['hip', HIP] });
+  t.request('/fhir/Bundle', {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: uploadHeaders(careContext, extra),
+    as: ['hip', HIP],
+  });
 
 describe('two different Bundle.identifiers never merge into one record', () => {
   it('{system "…/a|b", value "c"} and {system "…/a", value "b|c"} are two records', async () => {
     const tag = uuidv4();
-    const one = example(), two = example();
+    const one = example(),
+      two = example();
     one.identifier = { system: `https://docs.example.in/${tag}/a|b`, value: 'c' };
     two.identifier = { system: `https://docs.example.in/${tag}/a`, value: 'b|c' };
-    const r1 = await upload(one), r2 = await upload(two);
+    const r1 = await upload(one),
+      r2 = await upload(two);
     expect(r1.status).toBe(201);
     expect(r2.status).toBe(201);
     const [b1, b2] = [await r1.json(), await r2.json()];
@@ -64,7 +76,11 @@ describe('two different Bundle.identifiers never merge into one record', () => {
 });
 
 describe('a re-upload that changes only the care context or meta is a new version', () => {
-  const fresh = () => { const b = example(); b.identifier.value = uuidv4(); return b; };
+  const fresh = () => {
+    const b = example();
+    b.identifier.value = uuidv4();
+    return b;
+  };
 
   it('identical content under another X-Care-Context: 201 version 2 in the new care context', async () => {
     const b = fresh();
@@ -84,8 +100,16 @@ describe('a re-upload that changes only the care context or meta is a new versio
   it('a changed meta.security label: 201 version 2 carrying it; versionId/lastUpdated changes alone are a repeat', async () => {
     const b = fresh();
     expect((await upload(b)).status).toBe(201);
-    expect((await upload({ ...b, meta: { ...b.meta, versionId: '7', lastUpdated: '2020-01-01T00:00:00Z' } })).status).toBe(200);
-    const labelled = { ...b, meta: { ...b.meta, security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }] } };
+    expect(
+      (await upload({ ...b, meta: { ...b.meta, versionId: '7', lastUpdated: '2020-01-01T00:00:00Z' } })).status,
+    ).toBe(200);
+    const labelled = {
+      ...b,
+      meta: {
+        ...b.meta,
+        security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+      },
+    };
     const v2 = await upload(labelled);
     expect(v2.status).toBe(201);
     const body = await v2.json();

@@ -4,7 +4,11 @@ import { describe, it, expect } from 'vitest';
 import { parseSearch, cursorFilter, SEARCH_PARAMS } from '../../src/records/search.js';
 import { FhirError } from '../../src/fhir/outcome.js';
 
-const OPTS = { defaultCount: 20, maxCount: 100, hiTypes: ['Prescription', 'DiagnosticReport', 'DischargeSummary'] as const };
+const OPTS = {
+  defaultCount: 20,
+  maxCount: 100,
+  hiTypes: ['Prescription', 'DiagnosticReport', 'DischargeSummary'] as const,
+};
 const parse = (query: string) => parseSearch(new URLSearchParams(query), OPTS);
 const utc = (iso: string) => new Date(iso);
 
@@ -33,11 +37,22 @@ describe('parseSearch: parameters', () => {
   });
 
   it('documents exactly the parameters it accepts', () => {
-    expect(SEARCH_PARAMS.map((p) => p.name)).toEqual(['patient-abha', 'care-context', 'type', 'date', '_count', '_cursor']);
+    expect(SEARCH_PARAMS.map((p) => p.name)).toEqual([
+      'patient-abha',
+      'care-context',
+      'type',
+      'date',
+      '_count',
+      '_cursor',
+    ]);
   });
 
   it('rejects unknown parameters with 400, naming the supported ones', () => {
-    expect400('patient=123', 'patient', /^Unknown search parameter 'patient'; supported: patient-abha, care-context, type, date, _count, _cursor$/);
+    expect400(
+      'patient=123',
+      'patient',
+      /^Unknown search parameter 'patient'; supported: patient-abha, care-context, type, date, _count, _cursor$/,
+    );
     expect400('type=Prescription&_sort=date', '_sort');
     expect400('PATIENT-ABHA=91441720935586', 'PATIENT-ABHA');
   });
@@ -71,7 +86,15 @@ describe('parseSearch: patient-abha', () => {
   });
 
   it('rejects anything else with 400', () => {
-    for (const v of ['', '9144172093558', '914417209355861', '9144-1720-9355-86', 'ravi@gmail.com', 'ab@abdm', 'MRN-00418827']) {
+    for (const v of [
+      '',
+      '9144172093558',
+      '914417209355861',
+      '9144-1720-9355-86',
+      'ravi@gmail.com',
+      'ab@abdm',
+      'MRN-00418827',
+    ]) {
       expect400(`patient-abha=${encodeURIComponent(v)}`, 'patient-abha', /^patient-abha must be an ABHA number/);
     }
   });
@@ -101,7 +124,10 @@ describe('parseSearch: date', () => {
     expect(range('date=eq2024-02')).toEqual({ $gte: utc('2024-02-01T00:00:00Z'), $lt: utc('2024-03-01T00:00:00Z') });
     expect(range('date=eq2024-12')).toEqual({ $gte: utc('2024-12-01T00:00:00Z'), $lt: utc('2025-01-01T00:00:00Z') });
     expect(range('date=2024-03-12')).toEqual({ $gte: utc('2024-03-12T00:00:00Z'), $lt: utc('2024-03-13T00:00:00Z') });
-    expect(range('date=2024-03-12T10:30:00Z')).toEqual({ $gte: utc('2024-03-12T10:30:00Z'), $lt: utc('2024-03-12T10:30:01Z') });
+    expect(range('date=2024-03-12T10:30:00Z')).toEqual({
+      $gte: utc('2024-03-12T10:30:00Z'),
+      $lt: utc('2024-03-12T10:30:01Z'),
+    });
   });
 
   it('ge and gt bound below: ge at the start, gt at the end of the partial date', () => {
@@ -125,15 +151,33 @@ describe('parseSearch: date', () => {
   });
 
   it('combines repeated dates into the tightest range', () => {
-    expect(range('date=ge2024-01-01&date=lt2025-01-01')).toEqual({ $gte: utc('2024-01-01T00:00:00Z'), $lt: utc('2025-01-01T00:00:00Z') });
+    expect(range('date=ge2024-01-01&date=lt2025-01-01')).toEqual({
+      $gte: utc('2024-01-01T00:00:00Z'),
+      $lt: utc('2025-01-01T00:00:00Z'),
+    });
     expect(range('date=ge2024&date=ge2024-06')).toEqual({ $gte: utc('2024-06-01T00:00:00Z') });
     expect(range('date=ge2024-06&date=ge2024')).toEqual({ $gte: utc('2024-06-01T00:00:00Z') });
     expect(range('date=le2024-12&date=lt2024-06-15')).toEqual({ $lt: utc('2024-06-15T00:00:00Z') });
-    expect(range('date=2024&date=le2024-03')).toEqual({ $gte: utc('2024-01-01T00:00:00Z'), $lt: utc('2024-04-01T00:00:00Z') });
+    expect(range('date=2024&date=le2024-03')).toEqual({
+      $gte: utc('2024-01-01T00:00:00Z'),
+      $lt: utc('2024-04-01T00:00:00Z'),
+    });
   });
 
   it('rejects malformed dates and unknown prefixes with 400', () => {
-    for (const v of ['', 'ne2024', 'sa2024-01-01', 'ap2024', '2024-02-30', '2023-02-29', '2024-13', '2024-1-5', '12-03-2024', 'ge', 'tomorrow']) {
+    for (const v of [
+      '',
+      'ne2024',
+      'sa2024-01-01',
+      'ap2024',
+      '2024-02-30',
+      '2023-02-29',
+      '2024-13',
+      '2024-1-5',
+      '12-03-2024',
+      'ge',
+      'tomorrow',
+    ]) {
       expect400(`date=${encodeURIComponent(v)}`, 'date', /is not a FHIR date with an optional prefix/);
     }
     // One bad value among good ones still fails.

@@ -12,8 +12,12 @@ const MR = { system: V2, code: 'MR', display: 'Medical record number' };
 const HOSPITAL = 'HOSP-1';
 
 let t: TestApp;
-beforeAll(async () => { t = await createTestApp(); });
-afterAll(async () => { await t?.close(); });
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
 
 /** fixtures/examples/prescription.json with a fresh Bundle.identifier and the Patient's identifiers replaced. */
 function prescription(identifiers: unknown[]): Record<string, any> {
@@ -57,19 +61,35 @@ describe('two different ABHA numbers for one patient', () => {
     const b = prescription([
       { type: { coding: [MR] }, system: 'https://healthid.abdm.gov.in', value: '55-1111-2222-3333' },
       { type: { coding: [MR] }, system: 'https://hospital.example.in/mrn', value: 'MRN-77' },
-      { type: { coding: [{ system: 'https://nrces.in/ndhm/fhir/r4/CodeSystem/ndhm-identifier-type-code', code: 'HIN', display: 'Health ID number' }] }, value: '55-4444-5555-6666' },
+      {
+        type: {
+          coding: [
+            {
+              system: 'https://nrces.in/ndhm/fhir/r4/CodeSystem/ndhm-identifier-type-code',
+              code: 'HIN',
+              display: 'Health ID number',
+            },
+          ],
+        },
+        value: '55-4444-5555-6666',
+      },
     ]);
     const res = await post(JSON.stringify(b), 'OP-ID-2');
     expect(res.status).toBe(422);
     const oo = await res.json();
     expect(oo.resourceType).toBe('OperationOutcome');
-    expect(oo.issue).toEqual([{
-      severity: 'error',
-      code: 'business-rule',
-      diagnostics: expect.stringMatching(/identifier\[0\] \('55-1111-2222-3333'\) and .*identifier\[2\] \('55-4444-5555-6666'\) are two different ABHA numbers/),
-      expression: ['Bundle.entry[1].resource.identifier[2].value'],
-    }]);
-    for (const q of ['55-1111-2222-3333', '55-4444-5555-6666']) expect((await search(`patient-abha=${q}`)).total).toBe(0);
+    expect(oo.issue).toEqual([
+      {
+        severity: 'error',
+        code: 'business-rule',
+        diagnostics: expect.stringMatching(
+          /identifier\[0\] \('55-1111-2222-3333'\) and .*identifier\[2\] \('55-4444-5555-6666'\) are two different ABHA numbers/,
+        ),
+        expression: ['Bundle.entry[1].resource.identifier[2].value'],
+      },
+    ]);
+    for (const q of ['55-1111-2222-3333', '55-4444-5555-6666'])
+      expect((await search(`patient-abha=${q}`)).total).toBe(0);
   });
 });
 
@@ -81,8 +101,11 @@ describe('a member name given twice in one object', () => {
     const patient = JSON.stringify(b.entry[1].resource);
     const text = JSON.stringify(b);
     expect(text.split(patient)).toHaveLength(2);
-    // A reader that keeps the first member sees patient 66-7777-8888-9999; JSON.parse keeps the last, 66-1111-2222-3333.
-    const first = JSON.stringify([{ type: { coding: [MR] }, system: 'https://healthid.abdm.gov.in', value: '66-7777-8888-9999' }]);
+    // A reader that keeps the first member sees patient 66-7777-8888-9999; JSON.parse keeps the last,
+    // 66-1111-2222-3333.
+    const first = JSON.stringify([
+      { type: { coding: [MR] }, system: 'https://healthid.abdm.gov.in', value: '66-7777-8888-9999' },
+    ]);
     const body = text.replace(patient, patient.replace('"identifier":', `"identifier":${first},"identifier":`));
     expect(JSON.parse(body).entry[1].resource.identifier[0].value).toBe('66-1111-2222-3333');
 
@@ -92,9 +115,14 @@ describe('a member name given twice in one object', () => {
     const oo = await res.json();
     expect(oo.resourceType).toBe('OperationOutcome');
     expect(oo.issue).toHaveLength(1);
-    expect(oo.issue[0]).toMatchObject({ severity: 'error', code: 'structure', expression: ['Bundle.entry[1].resource.identifier'] });
+    expect(oo.issue[0]).toMatchObject({
+      severity: 'error',
+      code: 'structure',
+      expression: ['Bundle.entry[1].resource.identifier'],
+    });
     expect(oo.issue[0].diagnostics).toContain("Member 'identifier' occurs more than once");
     expect(await t.collections.versions.countDocuments({})).toBe(before);
-    for (const q of ['66-1111-2222-3333', '66-7777-8888-9999']) expect((await search(`patient-abha=${q}`)).total).toBe(0);
+    for (const q of ['66-1111-2222-3333', '66-7777-8888-9999'])
+      expect((await search(`patient-abha=${q}`)).total).toBe(0);
   });
 });

@@ -39,7 +39,7 @@ export interface TestApp {
   transfers: HiTransfers;
   /** The app's repositories (records/repository.ts), for tests of the access rules without HTTP. */
   repositories: Repositories;
-  /** One-time codes the linking notifier was asked to send (none when env sets LINK_OTP_DELIVERY: then the configured delivery is used). */
+  /** One-time codes the linking notifier was asked to send (none when env sets LINK_OTP_DELIVERY). */
   otps: OtpMessage[];
   /** A bearer token signed with this app's development key. */
   token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
@@ -56,9 +56,21 @@ export interface TestApp {
 
 let counter = 0;
 
-export async function createTestApp(env: Record<string, string> = {}, uri = inject('mongoUri'), opts: { engine?: Engine } = {}): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string> = {},
+  uri = inject('mongoUri'),
+  opts: { engine?: Engine } = {},
+): Promise<TestApp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'abha-vault-app-'));
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATA_DIR: dataDir, MONGODB_URI: uri, MONGODB_DB: `t_${process.pid}_${Date.now().toString(36)}_${counter++}`, DB_TIMEOUT_MS: '2000', ...env });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+    MONGODB_URI: uri,
+    MONGODB_DB: `t_${process.pid}_${Date.now().toString(36)}_${counter++}`,
+    DB_TIMEOUT_MS: '2000',
+    ...env,
+  });
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: config.DB_TIMEOUT_MS });
   await client.connect();
   const db = client.db(config.MONGODB_DB);
@@ -67,7 +79,12 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const engine = opts.engine ?? (await detectEngine(db));
   await ensureIndexes(c, engine);
   const logs: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, cb) { logs.push(chunk.toString()); cb(); } });
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(chunk.toString());
+      cb();
+    },
+  });
   const validator = new DocumentValidator(validatorOptions(config), sharedStructure());
   const clock: { now: Date | undefined } = { now: undefined };
   const now = () => clock.now ?? new Date();
@@ -82,7 +99,28 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
   const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys, clock: now });
   const transfers = new HiTransfers(db, c, consents, gateway, repositories, config, log, now, { engine });
   const otps: OtpMessage[] = [];
-  const app = createApp({ config, store, consents, audit, repositories, transfers, gateway, db, collections: c, notifier: env.LINK_OTP_DELIVERY ? undefined : { async send(m) { otps.push(m); } }, validator, verifier, log, clock: now });
+  const app = createApp({
+    config,
+    store,
+    consents,
+    audit,
+    repositories,
+    transfers,
+    gateway,
+    db,
+    collections: c,
+    notifier: env.LINK_OTP_DELIVERY
+      ? undefined
+      : {
+          async send(m) {
+            otps.push(m);
+          },
+        },
+    validator,
+    verifier,
+    log,
+    clock: now,
+  });
   const tokens = new Map<string, Promise<string>>();
   const token = (role: Role, facility: string, opts: { ttlSec?: number } = {}) => {
     const key = `${role}|${facility}|${opts.ttlSec ?? ''}`;
@@ -96,8 +134,25 @@ export async function createTestApp(env: Record<string, string> = {}, uri = inje
     return app.request(path, { ...rest, headers });
   };
   return {
-    app, config, client, collections: c, engine, logs, consents, audit, transfers, repositories, token, request, clock, otps,
-    async close() { await db.dropDatabase().catch(() => {}); await client.close(); rmSync(dataDir, { recursive: true, force: true }); },
+    app,
+    config,
+    client,
+    collections: c,
+    engine,
+    logs,
+    consents,
+    audit,
+    transfers,
+    repositories,
+    token,
+    request,
+    clock,
+    otps,
+    async close() {
+      await db.dropDatabase().catch(() => {});
+      await client.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -12,7 +12,9 @@ import type { Reporter, TestModule } from 'vitest/node';
 
 export default class ClosingLineReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<unknown>): void {
-    let passed = 0, failed = 0, skipped = 0;
+    let passed = 0,
+      failed = 0,
+      skipped = 0;
     for (const mod of testModules) {
       for (const test of mod.children.allTests()) {
         const state = test.result().state;

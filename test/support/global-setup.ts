@@ -10,7 +10,10 @@ import type { TestProject } from 'vitest/node';
 import { startEmbedded } from '../../src/db/embedded.js';
 
 declare module 'vitest' {
-  export interface ProvidedContext { mongoUri: string; databaseKind: string }
+  export interface ProvidedContext {
+    mongoUri: string;
+    databaseKind: string;
+  }
 }
 
 function dockerLikely(): boolean {
@@ -30,14 +33,21 @@ export default async function setup(project: TestProject) {
       const container = await new MongoDBContainer('mongo:7').start();
       project.provide('mongoUri', `${container.getConnectionString()}?directConnection=true`);
       project.provide('databaseKind', 'testcontainers mongo:7');
-      return async () => { await container.stop(); };
+      return async () => {
+        await container.stop();
+      };
     } catch (e) {
-      console.warn(`[tests] Docker engine did not start MongoDB (${(e as Error).message.split('\n')[0]}); using the embedded FerretDB`);
+      console.warn(
+        `[tests] Docker engine did not start MongoDB (${(e as Error).message.split('\n')[0]}); using the embedded FerretDB`,
+      );
     }
   }
   const dir = mkdtempSync(join(tmpdir(), 'abha-vault-test-'));
   const db = await startEmbedded({ dataDir: dir, log: (m) => console.log(`[tests] ${m}`) });
   project.provide('mongoUri', db.uri);
   project.provide('databaseKind', 'embedded FerretDB');
-  return async () => { await db.stop(); rmSync(dir, { recursive: true, force: true }); };
+  return async () => {
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
 }

@@ -4,7 +4,11 @@
  */
 import { createServer, type Server } from 'node:http';
 
-export interface Callback { path: string; headers: Record<string, string | string[] | undefined>; body: any }
+export interface Callback {
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: any;
+}
 
 export interface StandInGateway {
   url: string;
@@ -20,7 +24,9 @@ export async function startStandInGateway(clientId = 'abha-vault', clientSecret 
   const token = `gw-token-${Math.random().toString(36).slice(2)}`;
   const server: Server = createServer((req, res) => {
     let data = '';
-    req.on('data', (d) => { data += d; });
+    req.on('data', (d) => {
+      data += d;
+    });
     req.on('end', () => {
       const body = data ? JSON.parse(data) : undefined;
       if (req.url === '/v0.5/sessions') {
@@ -37,13 +43,16 @@ export async function startStandInGateway(clientId = 'abha-vault', clientSecret 
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return {
-    url, token, callbacks,
+    url,
+    token,
+    callbacks,
     async waitFor(path, pred = () => true, ms = 10_000) {
       const deadline = Date.now() + ms;
       for (;;) {
         const hit = callbacks.find((c) => c.path === path && pred(c));
         if (hit) return hit;
-        if (Date.now() > deadline) throw new Error(`no callback to ${path} within ${ms} ms (got: ${callbacks.map((c) => c.path).join(', ')})`);
+        if (Date.now() > deadline)
+          throw new Error(`no callback to ${path} within ${ms} ms (got: ${callbacks.map((c) => c.path).join(', ')})`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },

@@ -1,0 +1,228 @@
+/**
+ * What linking keeps: discovery records (what a discovery offered, insert-only
+ * per provider and transaction), link requests (the one-time code's salted
+ * hash, its expiry and attempts), and the link/init counters, plus the care
+ * contexts they link. Every write that must hold across server processes is
+ * an insert (the unique _id decides) or a guarded write (db/engine.ts): the
+ * attempt counter, each status change, and each care context's link.
+ */
+import type { Collection, Db } from 'mongodb';
+import type { Config } from '../config.js';
+import type { Log } from '../log.js';
+import { isDuplicateKey } from '../db/mongo.js';
+import { KeyedLock } from '../db/keyed-lock.js';
+import { type Engine, guardedFindOneAndUpdate, guardedUpdate } from '../db/engine.js';
+import type { Collections } from '../records/model.js';
+import { codeMatches } from './link-codes.js';
+
+export interface LinkRequestDoc {
+  _id: string; // linkRefNumber
+  transactionId: string;
+  provider: string;
+  abhaAddress: string;
+  careContextIds: string[];
+  salt: string;
+  otpHash: string;
+  expiresAt: Date;
+  attempts: number;
+  status: 'PENDING' | 'LINKED' | 'FAILED';
+  /** Why a request failed other than by its code (e.g. the code could not be delivered). */
+  failure?: string;
+  createdAt: Date;
+}
+
+/** What a discovery offered, keyed by provider and transaction; written once (insert-only). */
+export interface DiscoveryDoc {
+  _id: string; // `${provider}|${transactionId}`
+  provider: string;
+  transactionId: string;
+  /** patient.id of the discovery request: the ABHA address, lower case. */
+  patientId: string;
+  /** The patient referenceNumber on-discover returned. */
+  patientReference: string;
+  /** care_contexts _ids offered, and their referenceNumbers. */
+  careContextIds: string[];
+  referenceNumbers: string[];
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+/** A link/init counter: one document per provider, patient and clock hour, incremented by _id. */
+interface InitUsageDoc {
+  _id: string;
+  count: number;
+  expiresAt: Date;
+}
+
+const DISCOVERIES = 'link_discoveries';
+const INIT_USAGE = 'link_init_usage';
+const HOUR_MS = 3_600_000;
+
+/** Indexes for the linking collections: expiry of discovery records and link/init counters (TTL where supported). */
+export async function ensureLinkingIndexes(db: Db): Promise<void> {
+  for (const name of [DISCOVERIES, INIT_USAGE]) {
+    try {
+      await db.collection(name).createIndex({ expiresAt: 1 }, { name: 'expires_at', expireAfterSeconds: 0 });
+    } catch {
+      await db.collection(name).createIndex({ expiresAt: 1 }, { name: 'expires_at' });
+    }
+  }
+}
+
+export type ConfirmOutcome = { ok: true; link: LinkRequestDoc } | { ok: false; why: string; link?: LinkRequestDoc };
+
+export class LinkStore {
+  readonly links: Collection<LinkRequestDoc>;
+  readonly discoveries: Collection<DiscoveryDoc>;
+  private initUsage: Collection<InitUsageDoc>;
+  private counting = new KeyedLock();
+  private swept = 0;
+
+  constructor(
+    db: Db,
+    private records: Collections,
+    private engine: Engine,
+    private config: Config,
+    private log: Log,
+  ) {
+    this.links = db.collection<LinkRequestDoc>('link_requests');
+    this.discoveries = db.collection<DiscoveryDoc>(DISCOVERIES);
+    this.initUsage = db.collection<InitUsageDoc>(INIT_USAGE);
+  }
+
+  /**
+   * Removes expired discovery records and counters, at most once a minute per
+   * process (MongoDB's TTL index does it too; FerretDB keeps the index but not
+   * the expiry).
+   */
+  sweepExpired(now: Date): void {
+    if (now.getTime() - this.swept < 60_000) return;
+    this.swept = now.getTime();
+    void Promise.all([
+      this.discoveries.deleteMany({ expiresAt: { $lte: now } }),
+      this.initUsage.deleteMany({ expiresAt: { $lte: now } }),
+    ]).catch((e) => this.log.warn({ err: (e as Error).message.slice(0, 200) }, 'linking sweep failed; will retry'));
+  }
+
+  /**
+   * Counts one link/init for the patient at the provider in the current clock
+   * hour. The increment is atomic on MongoDB (shared by every server process)
+   * and serialised per key in this process for FerretDB, which runs an update
+   * as a read then a write.
+   */
+  async countInit(
+    hip: string,
+    address: string,
+    now: Date,
+  ): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
+    this.sweepExpired(now);
+    const start = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
+    const end = new Date(start + HOUR_MS);
+    const _id = `${hip}|${address}|${new Date(start).toISOString()}`;
+    const count = await this.counting.run(_id, async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const doc = await this.initUsage.findOneAndUpdate(
+            { _id },
+            { $inc: { count: 1 }, $setOnInsert: { expiresAt: end } },
+            { upsert: true, returnDocument: 'after' },
+          );
+          return doc!.count;
+        } catch (e) {
+          if (!isDuplicateKey(e) || attempt > 2) throw e;
+        } // two first inits raced to insert: update the winner's
+      }
+    });
+    if (count <= this.config.LINK_INIT_PER_PATIENT_PER_HOUR) return { ok: true };
+    return { ok: false, retryAfterSec: Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)) };
+  }
+
+  /** Records what a discovery offered; when the transaction already has a record, that first one (insert-only). */
+  async recordDiscovery(record: DiscoveryDoc): Promise<{ first: DiscoveryDoc | null } | { stored: true }> {
+    this.sweepExpired(record.createdAt);
+    try {
+      await this.discoveries.insertOne(record);
+      return { stored: true };
+    } catch (e) {
+      if (!isDuplicateKey(e)) throw e;
+      return { first: await this.discoveries.findOne({ _id: record._id }) };
+    }
+  }
+
+  discovery(hip: string, transactionId: string): Promise<DiscoveryDoc | null> {
+    return this.discoveries.findOne({ _id: `${hip}|${transactionId}` });
+  }
+
+  async insertLink(link: LinkRequestDoc): Promise<void> {
+    await this.links.insertOne(link);
+  }
+
+  /** Ends a pending link request as FAILED (guarded on PENDING). */
+  async fail(id: string, failure?: string): Promise<boolean> {
+    return guardedUpdate(
+      this.engine,
+      this.links,
+      id,
+      { status: 'PENDING' },
+      { $set: { status: 'FAILED', ...(failure ? { failure } : {}) } },
+    );
+  }
+
+  /**
+   * Checks a confirmation's code. Each attempt is counted first, with a
+   * guarded increment (only while PENDING and under LINK_OTP_MAX_ATTEMPTS),
+   * and only a counted attempt has its code checked, so the limit holds
+   * across every server process; LINKED is guarded on PENDING, and each care
+   * context is linked only if not linked yet.
+   */
+  async confirm(linkRefNumber: string, token: string, now: Date): Promise<ConfirmOutcome> {
+    const max = this.config.LINK_OTP_MAX_ATTEMPTS;
+    const found = await this.links.findOne({ _id: linkRefNumber });
+    if (!found) return { ok: false, why: 'unknown link reference' };
+    if (found.status !== 'PENDING') return { ok: false, why: `link request is ${found.status}`, link: found };
+    if (now >= found.expiresAt) {
+      await this.fail(found._id);
+      return { ok: false, why: 'one-time code expired', link: found };
+    }
+    const link = await guardedFindOneAndUpdate(
+      this.engine,
+      this.links,
+      found._id,
+      { status: 'PENDING', attempts: { $lt: max } },
+      { $inc: { attempts: 1 } },
+    );
+    if (!link) {
+      const latest = await this.links.findOne({ _id: found._id });
+      return {
+        ok: false,
+        why:
+          !latest || latest.status === 'PENDING'
+            ? 'too many wrong codes; start linking again'
+            : `link request is ${latest.status}`,
+        link: found,
+      };
+    }
+    if (!codeMatches(link, token)) {
+      const failed = link.attempts >= max;
+      if (failed) await this.fail(link._id);
+      return { ok: false, why: failed ? 'too many wrong codes; start linking again' : 'wrong one-time code', link };
+    }
+    // The right code, within the limit: LINKED only from PENDING (an expiry or a failure recorded meanwhile wins).
+    if (
+      !(await guardedUpdate(this.engine, this.links, link._id, { status: 'PENDING' }, { $set: { status: 'LINKED' } }))
+    )
+      return { ok: false, why: 'link request is no longer pending', link };
+    await Promise.all(
+      link.careContextIds.map((ccId) =>
+        guardedUpdate(
+          this.engine,
+          this.records.careContexts,
+          ccId,
+          { linked: { $exists: false } },
+          { $set: { linked: { abhaAddress: link.abhaAddress, at: now, linkRefNumber: link._id } } },
+        ),
+      ),
+    );
+    return { ok: true, link };
+  }
+}
