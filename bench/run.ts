@@ -169,7 +169,7 @@ async function main() {
         const valid = validator.validateText(text);
         return store.upload({
           text,
-          keys: indexKeys(valid, config.ABHA_IDENTIFIER_SYSTEMS),
+          keys: indexKeys(valid),
           provider: HIP,
           careContext: r.careContext.referenceNumber,
           careContextDisplay: r.careContext.display,

@@ -152,7 +152,7 @@ export function linkingRoutes(deps: LinkingDeps) {
 
   r.post('/v0.5/care-contexts/discover', allow('care-context.discover', 'cm'), async (c) => {
     const hip = hipOf(c);
-    const req = await readJsonBody(c, Discover, config);
+    const req = await readJsonBody(c, Discover, config, 'a JSON care-context discovery request');
     const patientId = normaliseAbhaAddress(req.patient.id) ?? req.patient.id.trim().toLowerCase();
     const address = normaliseAbhaAddress(req.patient.id);
     const numbers = distinct(
@@ -264,7 +264,7 @@ export function linkingRoutes(deps: LinkingDeps) {
 
   r.post('/v0.5/links/link/init', allow('link.init', 'cm'), perCaller, async (c) => {
     const hip = hipOf(c);
-    const req = await readJsonBody(c, LinkInit, config);
+    const req = await readJsonBody(c, LinkInit, config, 'a JSON link request');
     const address = normaliseAbhaAddress(req.patient.id);
     if (!address)
       throw unprocessable([
@@ -455,7 +455,7 @@ export function linkingRoutes(deps: LinkingDeps) {
   };
 
   r.post('/v0.5/links/link/confirm', allow('link.confirm', 'cm'), async (c) => {
-    const req = await readJsonBody(c, LinkConfirm, config);
+    const req = await readJsonBody(c, LinkConfirm, config, 'a JSON link confirmation');
     const { linkRefNumber, token } = req.confirmation;
     const outcome = await store.confirm(linkRefNumber, token, clock());
     const patients = outcome.link ? [outcome.link.abhaAddress] : [];

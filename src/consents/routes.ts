@@ -29,7 +29,7 @@ export function consentRoutes(deps: ConsentDeps) {
   const r = new Hono<AppEnv>();
 
   const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: Context<AppEnv>) => {
-    const body = await readJsonBody(c, schema, config);
+    const body = await readJsonBody(c, schema, config, 'a JSON consent notification');
     const n = body.notification;
     const result = await consents.apply(n, clock());
     // The patient as the audit trail names them (a number in either form is found by either):

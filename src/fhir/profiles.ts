@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { type Issue, error, named } from './outcome.js';
 import type { DocumentFacts } from './document.js';
-import { NDHM_IDENTIFIER_TYPE, abhaIdentity } from './abha.js';
+import { type AbhaIdentity, NDHM_IDENTIFIER_TYPE, abhaIdentity } from './abha.js';
 
 const cardinality = {
   min: z.number().int().min(0),
@@ -114,8 +114,11 @@ export class ProfileEngine {
     );
   }
 
-  /** Issues found applying `profile` to a document that passed the document rules. */
-  check(profile: ProfileFile, bundle: Record<string, any>, facts: DocumentFacts): Issue[] {
+  /**
+   * Issues found applying `profile` to a document that passed the document rules. `identity`: the
+   * patient's ABHA identity, found once by the validator (abhaIdentity of Patient.identifier).
+   */
+  check(profile: ProfileFile, bundle: Record<string, any>, facts: DocumentFacts, identity?: AbhaIdentity): Issue[] {
     const issues: Issue[] = [];
     const cite = (rule: string) => ` [${profile.recordType}: ${rule}]`;
     const C = 'Bundle.entry[0].resource';
@@ -246,7 +249,7 @@ export class ProfileEngine {
     // The patient must be identified by ABHA number and/or ABHA address.
     if (facts.patient) {
       const P = `Bundle.entry[${facts.patient.index}].resource`;
-      const id = abhaIdentity(facts.patient.resource.identifier, this.abhaSystems);
+      const id = identity ?? abhaIdentity(facts.patient.resource.identifier, this.abhaSystems);
       for (const m of id.malformed)
         issues.push(
           error(

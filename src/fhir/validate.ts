@@ -8,6 +8,7 @@ import { type Issue, error, fail, named, shown, unprocessable } from './outcome.
 import { DOCUMENT, parseBody, type GuardLimits } from './guard.js';
 import { StructureValidator } from './structure.js';
 import { documentRules, type DocumentFacts } from './document.js';
+import { type AbhaIdentity, abhaIdentity } from './abha.js';
 import { ProfileEngine, type ProfileFile } from './profiles.js';
 
 export interface ValidatorOptions extends GuardLimits {
@@ -19,6 +20,8 @@ export interface ValidDocument {
   bundle: Record<string, any>;
   profile: ProfileFile;
   facts: DocumentFacts & { patient: NonNullable<DocumentFacts['patient']> };
+  /** The patient's ABHA number and address, found once (fhir/abha.ts) for both the profile check and the index keys. */
+  identity: AbhaIdentity;
 }
 
 export class DocumentValidator {
@@ -65,13 +68,17 @@ export class DocumentValidator {
     this.structure.validateResource(bundle, 'Bundle', issues, max);
     let profile: ProfileFile | undefined;
     let facts: DocumentFacts | undefined;
+    let identity: AbhaIdentity | undefined;
     try {
       const doc = documentRules(bundle);
       issues.push(...doc.issues);
       facts = doc.facts;
       if (facts) {
         profile = this.profiles.select(facts.composition);
-        if (profile) issues.push(...this.profiles.check(profile, bundle, facts));
+        identity = facts.patient
+          ? abhaIdentity(facts.patient.resource.identifier, this.options.abhaSystems)
+          : undefined;
+        if (profile) issues.push(...this.profiles.check(profile, bundle, facts, identity));
         else {
           const coding = facts.composition.type?.coding;
           const codes =
@@ -94,7 +101,7 @@ export class DocumentValidator {
       throw e;
     }
     if (issues.length > 0) throw unprocessable(issues.slice(0, max));
-    if (!profile || !facts?.patient) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
-    return { bundle, profile, facts: facts as ValidDocument['facts'] };
+    if (!profile || !facts?.patient || !identity) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
+    return { bundle, profile, facts: facts as ValidDocument['facts'], identity };
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Reading a request body: the Hono side of the guard (src/fhir/guard.ts), which
  * owns every check and its answer. This file only hands it the request's
- * Content-Type, Content-Length and body stream, and names what each route
+ * Content-Type, Content-Length and body stream; each route names what it
  * expects.
  */
 import type { Context } from 'hono';
@@ -38,30 +38,21 @@ export function zodIssues(e: z.ZodError): Issue[] {
  * ("Empty body: expected a JSON consent notification"). A route may also pass
  * its own wording to `readJsonBody`.
  */
-const EXPECTED_BODIES: Readonly<Record<string, string>> = {
-  '/v0.5/consents/hip/notify': 'a JSON consent notification',
-  '/api/v3/consent/request/hip/notify': 'a JSON consent notification',
-  '/v0.5/health-information/hip/request': 'a JSON health-information request',
-  '/v0.5/care-contexts/discover': 'a JSON care-context discovery request',
-  '/v0.5/links/link/init': 'a JSON link request',
-  '/v0.5/links/link/confirm': 'a JSON link confirmation',
-};
-
 /**
  * A JSON request body checked against a zod schema: the guard (media type 415,
  * size 413, incomplete body, UTF-8, emptiness, depth and string length 400),
  * then the schema (422 listing every problem). `expects` names the body in the
- * empty-body refusal; by default, the wording for the route.
+ * empty-body refusal (e.g. 'a JSON consent notification').
  */
 export async function readJsonBody<T extends z.ZodTypeAny>(
   c: Context,
   schema: T,
   config: Config,
-  expects?: string,
+  expects: string,
 ): Promise<z.output<T>> {
   const text = await readJsonText(c, config.MAX_BODY_BYTES);
   const value = parseBody(text, guardLimits(config), {
-    expects: expects ?? EXPECTED_BODIES[c.req.path] ?? 'a JSON object',
+    expects,
   });
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw unprocessable(zodIssues(parsed.error));

@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { ValidDocument } from '../fhir/validate.js';
-import { abhaIdentity } from '../fhir/abha.js';
 import { fhirDateStart } from '../fhir/datetime.js';
 
 export interface IndexKeys {
@@ -17,9 +16,8 @@ export interface IndexKeys {
   demographicKey: string | null;
 }
 
-export function indexKeys(doc: ValidDocument, abhaSystems: readonly string[]): IndexKeys {
-  const { bundle, facts, profile } = doc;
-  const id = abhaIdentity(facts.patient.resource.identifier, abhaSystems);
+export function indexKeys(doc: ValidDocument): IndexKeys {
+  const { bundle, facts, profile, identity: id } = doc;
   return {
     identifierKey: bundleIdentifierKey(bundle.identifier.system, bundle.identifier.value),
     hiType: profile.hiType,

@@ -50,7 +50,7 @@ export function recordRoutes(deps: RecordDeps) {
   r.post('/', allow('record.upload', 'hip'), async (c) => {
     const { careContext, careContextDisplay } = careContextOf(c);
     const text = await readJsonText(c, config.MAX_BODY_BYTES);
-    const keys = indexKeys(validator.validateText(text), config.ABHA_IDENTIFIER_SYSTEMS);
+    const keys = indexKeys(validator.validateText(text));
     const {
       created,
       record,

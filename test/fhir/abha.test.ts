@@ -251,7 +251,7 @@ describe('callers: the profile stage and the index keys', () => {
         id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR),
       ]),
     );
-    expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS)).toMatchObject({ abhaNumber: '91441720935586', abhaAddress: null });
+    expect(indexKeys(doc)).toMatchObject({ abhaNumber: '91441720935586', abhaAddress: null });
   });
 
   it('refuses two different ABHA numbers with 422 naming both, the expression at the second', () => {
@@ -288,7 +288,7 @@ describe('callers: the profile stage and the index keys', () => {
     const doc = validator.validate(
       prescription([id('91-4417-2093-5586', 'https://healthid.abdm.gov.in', MR), id('91441720935586', undefined, HIN)]),
     );
-    expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS).abhaNumber).toBe('91441720935586');
+    expect(indexKeys(doc).abhaNumber).toBe('91441720935586');
   });
 
   it('says, when only other systems give ABHA-shaped values, that they are not taken as ABHA and how the systems are configured', () => {

@@ -131,7 +131,7 @@ describe('indexKeys of validated fixtures', () => {
 
   it('prescription.json', () => {
     const doc = validator.validateText(example('prescription'));
-    expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS)).toEqual({
+    expect(indexKeys(doc)).toEqual({
       identifierKey: '["https://sanjeevani-hospital.example.in/documents","4215ad2d-17af-4ef7-b5fa-be2a83a287b8"]',
       hiType: 'Prescription',
       abhaNumber: '91441720935586',
@@ -157,7 +157,7 @@ describe('indexKeys of validated fixtures', () => {
 
   it('discharge-summary.json (ABHA number typed HIN)', () => {
     const doc = validator.validateText(example('discharge-summary'));
-    const keys = indexKeys(doc, DEFAULT_ABHA_SYSTEMS);
+    const keys = indexKeys(doc);
     expect(keys.hiType).toBe('DischargeSummary');
     expect(keys.abhaNumber).toBe('91225088163391');
     expect(keys.abhaAddress).toBe('priya_nair92@abdm');
@@ -169,17 +169,16 @@ describe('indexKeys of validated fixtures', () => {
   it('uses Composition.date, falling back to Bundle.timestamp', () => {
     const doc = validator.validateText(example('diagnostic-report'));
     doc.facts.composition.date = '2024-05-06';
-    expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS).recordDate.toISOString()).toBe('2024-05-06T00:00:00.000Z');
+    expect(indexKeys(doc).recordDate.toISOString()).toBe('2024-05-06T00:00:00.000Z');
     delete doc.facts.composition.date;
-    expect(indexKeys(doc, DEFAULT_ABHA_SYSTEMS).recordDate.toISOString()).toBe('2024-05-06T08:35:12.000Z'); // 14:05:12+05:30
+    expect(indexKeys(doc).recordDate.toISOString()).toBe('2024-05-06T08:35:12.000Z'); // 14:05:12+05:30
   });
 
   it('stores null for an ABHA part the patient lacks', () => {
-    const doc = validator.validateText(example('prescription'));
-    doc.facts.patient.resource.identifier = doc.facts.patient.resource.identifier.filter(
-      (i: any) => !i.value.includes('@'),
-    );
-    const keys = indexKeys(doc, DEFAULT_ABHA_SYSTEMS);
+    const bundle = JSON.parse(example('prescription'));
+    const patient = bundle.entry.find((e: any) => e.resource.resourceType === 'Patient').resource;
+    patient.identifier = patient.identifier.filter((i: any) => !i.value.includes('@'));
+    const keys = indexKeys(validator.validateText(JSON.stringify(bundle)));
     expect(keys.abhaNumber).toBe('91441720935586');
     expect(keys.abhaAddress).toBeNull();
   });
