@@ -22,7 +22,7 @@ import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
 import type { Config } from './config.js';
 import type { Log } from './log.js';
-import { FhirError, operationOutcome, fail, error } from './fhir/outcome.js';
+import { FhirError, STATUS, operationOutcome, fail, error } from './fhir/outcome.js';
 import { capabilityStatement } from './records/capability.js';
 import type { DocumentValidator } from './fhir/validate.js';
 import { asUnavailable } from './db/mongo.js';
@@ -76,6 +76,13 @@ export interface AppDeps {
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
+/** Failures that are about the request's content (audited as rejected); the others are refusals. */
+const REJECTED = new Set<number>([
+  STATUS.malformed,
+  STATUS.unprocessable,
+  STATUS['too-large'],
+  STATUS['unsupported-media-type'],
+]);
 
 /** The repositories of one store (records/repository.ts), with its paging keys sealing cursors. */
 export function repositoriesFor(d: {
@@ -231,7 +238,8 @@ export function createApp(deps: AppDeps) {
 
   // Deny by default: a path that is no route still needs a valid token first (401), then is a 404.
   app.notFound((c) => {
-    if (!c.get('caller')) throw c.get('authFailure') ?? fail(401, 'login', 'Authorization: Bearer <token> required');
+    if (!c.get('caller'))
+      throw c.get('authFailure') ?? fail('unauthenticated', 'login', 'Authorization: Bearer <token> required');
     return c.body(
       JSON.stringify(
         operationOutcome([error('not-found', `No route for ${c.req.method} ${c.req.path.slice(0, 100)}`)]),
@@ -256,11 +264,11 @@ export function createApp(deps: AppDeps) {
         },
         'unhandled error',
       );
-      e = fail(500, 'exception', `Internal error; quote request id ${c.get('requestId')}`);
+      e = fail('internal', 'exception', `Internal error; quote request id ${c.get('requestId')}`);
     }
     const fe = e as FhirError;
-    if (fe.status === 422 && c.req.method === 'POST' && routeOf(c) === '/fhir/Bundle') metrics.rejected(fe.issues);
-    if (fe.status === 503) {
+    if (fe.status === STATUS.unprocessable && c.get('action') === 'record.upload') metrics.rejected(fe.issues);
+    if (fe.status === STATUS.unavailable) {
       metrics.dbErrors.inc();
       log.warn({ reqId: c.get('requestId') }, 'database unavailable');
     } else if (fe.status < 500 && !fe.audited) {
@@ -268,8 +276,7 @@ export function createApp(deps: AppDeps) {
       try {
         await audit.append({
           action: c.get('action') ?? `http ${c.req.method} ${routeOf(c)}`,
-          outcome:
-            fe.status === 422 || fe.status === 400 || fe.status === 413 || fe.status === 415 ? 'rejected' : 'refused',
+          outcome: REJECTED.has(fe.status) ? 'rejected' : 'refused',
           status: fe.status,
           actor: actorOf(c),
           consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,

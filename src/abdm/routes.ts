@@ -62,7 +62,8 @@ export function abdmRoutes(deps: AbdmDeps) {
   const r = new Hono<AppEnv>();
 
   r.post('/v0.5/health-information/hip/request', allow('health-information.request', 'cm'), async (c) => {
-    if (!gateway.configured) throw fail(503, 'not-supported', 'The ABDM gateway is not configured (GATEWAY_BASE_URL)');
+    if (!gateway.configured)
+      throw fail('unavailable', 'not-supported', 'The ABDM gateway is not configured (GATEWAY_BASE_URL)');
     const req = await readJsonBody(c, HiRequest, config, 'a JSON health-information request');
     const hi = req.hiRequest;
 

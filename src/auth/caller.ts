@@ -44,7 +44,7 @@ export interface AuthOptions {
   clockToleranceSec?: number;
 }
 
-const unauthorized = (msg: string) => fail(401, 'login', msg);
+const unauthorized = (msg: string) => fail('unauthenticated', 'login', msg);
 
 /** Learns who is asking from the bearer token, if any; refuses nothing (see allow). */
 export function identify(verifier: Verifier, opts: AuthOptions): MiddlewareHandler<AppEnv> {
@@ -115,7 +115,7 @@ export function allow(action: string, ...roles: Role[]): MiddlewareHandler<AppEn
     if (!caller) throw failure ?? withChallenge(unauthorized('Authorization: Bearer <token> required'));
     if (!roles.includes(caller.role))
       throw fail(
-        403,
+        'forbidden',
         'forbidden',
         `This operation is for role ${roles.join(' or ')}; the token's role is ${caller.role}`,
       );

@@ -67,7 +67,7 @@ export function consentRoutes(deps: ConsentDeps) {
     const caller = c.var.caller;
     if (caller.role === 'hiu' && (!consent.terms?.hiu || consent.terms.hiu !== caller.facilityId)) {
       throw fail(
-        403,
+        'forbidden',
         'forbidden',
         'A consent can be read by admin or by the health information user it was granted to',
       );

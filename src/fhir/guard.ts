@@ -56,7 +56,7 @@ export function checkMediaType(contentType: string | undefined): void {
   const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
   if (!JSON_TYPES.has(type)) {
     throw fail(
-      415,
+      'unsupported-media-type',
       'not-supported',
       `Content-Type must be application/fhir+json or application/json (found '${type.slice(0, 60) || 'none'}')`,
     );
@@ -69,7 +69,7 @@ export function checkMediaType(contentType: string | undefined): void {
  */
 function checkSize(bytes: number, maxBytes: number, setting?: string): void {
   if (bytes > maxBytes)
-    throw fail(413, 'too-long', `Body exceeds the ${maxBytes}-byte limit${setting ? ` (${setting})` : ''}`);
+    throw fail('too-large', 'too-long', `Body exceeds the ${maxBytes}-byte limit${setting ? ` (${setting})` : ''}`);
 }
 
 /**
@@ -113,14 +113,14 @@ export async function readBody(
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
 }
 
-const incomplete = (why: string) => fail(400, 'structure', `Incomplete body: ${why}`);
+const incomplete = (why: string) => fail('malformed', 'structure', `Incomplete body: ${why}`);
 
 /** Strict UTF-8 (400 on any malformed sequence); a byte order mark is dropped. */
 export function decodeUtf8(bytes: Uint8Array): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw fail(400, 'structure', 'Body is not valid UTF-8');
+    throw fail('malformed', 'structure', 'Body is not valid UTF-8');
   }
 }
 
@@ -131,7 +131,7 @@ export function decodeUtf8(bytes: Uint8Array): string {
  * `readBody` bounded it while the body streamed in.
  */
 export function parseBody(text: string, limits: GuardLimits, spec: BodySpec): unknown {
-  if (text.trim() === '') throw fail(400, 'required', `Empty body: expected ${spec.expects}`);
+  if (text.trim() === '') throw fail('malformed', 'required', `Empty body: expected ${spec.expects}`);
   const found = shape(
     text,
     limits.maxDepth,
@@ -139,11 +139,11 @@ export function parseBody(text: string, limits: GuardLimits, spec: BodySpec): un
     spec.document ? MAX_DUPLICATES_REPORTED : 0,
   );
   if (found.depth > limits.maxDepth) {
-    throw fail(400, 'too-costly', `JSON nesting deeper than the limit of ${limits.maxDepth} levels`);
+    throw fail('malformed', 'too-costly', `JSON nesting deeper than the limit of ${limits.maxDepth} levels`);
   }
   if (limits.maxStringLength !== undefined && found.longestString > limits.maxStringLength) {
     throw fail(
-      400,
+      'malformed',
       'too-long',
       `A JSON string is longer than the limit of ${limits.maxStringLength} characters (MAX_STRING_LENGTH)`,
     );
@@ -152,7 +152,7 @@ export function parseBody(text: string, limits: GuardLimits, spec: BodySpec): un
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw fail(400, 'structure', `Body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
+    throw fail('malformed', 'structure', `Body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
   }
   if (found.duplicates.length > 0) throw duplicateRefusal(found.duplicates, parsed);
   if (spec.document && limits.maxEntries !== undefined) checkEntries(parsed, limits.maxEntries);

@@ -72,14 +72,37 @@ export function operationOutcome(issues: Issue[]): fhir4.OperationOutcome {
   };
 }
 
-export const fail = (status: number, code: IssueType, diagnostics: string, expression?: string) =>
-  new FhirError(status, [error(code, diagnostics, expression)]);
+/**
+ * The one table from a kind of failure to its HTTP status. Every refusal the
+ * store makes names its kind (fail, and the helpers below); only the HTTP
+ * parser's refusals (http/client-error.ts) use the last three.
+ */
+export const STATUS = {
+  malformed: 400, // the request cannot be read: JSON, UTF-8, depth, a header, a parameter
+  unauthenticated: 401, // no valid bearer token
+  forbidden: 403, // a valid token that may not do this (role, consent)
+  'not-found': 404,
+  'too-large': 413,
+  'unsupported-media-type': 415,
+  unprocessable: 422, // read, but it breaks FHIR R4, the ABDM profile or a request schema
+  throttled: 429,
+  internal: 500,
+  unavailable: 503, // the database (or the gateway configuration) is not there: try again
+  'request-timeout': 408,
+  'uri-too-long': 414,
+  'headers-too-large': 431,
+} as const;
+export type FailureKind = keyof typeof STATUS;
 
-export const badRequest = (diagnostics: string, expression?: string) => fail(400, 'invalid', diagnostics, expression);
+export const fail = (kind: FailureKind, code: IssueType, diagnostics: string, expression?: string) =>
+  new FhirError(STATUS[kind], [error(code, diagnostics, expression)]);
+
+export const badRequest = (diagnostics: string, expression?: string) =>
+  fail('malformed', 'invalid', diagnostics, expression);
 export const notFound = (diagnostics: string, auditReason?: string) =>
-  new FhirError(404, [error('not-found', diagnostics)], {}, auditReason);
-export const unprocessable = (issues: Issue[]) => new FhirError(422, issues);
-export const unavailable = (diagnostics: string) => fail(503, 'transient', diagnostics);
+  new FhirError(STATUS['not-found'], [error('not-found', diagnostics)], {}, auditReason);
+export const unprocessable = (issues: Issue[]) => new FhirError(STATUS.unprocessable, issues);
+export const unavailable = (diagnostics: string) => fail('unavailable', 'transient', diagnostics);
 
 /**
  * A value from the request as it may appear in a diagnostic: never throws

@@ -101,7 +101,8 @@ export class DocumentValidator {
       throw e;
     }
     if (issues.length > 0) throw unprocessable(issues.slice(0, max));
-    if (!profile || !facts?.patient || !identity) throw fail(422, 'processing', 'Document could not be validated'); // unreachable: reported above
+    if (!profile || !facts?.patient || !identity)
+      throw fail('unprocessable', 'processing', 'Document could not be validated'); // unreachable: reported above
     return { bundle, profile, facts: facts as ValidDocument['facts'], identity };
   }
 }

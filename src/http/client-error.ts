@@ -10,7 +10,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
-import { type IssueType, error, operationOutcome } from '../fhir/outcome.js';
+import { type IssueType, STATUS, error, operationOutcome } from '../fhir/outcome.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 
 interface ClientError extends Error {
@@ -61,20 +61,36 @@ export function clientErrorAnswer(err: ClientError): ClientErrorAnswer {
     case 'HPE_HEADER_OVERFLOW': {
       const packet = Buffer.isBuffer(err.rawPacket) ? err.rawPacket.toString('latin1') : '';
       return /^[A-Z]{3,10} [^\r\n]*$/.test(packet)
-        ? { status: 414, code: 'too-long', diagnostics: 'The request target (URL) is longer than the server accepts' }
-        : { status: 431, code: 'too-long', diagnostics: 'The request headers are larger than the server accepts' };
+        ? {
+            status: STATUS['uri-too-long'],
+            code: 'too-long',
+            diagnostics: 'The request target (URL) is longer than the server accepts',
+          }
+        : {
+            status: STATUS['headers-too-large'],
+            code: 'too-long',
+            diagnostics: 'The request headers are larger than the server accepts',
+          };
     }
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return { status: 413, code: 'too-long', diagnostics: 'The chunk extensions are larger than the server accepts' };
+      return {
+        status: STATUS['too-large'],
+        code: 'too-long',
+        diagnostics: 'The chunk extensions are larger than the server accepts',
+      };
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, code: 'transient', diagnostics: 'The request did not arrive in time' };
+      return {
+        status: STATUS['request-timeout'],
+        code: 'transient',
+        diagnostics: 'The request did not arrive in time',
+      };
     default: {
       // llhttp reports Content-Length beside Transfer-Encoding as an invalid Transfer-Encoding.
       const fault =
         err.code === 'HPE_INVALID_TRANSFER_ENCODING' && /Content-Length/i.test(String(err.reason))
           ? 'both Content-Length and Transfer-Encoding are given'
           : (FAULTS[err.code ?? ''] ?? 'the request is not valid HTTP/1.1');
-      return { status: 400, code: 'structure', diagnostics: `Malformed HTTP request: ${fault}` };
+      return { status: STATUS.malformed, code: 'structure', diagnostics: `Malformed HTTP request: ${fault}` };
     }
   }
 }

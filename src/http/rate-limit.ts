@@ -28,7 +28,7 @@ export function rateLimit(perMinute: number, burst: number, now: () => number = 
     if (b.tokens < 1) {
       buckets.set(key, b);
       const e = fail(
-        429,
+        'throttled',
         'throttled',
         `Too many requests from this client: at most ${perMinute} per minute (bursts of ${burst})`,
       );

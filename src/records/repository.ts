@@ -125,7 +125,7 @@ export class RecordRepository {
     if (!usable.allow)
       throw await this.refuse(
         action,
-        fail(403, 'forbidden', `Access under consent ${this.under.id} refused: ${usable.reason}`),
+        fail('forbidden', 'forbidden', `Access under consent ${this.under.id} refused: ${usable.reason}`),
       );
   }
 
@@ -322,7 +322,7 @@ export class RecordRepository {
     if (pull.ok) return;
     const f = consent.terms!.frequency;
     const e = fail(
-      429,
+      'throttled',
       'throttled',
       `Consent ${consent._id} allows ${f.value} fetch(es) per ${f.unit}; try again later`,
     );
@@ -331,7 +331,7 @@ export class RecordRepository {
   }
 
   private providerOnly() {
-    if (this.caller.role !== 'hip') throw fail(403, 'forbidden', 'Only the provider (role hip) does this'); // routes require the role already
+    if (this.caller.role !== 'hip') throw fail('forbidden', 'forbidden', 'Only the provider (role hip) does this'); // routes require the role already
   }
 
   private log(e: Omit<AuditInput, 'actor' | 'requestId' | 'consentId' | 'purpose'>) {
