@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
+import { grantConsent, notifyConsent } from '../support/consents.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
 let t: TestApp;
@@ -18,35 +19,12 @@ afterAll(async () => {
 const NUMBER = '91-9894-8126-9524';
 
 async function notify(notification: unknown) {
-  const res = await t.request('/api/v3/consent/request/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ notification }),
-  });
-  expect(res.status).toBe(202);
+  expect((await notifyConsent(t, notification)).status).toBe(202);
 }
-const grant = (consentId: string, patient: string) =>
-  notify({
-    consentId,
-    status: 'GRANTED',
-    consentDetail: {
-      consentId,
-      createdAt: '2024-01-01T00:00:00Z',
-      patient: { id: patient },
-      careContexts: [{ careContextReference: 'CC-1' }],
-      purpose: { code: 'CAREMGT' },
-      hip: { id: 'HIP-AUD' },
-      hiu: { id: 'HIU-AUD' },
-      hiTypes: ['Prescription'],
-      permission: {
-        accessMode: 'VIEW',
-        dateRange: { from: '2020-01-01', to: '2030-01-01' },
-        dataEraseAt: '2099-01-01T00:00:00Z',
-        frequency: { unit: 'HOUR', value: 100 },
-      },
-    },
-  });
+const grant = async (consentId: string, patient: string) => {
+  const { res } = await grantConsent(t, { consentId, patient, hip: 'HIP-AUD', hiu: 'HIU-AUD', careContexts: ['CC-1'] });
+  expect(res.status).toBe(202);
+};
 
 async function historyOf(who: string, consentId: string) {
   const res = await t.request(`/fhir/AuditEvent?patient-abha=${encodeURIComponent(who)}&_count=1000`, {

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { v4 as uuidv4 } from 'uuid';
+import { grantConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 import { CursorSealer, type CursorBinding } from '../../src/records/cursor.js';
@@ -36,33 +36,12 @@ afterAll(async () => {
 });
 
 async function grant(frequency: { unit: 'DAY' | 'HOUR'; value: number }) {
-  const consentId = uuidv4();
-  const res = await t.request('/api/v3/consent/request/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      notification: {
-        consentId,
-        status: 'GRANTED',
-        consentDetail: {
-          consentId,
-          createdAt: '2024-01-01T00:00:00Z',
-          patient: { id: patient.abhaAddress },
-          careContexts: [{ careContextReference: 'CC-C' }],
-          purpose: { code: 'CAREMGT' },
-          hip: { id: HIP },
-          hiu: { id: HIU },
-          hiTypes: ['Prescription'],
-          permission: {
-            accessMode: 'VIEW',
-            dateRange: { from: '2020-01-01', to: '2030-01-01' },
-            dataEraseAt: '2099-01-01T00:00:00Z',
-            frequency: { ...frequency, repeats: 0 },
-          },
-        },
-      },
-    }),
+  const { consentId, res } = await grantConsent(t, {
+    patient: patient.abhaAddress,
+    hip: HIP,
+    hiu: HIU,
+    careContexts: ['CC-C'],
+    frequency,
   });
   expect(res.status).toBe(202);
   return consentId;

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
+import { grantConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator } from '../../fixtures/generator.js';
 import { parseAbdmDateTime } from '../../src/fhir/datetime.js';
@@ -93,42 +94,22 @@ describe.each(['UTC', 'Asia/Kolkata'])('consent date ranges with the server in T
     expect(new Date(2023, 5, 15).getTimezoneOffset()).toBe(tz === 'UTC' ? 0 : -330);
   });
 
-  async function grant(
+  const grant = (
     from: string,
     to: string,
     dataEraseAt = '2099-01-01T00:00:00',
     createdAt = '2023-01-09T13:01:01.593055',
-  ) {
-    const consentId = uuidv4();
-    const res = await t.request('/api/v3/consent/request/hip/notify', {
-      method: 'POST',
-      as: ['cm', 'sbx'],
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({
-        notification: {
-          consentId,
-          status: 'GRANTED',
-          consentDetail: {
-            consentId,
-            createdAt,
-            patient: { id: patient.abhaAddress },
-            careContexts: [{ careContextReference: 'CC-TZ' }],
-            purpose: { code: 'CAREMGT' },
-            hip: { id: HIP },
-            hiu: { id: HIU },
-            hiTypes: ['Prescription'],
-            permission: {
-              accessMode: 'VIEW',
-              dateRange: { from, to },
-              dataEraseAt,
-              frequency: { unit: 'HOUR', value: 100 },
-            },
-          },
-        },
-      }),
+  ) =>
+    grantConsent(t, {
+      patient: patient.abhaAddress,
+      hip: HIP,
+      hiu: HIU,
+      careContexts: ['CC-TZ'],
+      from,
+      to,
+      dataEraseAt,
+      createdAt,
     });
-    return { consentId, res };
-  }
   const served = async (consentId: string) => {
     const res = await t.request('/fhir/Bundle?_count=50', { as: ['hiu', HIU], headers: { 'X-Consent-Id': consentId } });
     expect(res.status).toBe(200);

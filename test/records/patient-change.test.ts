@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
+import { grantConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import { patientIndexKey } from '../../src/records/patient-index.js';
@@ -55,34 +56,7 @@ async function walk(first: string, init: { as: [any, string]; headers?: Record<s
 }
 
 async function grant(patientId: string) {
-  const consentId = uuidv4();
-  const res = await t.request('/api/v3/consent/request/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      notification: {
-        consentId,
-        status: 'GRANTED',
-        consentDetail: {
-          consentId,
-          createdAt: '2024-01-01T00:00:00Z',
-          patient: { id: patientId },
-          careContexts: [{ careContextReference: 'CC-M' }],
-          purpose: { code: 'CAREMGT' },
-          hip: { id: HIP },
-          hiu: { id: HIU },
-          hiTypes: ['Prescription'],
-          permission: {
-            accessMode: 'VIEW',
-            dateRange: { from: '2020-01-01', to: '2030-01-01' },
-            dataEraseAt: '2099-01-01T00:00:00Z',
-            frequency: { unit: 'HOUR', value: 100 },
-          },
-        },
-      },
-    }),
-  });
+  const { consentId, res } = await grantConsent(t, { patient: patientId, hip: HIP, hiu: HIU, careContexts: ['CC-M'] });
   expect(res.status).toBe(202);
   return consentId;
 }
