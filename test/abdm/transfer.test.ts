@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
+import { notifyConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import type { ConsentDetail } from '../../src/consents/schema.js';
@@ -298,16 +299,7 @@ async function grant(terms: Partial<typeof CONSENT> = {}): Promise<string> {
       frequency: { unit: 'HOUR', value: 1000, repeats: 0 },
     },
   };
-  const res = await t.request('/v0.5/consents/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      requestId: uuidv4(),
-      timestamp: new Date().toISOString(),
-      notification: { consentId, status: 'GRANTED', consentDetail: detail },
-    }),
-  });
+  const res = await notifyConsent(t, { consentId, status: 'GRANTED', consentDetail: detail }, 'v0.5');
   expect(res.status).toBe(202);
   return consentId;
 }

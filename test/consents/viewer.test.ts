@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
+import { notifyConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import type { ConsentDetail } from '../../src/consents/schema.js';
@@ -97,16 +98,7 @@ async function grant(terms: Terms = {}): Promise<string> {
       frequency: { unit: terms.frequency?.unit ?? 'HOUR', value: terms.frequency?.value ?? 1000, repeats: 0 },
     },
   };
-  const res = await t.request('/v0.5/consents/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      requestId: uuidv4(),
-      timestamp: new Date().toISOString(),
-      notification: { consentId, status: 'GRANTED', consentDetail: detail },
-    }),
-  });
+  const res = await notifyConsent(t, { consentId, status: 'GRANTED', consentDetail: detail }, 'v0.5');
   expect(res.status).toBe(202);
   return consentId;
 }

@@ -22,6 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { rmSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
 import { v4 as uuidv4 } from 'uuid';
+import { notifyConsent } from '../support/consents.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
@@ -250,16 +251,7 @@ async function grant(p: SyntheticPatient): Promise<string> {
       frequency: { unit: 'HOUR', value: 1000, repeats: 0 },
     },
   };
-  const res = await a.request('/v0.5/consents/hip/notify', {
-    method: 'POST',
-    as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      requestId: uuidv4(),
-      timestamp: new Date().toISOString(),
-      notification: { consentId, status: 'GRANTED', consentDetail: detail },
-    }),
-  });
+  const res = await notifyConsent(a, { consentId, status: 'GRANTED', consentDetail: detail }, 'v0.5');
   expect(res.status).toBe(202);
   return consentId;
 }
