@@ -280,7 +280,6 @@ export function createApp(deps: AppDeps) {
           status: fe.status,
           actor: actorOf(c),
           consentId: c.req.header('x-consent-id')?.slice(0, 128) ?? null,
-          patients: fe.auditPatients ?? [],
           reason: (fe.auditReason ?? fe.issues[0]?.diagnostics ?? '').slice(0, 300),
           requestId: c.get('requestId'),
         });

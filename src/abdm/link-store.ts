@@ -6,6 +6,7 @@
  * an insert (the unique _id decides) or a guarded write (db/engine.ts): the
  * attempt counter, each status change, and each care context's link.
  */
+import { type CounterDoc, countOne } from '../db/counter.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
@@ -47,13 +48,6 @@ export interface DiscoveryDoc {
   expiresAt: Date;
 }
 
-/** A link/init counter: one document per provider, patient and clock hour, incremented by _id. */
-interface InitUsageDoc {
-  _id: string;
-  count: number;
-  expiresAt: Date;
-}
-
 const DISCOVERIES = 'link_discoveries';
 const INIT_USAGE = 'link_init_usage';
 const HOUR_MS = 3_600_000;
@@ -74,7 +68,7 @@ export type ConfirmOutcome = { ok: true; link: LinkRequestDoc } | { ok: false; w
 export class LinkStore {
   readonly links: Collection<LinkRequestDoc>;
   readonly discoveries: Collection<DiscoveryDoc>;
-  private initUsage: Collection<InitUsageDoc>;
+  private initUsage: Collection<CounterDoc>;
   private counting = new KeyedLock();
   private swept = 0;
 
@@ -87,7 +81,7 @@ export class LinkStore {
   ) {
     this.links = db.collection<LinkRequestDoc>('link_requests');
     this.discoveries = db.collection<DiscoveryDoc>(DISCOVERIES);
-    this.initUsage = db.collection<InitUsageDoc>(INIT_USAGE);
+    this.initUsage = db.collection<CounterDoc>(INIT_USAGE);
   }
 
   /**
@@ -106,9 +100,7 @@ export class LinkStore {
 
   /**
    * Counts one link/init for the patient at the provider in the current clock
-   * hour. The increment is atomic on MongoDB (shared by every server process)
-   * and serialised per key in this process for FerretDB, which runs an update
-   * as a read then a write.
+   * hour (db/counter.ts: shared by every server process on MongoDB).
    */
   async countInit(
     hip: string,
@@ -119,20 +111,7 @@ export class LinkStore {
     const start = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS;
     const end = new Date(start + HOUR_MS);
     const _id = `${hip}|${address}|${new Date(start).toISOString()}`;
-    const count = await this.counting.run(_id, async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const doc = await this.initUsage.findOneAndUpdate(
-            { _id },
-            { $inc: { count: 1 }, $setOnInsert: { expiresAt: end } },
-            { upsert: true, returnDocument: 'after' },
-          );
-          return doc!.count;
-        } catch (e) {
-          if (!isDuplicateKey(e) || attempt > 2) throw e;
-        } // two first inits raced to insert: update the winner's
-      }
-    });
+    const count = await countOne(this.counting, this.initUsage, _id, end);
     if (count <= this.config.LINK_INIT_PER_PATIENT_PER_HOUR) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000)) };
   }

@@ -51,7 +51,7 @@ import type { OtpMessage, OtpNotifier } from './otp-delivery.js';
 import { type DiscoveryDoc, type LinkRequestDoc, LinkStore } from './link-store.js';
 import { newCode } from './link-codes.js';
 
-export { consoleNotifier, type OtpMessage, type OtpNotifier } from './otp-delivery.js';
+export type { OtpMessage, OtpNotifier } from './otp-delivery.js';
 export { ensureLinkingIndexes } from './link-store.js';
 
 const id = z.string().min(1).max(128);
@@ -177,23 +177,28 @@ export function linkingRoutes(deps: LinkingDeps) {
     const patientReference = byAddress ? address! : byNumber;
     let offered = found.filter((d) => !d.linked);
     const auditPatients = distinct([address, ...numbers]);
-    if (!patientReference) {
+    /** No discovery to offer: audited, and the gateway told so; nothing of any patient is disclosed. */
+    const nothing = async (outcome: 'success' | 'refused', reason: string, message: string) => {
       await audit.append({
         action: 'care-context.discover',
-        outcome: 'success',
+        outcome,
         status: 202,
         actor: actorOf(c),
         patients: auditPatients,
-        reason: `no match${matched.length ? `; ${matched.length} care contexts left out: demographics disagree` : ''}`,
+        reason,
         requestId: c.var.requestId,
       });
       callback('/v0.5/care-contexts/on-discover', {
         transactionId: req.transactionId,
         patient: null,
-        error: { code: 1000, message: 'No patient found with these identifiers at this provider' },
+        error: { code: 1000, message },
         resp: { requestId: req.requestId },
       });
       return c.json({ transactionId: req.transactionId, found: false }, 202);
+    };
+    if (!patientReference) {
+      const leftOut = matched.length ? `; ${matched.length} care contexts left out: demographics disagree` : '';
+      return nothing('success', `no match${leftOut}`, 'No patient found with these identifiers at this provider');
     }
 
     // Record what was offered, insert-only; a repeated transactionId keeps its first record.
@@ -214,25 +219,11 @@ export function linkingRoutes(deps: LinkingDeps) {
     if ('first' in recorded) {
       const { first } = recorded;
       if (!first || first.patientId !== patientId || now >= first.expiresAt) {
-        await audit.append({
-          action: 'care-context.discover',
-          outcome: 'refused',
-          status: 202,
-          actor: actorOf(c),
-          patients: auditPatients,
-          reason: 'transactionId already used by another or an expired discovery',
-          requestId: c.var.requestId,
-        });
-        callback('/v0.5/care-contexts/on-discover', {
-          transactionId: req.transactionId,
-          patient: null,
-          error: {
-            code: 1000,
-            message: 'This transactionId was already used for a discovery; start again with a new one',
-          },
-          resp: { requestId: req.requestId },
-        });
-        return c.json({ transactionId: req.transactionId, found: false }, 202);
+        return nothing(
+          'refused',
+          'transactionId already used by another or an expired discovery',
+          'This transactionId was already used for a discovery; start again with a new one',
+        );
       }
       // The same patient asking again under one transaction: the same offer (less what was linked since).
       offered = (await records.careContexts.find({ _id: { $in: first.careContextIds } }).toArray()).filter(

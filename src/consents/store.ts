@@ -5,6 +5,7 @@
  * On revocation, expiry or at dataEraseAt the terms and artefact are erased,
  * keeping only id, status and times for the audit.
  */
+import { type CounterDoc, countOne } from '../db/counter.js';
 import type { Collection, Db } from 'mongodb';
 import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import type { ConsentNotification } from './schema.js';
@@ -50,23 +51,17 @@ export interface ConsentDoc {
   artefact?: string;
 }
 
-interface UsageDoc {
-  _id: string;
-  count: number;
-  expiresAt: Date;
-}
-
 export type ApplyResult = 'stored' | 'unchanged' | 'ignored-terminal';
 
 export class ConsentStore {
   readonly consents: Collection<ConsentDoc>;
-  private usage: Collection<UsageDoc>;
+  private usage: Collection<CounterDoc>;
   private counting = new KeyedLock();
   private applying = new KeyedLock();
 
   constructor(db: Db) {
     this.consents = db.collection<ConsentDoc>('consents');
-    this.usage = db.collection<UsageDoc>('consent_usage');
+    this.usage = db.collection<CounterDoc>('consent_usage');
   }
 
   async ensureIndexes(): Promise<void> {
@@ -190,28 +185,13 @@ export class ConsentStore {
   /**
    * Counts one data pull against the consent's frequency (value per unit) and
    * says whether it is within it; when not, when the window ends. One counter
-   * document per consent and window, incremented by _id; the increment is
-   * atomic on MongoDB and serialised per consent in this process for the
-   * embedded FerretDB, which runs an update as a read then a write.
+   * document per consent and window (db/counter.ts).
    */
   async countPull(consent: ConsentDoc, now: Date): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
     const f = consent.terms!.frequency;
     const w = frequencyWindow(f.unit, now);
     const _id = `${consent._id}|${w.start.toISOString()}`;
-    const count = await this.counting.run(_id, async () => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const doc = await this.usage.findOneAndUpdate(
-            { _id },
-            { $inc: { count: 1 }, $setOnInsert: { expiresAt: w.end } },
-            { upsert: true, returnDocument: 'after' },
-          );
-          return doc!.count;
-        } catch (e) {
-          if (!isDuplicate(e) || attempt > 2) throw e;
-        } // two first pulls raced to insert: update the winner's
-      }
-    });
+    const count = await countOne(this.counting, this.usage, _id, w.end);
     if (count <= f.value) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((w.end.getTime() - now.getTime()) / 1000)) };
   }

@@ -51,7 +51,6 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
 }
 
 /** Kept for callers that only ask this; stores read the Engine (db/engine.ts) instead. */
-export { isFerretDB } from './engine.js';
 
 /** A unique-index clash (E11000): the write lost a race, or was already done. */
 export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerError && e.code === 11000;

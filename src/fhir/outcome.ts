@@ -48,8 +48,6 @@ export class FhirError extends Error {
     this.name = 'FhirError';
   }
 
-  /** The patients a refusal concerns, for the audit trail only (e.g. the patient of the consent it was made under). */
-  auditPatients?: string[];
   /** Set where the refusal was made and audited (records/repository.ts): app.onError then only answers it. */
   audited = false;
 }

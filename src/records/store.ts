@@ -391,14 +391,16 @@ export class RecordStore {
   async listIds(filter: Filter<CurrentDoc>): Promise<string[]> {
     const key = indexKeyOf(filter);
     if (key === undefined) throw new Error('listIds needs a filter naming one provider and one patient');
-    return (await this.index.entries(key))
-      .filter((e) => matchesFilter(e, filter))
-      .sort(newestFirst)
-      .map((e) => e._id);
+    return (await this.matchingEntries(key, filter)).map((e) => e._id);
+  }
+
+  /** The entries of one patient index document that match `filter`, newest first. */
+  private async matchingEntries(key: string, filter: Filter<CurrentDoc>) {
+    return (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(newestFirst);
   }
 
   private async searchIndexed(key: string, filter: Filter<CurrentDoc>, q: SearchQuery): Promise<SearchPage> {
-    const matching = (await this.index.entries(key)).filter((e) => matchesFilter(e, filter)).sort(newestFirst);
+    const matching = await this.matchingEntries(key, filter);
     const backwards = q.cursor?.dir === 'prev';
     const after = q.cursor ? matching.filter((e) => matchesFilter(e, cursorFilter(q.cursor!))) : matching;
     const more = after.length > q.count;

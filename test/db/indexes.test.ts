@@ -7,7 +7,7 @@
  * scan the table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isFerretDB } from '../../src/db/mongo.js';
+import { isFerretDB } from '../../src/db/engine.js';
 import { collections, ensureIndexes } from '../../src/records/model.js';
 import { createTestApp, type TestApp } from '../support/app.js';
 
