@@ -38,6 +38,7 @@ import { actorOf } from './audit/http.js';
 import type { HiTransfers } from './abdm/transfer.js';
 import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
+import type { Dialect } from './abdm/dialect.js';
 import { linkingRoutes, type OtpNotifier } from './abdm/linking.js';
 import { otpNotifierFor } from './abdm/otp-delivery.js';
 import type { Collections } from './records/model.js';
@@ -199,12 +200,16 @@ export function createApp(deps: AppDeps) {
   );
   const gateway = deps.gateway;
   const acknowledge = gateway.configured
-    ? async (consentId: string, requestId: string) => {
-        await gateway.post('/v0.5/consents/hip/on-notify', {
-          ...gateway.envelope(),
-          acknowledgement: { status: 'OK', consentId },
-          resp: { requestId },
-        });
+    ? async (consentId: string, requestId: string, dialect: Dialect, hip: string | undefined) => {
+        await gateway.send(
+          'consentOnNotify',
+          { acknowledgement: { status: 'OK', consentId } },
+          {
+            dialect,
+            inReplyTo: requestId,
+            hip,
+          },
+        );
       }
     : undefined;
   app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, acknowledge, log }));

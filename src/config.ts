@@ -60,11 +60,27 @@ export const ConfigSchema = z.object({
   PAGING_KEYS_FILE: z.string().optional(),
   PAGING_CURSOR_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(1800),
   CONSENT_SWEEP_MS: z.coerce.number().int().min(1000).default(60_000),
+  // The ABDM gateway (src/abdm/gateway.ts, src/abdm/dialect.ts): the base of the dialect GATEWAY_API_VERSION names
+  // (v3: https://dev.abdm.gov.in/api/hiecm in the sandbox); v0.5 messages are answered at GATEWAY_V05_BASE_URL when set.
   GATEWAY_BASE_URL: z.string().url().optional(),
+  GATEWAY_API_VERSION: z.enum(['v3', 'v0.5']).default('v3'),
+  GATEWAY_V05_BASE_URL: z.string().url().optional(),
   GATEWAY_CLIENT_ID: z.string().optional(),
   GATEWAY_CLIENT_SECRET: z.string().optional(),
   GATEWAY_CM_ID: z.string().default('sbx'),
   GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  // HIP-initiated linking, context and SMS notify (src/abdm/hip-linking.ts): on whenever a gateway is configured.
+  HIP_INITIATED_LINKING: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
+  HIP_LINK_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  HIP_LINK_BACKOFF_MS: z.coerce.number().int().min(0).default(30_000),
+  HIP_LINK_SWEEP_MS: z.coerce.number().int().min(1000).default(15_000),
+  // The push's destinations (src/http/outbound.ts): https only unless HI_PUSH_ALLOW_HTTP (default: outside production);
+  // never loopback, private, link-local or the store's own addresses unless HI_PUSH_ALLOWED_HOSTS names them.
+  HI_PUSH_ALLOW_HTTP: z.enum(['true', 'false']).optional(),
+  HI_PUSH_ALLOWED_HOSTS: list([]),
   HI_PAGE_SIZE: z.coerce.number().int().min(1).max(1000).default(10),
   HI_PUSH_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
   HI_PUSH_BACKOFF_MS: z.coerce.number().int().min(0).default(500),

@@ -45,6 +45,7 @@ import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
+import type { OutboundCall } from './dialect.js';
 import type { Engine } from '../db/engine.js';
 import { demographicKey } from '../records/index-keys.js';
 import type { OtpMessage, OtpNotifier } from './otp-delivery.js';
@@ -136,9 +137,9 @@ export function linkingRoutes(deps: LinkingDeps) {
     return hip;
   };
   /** Sends a callback in the background; a failure is logged, the request was already answered. */
-  const callback = (path: string, body: Record<string, unknown>) => {
+  const callback = (path: OutboundCall, body: Record<string, unknown>) => {
     void gateway
-      .post(path, { ...gateway.envelope(), ...body })
+      .send(path, body, { dialect: 'v0.5' })
       .catch((e) => log.warn({ path, err: (e as Error).message.slice(0, 200) }, 'gateway callback failed'));
   };
   /** Care contexts as the gateway sees them, one per referenceNumber. */
@@ -188,7 +189,7 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason,
         requestId: c.var.requestId,
       });
-      callback('/v0.5/care-contexts/on-discover', {
+      callback('onDiscover', {
         transactionId: req.transactionId,
         patient: null,
         error: { code: 1000, message },
@@ -240,7 +241,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: `${offered.length} unlinked care contexts${found.length < matched.length ? `; ${matched.length - found.length} left out: demographics disagree` : ''}`,
       requestId: c.var.requestId,
     });
-    callback('/v0.5/care-contexts/on-discover', {
+    callback('onDiscover', {
       transactionId: req.transactionId,
       patient: {
         referenceNumber: reference,
@@ -304,7 +305,7 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason: why.slice(0, 300),
         requestId,
       });
-      callback('/v0.5/links/link/on-init', {
+      callback('onInit', {
         transactionId: req.transactionId,
         error: { code: 1000, message },
         resp: { requestId: req.requestId },
@@ -414,7 +415,7 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason: `link ${link._id}: one-time code delivery failed`,
         requestId: ctx.requestId,
       });
-      callback('/v0.5/links/link/on-init', {
+      callback('onInit', {
         transactionId: link.transactionId,
         error: { code: 1000, message: 'The one-time code could not be delivered; try linking again later' },
         resp: { requestId: ctx.gatewayRequestId },
@@ -430,7 +431,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: `link ${link._id}`,
       requestId: ctx.requestId,
     });
-    callback('/v0.5/links/link/on-init', {
+    callback('onInit', {
       transactionId: link.transactionId,
       link: {
         referenceNumber: link._id,
@@ -463,7 +464,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       const linked = await records.careContexts
         .find({ _id: { $in: outcome.link.careContextIds }, 'linked.linkRefNumber': outcome.link._id })
         .toArray();
-      callback('/v0.5/links/link/on-confirm', {
+      callback('onConfirm', {
         patient: {
           referenceNumber: outcome.link.abhaAddress,
           display: outcome.link.abhaAddress,
@@ -472,7 +473,7 @@ export function linkingRoutes(deps: LinkingDeps) {
         resp: { requestId: req.requestId },
       });
     } else {
-      callback('/v0.5/links/link/on-confirm', {
+      callback('onConfirm', {
         error: { code: 1000, message: outcome.why },
         resp: { requestId: req.requestId },
       });

@@ -111,12 +111,14 @@ export function abdmRoutes(deps: AbdmDeps) {
     // Acknowledge to the gateway, then transfer in the background.
     void (async () => {
       try {
-        await gateway.post('/v0.5/health-information/hip/on-request', {
-          ...gateway.envelope(),
-          hiRequest: { transactionId: req.transactionId, sessionStatus: refusal ? 'ERRORED' : 'ACKNOWLEDGED' },
-          ...(refusal ? { error: { code: 1000, message: refusal } } : {}),
-          resp: { requestId: req.requestId },
-        });
+        await gateway.send(
+          'hiOnRequest',
+          {
+            hiRequest: { transactionId: req.transactionId, sessionStatus: refusal ? 'ERRORED' : 'ACKNOWLEDGED' },
+            ...(refusal ? { error: { code: 1000, message: refusal } } : {}),
+          },
+          { dialect: 'v0.5', inReplyTo: req.requestId },
+        );
       } catch (e) {
         log.warn(
           { transactionId: req.transactionId, err: (e as Error).message.slice(0, 200) },

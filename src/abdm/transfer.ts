@@ -397,16 +397,19 @@ export class HiTransfers {
       hiStatus,
       description: hiStatus === 'DELIVERED' ? 'Delivered' : (tx.error ?? 'Not delivered'),
     }));
-    await this.gateway.post('/v0.5/health-information/notify', {
-      ...this.gateway.envelope(),
-      notification: {
-        consentId: tx.consentId,
-        transactionId: tx._id,
-        doneAt: this.clock().toISOString(),
-        notifier: { type: 'HIP', id: tx.hip },
-        statusNotification: { sessionStatus: tx.status, hipId: tx.hip, statusResponses },
+    await this.gateway.send(
+      'hiNotify',
+      {
+        notification: {
+          consentId: tx.consentId,
+          transactionId: tx._id,
+          doneAt: this.clock().toISOString(),
+          notifier: { type: 'HIP', id: tx.hip },
+          statusNotification: { sessionStatus: tx.status, hipId: tx.hip, statusResponses },
+        },
       },
-    });
+      { dialect: 'v0.5', hip: tx.hip },
+    );
     await this.save(tx._id, { notified: true });
   }
 

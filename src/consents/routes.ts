@@ -13,6 +13,7 @@ import { patientAuditKey } from './policy.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { Log } from '../log.js';
+import { type Dialect, INBOUND, hipHeader, messageId } from '../abdm/dialect.js';
 
 export interface ConsentDeps {
   consents: ConsentStore;
@@ -20,17 +21,23 @@ export interface ConsentDeps {
   config: Config;
   clock: () => Date;
   log?: Log;
-  /** Acknowledges a v0.5 notification to the gateway (on-notify), when one is configured (abdm/ wires it). */
-  acknowledge?: (consentId: string, requestId: string) => Promise<void>;
+  /** Acknowledges a notification to the gateway (on-notify) in its dialect, when one is configured (app.ts wires it). */
+  acknowledge?: (consentId: string, requestId: string, dialect: Dialect, hip: string | undefined) => Promise<void>;
 }
 
 export function consentRoutes(deps: ConsentDeps) {
   const { consents, audit, config, clock, acknowledge, log } = deps;
   const r = new Hono<AppEnv>();
 
-  const notify = (schema: typeof ConsentNotifyV05 | typeof ConsentNotifyV3) => async (c: Context<AppEnv>) => {
+  const notify = (dialect: Dialect) => async (c: Context<AppEnv>) => {
+    const schema = dialect === 'v3' ? ConsentNotifyV3 : ConsentNotifyV05;
     const body = await readJsonBody(c, schema, config, 'a JSON consent notification');
+    const requestId = messageId(c, dialect, body);
     const n = body.notification;
+    // Whose consent it is (v3 X-HIP-ID on the acknowledgement): the grant's, or the stored consent's before it ends.
+    const hip = acknowledge
+      ? (n.consentDetail?.hip.id ?? (await consents.get(n.consentId))?.terms?.hip ?? hipHeader(c))
+      : undefined;
     const result = await consents.apply(n, clock());
     // The patient as the audit trail names them (a number in either form is found by either):
     // from the grant, or the consent as stored.
@@ -48,17 +55,16 @@ export function consentRoutes(deps: ConsentDeps) {
       reason: `${n.status}: ${result}`,
       requestId: c.var.requestId,
     });
-    // Acknowledge to the gateway (v0.5 on-notify) when one is configured.
-    const requestId = (body as { requestId?: string }).requestId;
+    // Acknowledge to the gateway (on-notify, in the notification's dialect) when one is configured.
     if (acknowledge && requestId) {
-      void acknowledge(n.consentId, requestId).catch((e) =>
+      void acknowledge(n.consentId, requestId, dialect, hip).catch((e) =>
         log?.warn({ err: (e as Error).message.slice(0, 200) }, 'gateway on-notify failed'),
       );
     }
     return c.json({ consentId: n.consentId, status: n.status, result }, 202);
   };
-  r.post('/v0.5/consents/hip/notify', allow('consent.notify', 'cm'), notify(ConsentNotifyV05));
-  r.post('/api/v3/consent/request/hip/notify', allow('consent.notify', 'cm'), notify(ConsentNotifyV3));
+  r.post(INBOUND.consentNotify['v0.5'], allow('consent.notify', 'cm'), notify('v0.5'));
+  r.post(INBOUND.consentNotify.v3, allow('consent.notify', 'cm'), notify('v3'));
 
   r.get('/consents/:id', allow('consent.read', 'admin', 'hiu'), async (c) => {
     const id = c.req.param('id');

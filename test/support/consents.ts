@@ -4,6 +4,7 @@
  */
 import { v4 as uuidv4 } from 'uuid';
 import type { TestApp } from './app.js';
+import { v3Headers } from './stand-in-gateway.js';
 
 export interface Terms {
   consentId?: string;
@@ -46,7 +47,7 @@ export function notifyConsent(app: TestApp, notification: unknown, version: 'v3'
   return app.request(v3 ? '/api/v3/consent/request/hip/notify' : '/v0.5/consents/hip/notify', {
     method: 'POST',
     as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
+    headers: v3 ? v3Headers() : { 'Content-Type': 'application/json' },
     body: JSON.stringify(
       v3 ? { notification } : { requestId: uuidv4(), timestamp: new Date().toISOString(), notification },
     ),
