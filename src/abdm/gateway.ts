@@ -78,6 +78,7 @@ export class GatewayClient {
         clientSecret: this.config.GATEWAY_CLIENT_SECRET,
         ...(v3 ? { grantType: 'client_credentials' } : {}),
       }),
+      redirect: 'manual',
       signal: AbortSignal.timeout(this.config.GATEWAY_TIMEOUT_MS),
     });
     if (!res.ok) {
