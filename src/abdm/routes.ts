@@ -1,51 +1,95 @@
 /**
- * ABDM gateway-facing routes: the health-information request (role cm) and
- * the admin view of a transfer. Answers come at once (202); the gateway is
- * told the outcome by callback (on-request, then notify).
+ * ABDM gateway-facing routes: the health-information request (role cm) in
+ * both dialects, v0.5 `POST /v0.5/health-information/hip/request` (message id
+ * in the body) and v3 `POST /api/v3/hip/health-information/request` (message
+ * id in the REQUEST-ID header), one handler for both; and the admin view of a
+ * transfer. Answers come at once (202); the gateway is told the outcome by
+ * callback in the request's dialect: on-request (`hiRequest.sessionStatus`
+ * ACKNOWLEDGED, or an `error` object for a refusal), then notify (TRANSFERRED
+ * or FAILED), both from the consent's HIP (X-HIP-ID in v3).
+ *
+ * Before acknowledging, the request is checked: the consent live and for the
+ * HIP addressed, the key material usable (a Curve25519 public key, a 32-byte
+ * nonce, an expiry to come), the dateRange ordered, and the dataPushUrl a
+ * destination the push may use (http/outbound.ts). A refusal is recorded as a
+ * FAILED transaction and notified like any other; a repeat of a request is
+ * answered again and pushes nothing again; a request that conflicts with an
+ * earlier one (transfer.ts, "deduplicated") is refused and changes nothing.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { fail, notFound } from '../fhir/outcome.js';
-import type { ConsentStore } from '../consents/store.js';
+import type { ConsentDoc, ConsentStore } from '../consents/store.js';
 import { isoDateTime, orderedRange } from '../consents/schema.js';
 import { abdmInstant } from '../fhir/datetime.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import { parsePublicKey } from './fidelius.js';
 import type { GatewayClient } from './gateway.js';
-import type { HiTransfers } from './transfer.js';
+import type { HiRequestInput, HiTransfers } from './transfer.js';
+import { type Dialect, INBOUND, abdmError, hipHeader, inboundRequestId } from './dialect.js';
 
 const base64 = z
   .string()
   .max(1024)
   .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
 
+/** The `hiRequest` of both dialects. */
+const hiRequestBody = z.object({
+  consent: z.object({ id: z.string().min(1).max(128) }),
+  dateRange: z.object({ from: isoDateTime, to: isoDateTime }),
+  dataPushUrl: z
+    .string()
+    .url()
+    .max(2048)
+    .refine((u) => /^https?:\/\//i.test(u), 'must be an http(s) URL'),
+  keyMaterial: z.object({
+    cryptoAlg: z.literal('ECDH'),
+    curve: z.literal('Curve25519'),
+    dhPublicKey: z.object({ expiry: isoDateTime, parameters: z.string().max(256).optional(), keyValue: base64 }),
+    nonce: base64,
+  }),
+});
+
+/** v0.5: the message id and time in the body. */
 export const HiRequest = z
   .object({
     requestId: z.string().min(1).max(128),
     timestamp: z.string().max(64).optional(),
     transactionId: z.string().min(1).max(128),
-    hiRequest: z.object({
-      consent: z.object({ id: z.string().min(1).max(128) }),
-      dateRange: z.object({ from: isoDateTime, to: isoDateTime }),
-      dataPushUrl: z
-        .string()
-        .url()
-        .max(2048)
-        .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL'),
-      keyMaterial: z.object({
-        cryptoAlg: z.literal('ECDH'),
-        curve: z.literal('Curve25519'),
-        dhPublicKey: z.object({ expiry: isoDateTime, parameters: z.string().max(256).optional(), keyValue: base64 }),
-        nonce: base64,
-      }),
-    }),
+    hiRequest: hiRequestBody,
   })
   .passthrough();
+
+/** v3: the message id in the REQUEST-ID header (dialect.ts), the body only the request. */
+export const HiRequestV3 = z
+  .object({
+    transactionId: z.string().min(1).max(128),
+    hiRequest: hiRequestBody,
+  })
+  .passthrough();
+
+/** ABDM's error code for a refused request (as NHA's wrapper answers). */
+const REFUSED = 1000;
+
+const CANONICAL_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Why the key material cannot be used, or undefined (cryptoAlg and curve are the schema's). */
+function keyMaterialRefusal(k: z.output<typeof hiRequestBody>['keyMaterial'], now: Date): string | undefined {
+  try {
+    parsePublicKey(k.dhPublicKey.keyValue);
+  } catch {
+    return 'keyMaterial.dhPublicKey.keyValue is not a Curve25519 public key';
+  }
+  if (!CANONICAL_BASE64.test(k.nonce) || Buffer.from(k.nonce, 'base64').length !== 32)
+    return 'keyMaterial.nonce is not base64 of exactly 32 bytes';
+  if (now >= abdmInstant(k.dhPublicKey.expiry)) return 'key material has expired (keyMaterial.dhPublicKey.expiry)';
+  return undefined;
+}
 
 export interface AbdmDeps {
   transfers: HiTransfers;
@@ -61,63 +105,79 @@ export function abdmRoutes(deps: AbdmDeps) {
   const { transfers, consents, gateway, audit, config, log, clock } = deps;
   const r = new Hono<AppEnv>();
 
-  r.post('/v0.5/health-information/hip/request', allow('health-information.request', 'cm'), async (c) => {
+  /** Why a request is refused before it is acknowledged, or undefined. */
+  const refusalOf = (
+    hi: z.output<typeof hiRequestBody>,
+    consent: ConsentDoc | null,
+    addressed: string | undefined,
+  ): string | undefined => {
+    const now = clock();
+    if (!consent || consent.status !== 'GRANTED' || !consent.terms)
+      return `consent ${hi.consent.id} is ${consent?.status ?? 'unknown'}`;
+    if (now >= consent.terms.dataEraseAt) return 'consent has expired';
+    if (addressed && addressed !== consent.terms.hip) return `consent ${hi.consent.id} is not for HIP ${addressed}`;
+    return (
+      keyMaterialRefusal(hi.keyMaterial, now) ??
+      (orderedRange(hi.dateRange) ? undefined : 'dateRange.from is after dateRange.to') ??
+      transfers.destinationRefusal(hi.dataPushUrl)
+    );
+  };
+
+  const hiRequest = (dialect: Dialect) => async (c: Context<AppEnv>) => {
     if (!gateway.configured)
       throw fail('unavailable', 'not-supported', 'The ABDM gateway is not configured (GATEWAY_BASE_URL)');
-    const req = await readJsonBody(c, HiRequest, config, 'a JSON health-information request');
+    const req =
+      dialect === 'v3'
+        ? await readJsonBody(c, HiRequestV3, config, 'a JSON health-information request')
+        : await readJsonBody(c, HiRequest, config, 'a JSON health-information request');
+    const requestId = inboundRequestId(c, dialect, req);
     const hi = req.hiRequest;
-
-    // Refusals that need no transaction: the request is acknowledged as ERRORED.
-    const now = clock();
+    const addressed = hipHeader(c);
     const consent = await consents.get(hi.consent.id);
-    let refusal: string | undefined;
-    if (!consent || consent.status !== 'GRANTED' || !consent.terms)
-      refusal = `consent ${hi.consent.id} is ${consent?.status ?? 'unknown'}`;
-    else if (now >= consent.terms.dataEraseAt) refusal = 'consent has expired';
-    else if (now >= abdmInstant(hi.keyMaterial.dhPublicKey.expiry)) refusal = 'key material has expired';
-    else if (!orderedRange(hi.dateRange)) refusal = 'dateRange.from is after dateRange.to';
-    else {
-      try {
-        parsePublicKey(hi.keyMaterial.dhPublicKey.keyValue);
-      } catch {
-        refusal = 'dhPublicKey.keyValue is not a Curve25519 public key';
-      }
+    const input: HiRequestInput = {
+      requestId,
+      transactionId: req.transactionId,
+      consentId: hi.consent.id,
+      dateRange: hi.dateRange,
+      dataPushUrl: hi.dataPushUrl,
+      keyMaterial: hi.keyMaterial,
+      dialect,
+      hip: addressed,
+    };
+    const accepted = await transfers.accept(input, consent, refusalOf(hi, consent, addressed));
+    const tx = accepted.outcome === 'conflict' ? undefined : accepted.tx;
+    const refusal =
+      accepted.outcome === 'conflict' ? accepted.reason : tx!.refused ? (tx!.error ?? 'refused') : undefined;
+
+    try {
+      await audit.append({
+        action: 'health-information.request',
+        outcome: refusal ? 'refused' : 'success',
+        status: 202,
+        actor: actorOf(c),
+        consentId: hi.consent.id,
+        purpose: consent?.terms?.purpose ?? null,
+        reason: (
+          refusal ?? `transaction ${req.transactionId}${accepted.outcome === 'repeat' ? ' (repeated)' : ''}`
+        ).slice(0, 300),
+        requestId: c.var.requestId,
+      });
+    } catch (e) {
+      // Not audited, not taken: the gateway's retry of this request is taken as new.
+      if (accepted.outcome === 'new') await transfers.discard(tx!._id, tx!.fingerprint!).catch(() => undefined);
+      throw e;
     }
 
-    await audit.append({
-      action: 'health-information.request',
-      outcome: refusal ? 'refused' : 'success',
-      status: 202,
-      actor: actorOf(c),
-      consentId: hi.consent.id,
-      purpose: consent?.terms?.purpose ?? null,
-      reason: refusal ?? `transaction ${req.transactionId}`,
-      requestId: c.var.requestId,
-    });
-    const tx = refusal
-      ? undefined
-      : await transfers.accept(
-          {
-            requestId: req.requestId,
-            transactionId: req.transactionId,
-            consentId: hi.consent.id,
-            dateRange: hi.dateRange,
-            dataPushUrl: hi.dataPushUrl,
-            keyMaterial: hi.keyMaterial,
-          },
-          consent!,
-        );
-
-    // Acknowledge to the gateway, then transfer in the background.
+    // Answer the gateway (in the request's dialect, as the consent's HIP), then transfer in the background.
+    const hip = tx?.hip ?? consent?.terms?.hip ?? addressed;
     void (async () => {
       try {
         await gateway.send(
           'hiOnRequest',
-          {
-            hiRequest: { transactionId: req.transactionId, sessionStatus: refusal ? 'ERRORED' : 'ACKNOWLEDGED' },
-            ...(refusal ? { error: { code: 1000, message: refusal } } : {}),
-          },
-          { dialect: 'v0.5', inReplyTo: req.requestId },
+          refusal
+            ? abdmError(REFUSED, refusal)
+            : { hiRequest: { transactionId: req.transactionId, sessionStatus: 'ACKNOWLEDGED' } },
+          { dialect, inReplyTo: requestId, ...(hip ? { hip } : {}) },
         );
       } catch (e) {
         log.warn(
@@ -135,7 +195,10 @@ export function abdmRoutes(deps: AbdmDeps) {
       },
       202,
     );
-  });
+  };
+
+  r.post(INBOUND.hiRequest['v0.5'], allow('health-information.request', 'cm'), hiRequest('v0.5'));
+  r.post(INBOUND.hiRequest.v3, allow('health-information.request', 'cm'), hiRequest('v3'));
 
   r.get('/admin/health-information/transactions/:id', allow('health-information.read', 'admin'), async (c) => {
     const tx = await transfers.describe(c.req.param('id').slice(0, 128));

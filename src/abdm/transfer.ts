@@ -19,9 +19,25 @@
  * taken (it stalled past the expiry) stops at its next save. So no page and
  * no notify is sent by two processes, except after a lease expired under a
  * stalled process (then at most the page it was sending).
+ *
+ * Answers go in the dialect of the request (dialect.ts): the transaction
+ * keeps it, and the notify uses it. A refused request is recorded too, as a
+ * FAILED transaction, so that its notify is sent (and resumed) like any
+ * other's. Requests are deduplicated: one transaction per request id (a
+ * unique index), and each transaction keeps a fingerprint of the request it
+ * was made for; the same request again is a repeat (answered again, nothing
+ * pushed again), a different one under a used transaction or request id is a
+ * conflict (refused, the original untouched).
+ *
+ * Once acknowledged, a transaction always ends TRANSFERRED or FAILED with a
+ * notify: any failure in the run (a record unreadable, encryption throwing,
+ * the database erring mid-way) ends it FAILED, except losing the lease, when
+ * the process that took it carries on. The push itself goes through
+ * http/outbound.ts: only to public addresses (or those HI_PUSH_ALLOWED_HOSTS
+ * names), no redirects, at most 4 KiB of any answer read.
  */
-import { createHash } from 'node:crypto';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Histogram } from 'prom-client';
 import { type Engine, detectEngine, guardedUpdate } from '../db/engine.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
@@ -32,15 +48,27 @@ import { encrypt, generateKeyMaterial } from './fidelius.js';
 import { abdmInstant } from '../fhir/datetime.js';
 import type { Repositories, PushRepository } from '../records/repository.js';
 import { type GatewayClient, sleep } from './gateway.js';
+import type { Dialect } from './dialect.js';
+import { isDuplicateKey } from '../db/mongo.js';
+import { hiTransferSeconds } from '../http/metrics.js';
+import { type OutboundPolicy, OutboundRefused, checkDestination, postJson, pushPolicy } from '../http/outbound.js';
 
 export type SessionStatus = 'ACKNOWLEDGED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FAILED';
 export type HiStatus = 'DELIVERED' | 'ERRORED';
 
 export interface HiTransaction {
   _id: string; // transactionId
+  /** The id of the request that made it (unique: one transaction per request). */
   requestId: string;
+  /** The dialect of that request, which its answers use; absent on transactions stored before v3: v0.5. */
+  dialect?: Dialect;
+  /** A hash of what was requested (consent, dateRange, dataPushUrl, key material), to tell a repeat from a change. */
+  fingerprint?: string;
+  /** The request was refused (its on-request was an error): recorded FAILED so that its notify is sent. */
+  refused?: boolean;
   consentId: string;
-  hip: string;
+  /** The HIP the notify is from: the consent's, or the one the gateway addressed; null when neither is known. */
+  hip: string | null;
   dateRange: { from: Date; to: Date };
   dataPushUrl: string;
   requester: { publicKey: string; nonce: string; expiry: Date };
@@ -66,10 +94,42 @@ export interface HiRequestInput {
   consentId: string;
   dateRange: { from: string; to: string };
   dataPushUrl: string;
-  keyMaterial: { dhPublicKey: { expiry: string; keyValue: string }; nonce: string };
+  keyMaterial: {
+    cryptoAlg?: string;
+    curve?: string;
+    dhPublicKey: { expiry: string; parameters?: string; keyValue: string };
+    nonce: string;
+  };
+  /** The dialect of the request, which its answers use (default v0.5). */
+  dialect?: Dialect;
+  /** The HIP the gateway addressed (X-HIP-ID): the notify's sender when the consent names none. */
+  hip?: string;
+}
+
+/** What became of a request: a new transaction, a repeat of one, or a conflict with one (refused; nothing stored). */
+export type Accepted = { outcome: 'new' | 'repeat'; tx: HiTransaction } | { outcome: 'conflict'; reason: string };
+
+/** The request's fingerprint: everything that decides what is pushed where, and how it is encrypted. */
+export function fingerprintOf(input: HiRequestInput): string {
+  const k = input.keyMaterial;
+  const fields = [
+    input.consentId,
+    input.dateRange.from,
+    input.dateRange.to,
+    input.dataPushUrl,
+    k.cryptoAlg ?? 'ECDH',
+    k.curve ?? 'Curve25519',
+    k.dhPublicKey.expiry,
+    k.dhPublicKey.parameters ?? null,
+    k.dhPublicKey.keyValue,
+    k.nonce,
+  ];
+  return createHash('sha256').update(JSON.stringify(fields)).digest('base64url');
 }
 
 const FINAL: SessionStatus[] = ['TRANSFERRED', 'FAILED']; // resume() skips these once notified
+/** When a run that failed is tried again (retryLater). */
+const RETRY_DELAYS_MS = [5_000, 30_000, 120_000, 600_000, 1_800_000];
 
 export interface TransferOptions {
   /** What the database guarantees; detected from `db` when not given. */
@@ -78,6 +138,10 @@ export interface TransferOptions {
   leaseMs?: number;
   /** This process's lease owner id (default: random, per HiTransfers; main.ts makes one per process). */
   owner?: string;
+  /** Where the push may go (http/outbound.ts); default: from the configuration (pushPolicy). */
+  pushPolicy?: OutboundPolicy;
+  /** Transfer durations by outcome; default: the process's histogram (http/metrics.ts). */
+  transferSeconds?: Histogram<'outcome'>;
 }
 
 /** This process's lease on a transaction is gone (it expired and another process took it): that process carries on. */
@@ -87,10 +151,16 @@ export class HiTransfers {
   readonly transactions: Collection<HiTransaction>;
   /** Transactions this process runs: whether it got the lease, and the run. */
   private running = new Map<string, { claimed: Promise<boolean>; done: Promise<void> }>();
+  /** Runs tried again after a failure (retryLater), and how often so far. */
+  private retries = new Map<string, number>();
   /** This process's lease owner id. */
   readonly owner: string;
   private readonly leaseMs: number;
   private engineOnce?: Promise<Engine>;
+  private indexed?: Promise<void>;
+  /** Where the push may go. */
+  readonly pushPolicy: OutboundPolicy;
+  private readonly transferSeconds: Histogram<'outcome'>;
 
   constructor(
     db: Db,
@@ -107,17 +177,97 @@ export class HiTransfers {
     this.owner = opts.owner ?? randomUUID();
     this.leaseMs = opts.leaseMs ?? 60_000;
     this.engine = () => (this.engineOnce ??= opts.engine ? Promise.resolve(opts.engine) : detectEngine(db));
+    this.pushPolicy = opts.pushPolicy ?? pushPolicy(config);
+    this.transferSeconds = opts.transferSeconds ?? hiTransferSeconds;
   }
 
-  /** Records a new transaction (idempotent per transactionId). */
-  async accept(input: HiRequestInput, consent: ConsentDoc): Promise<HiTransaction> {
+  /**
+   * The unique request id index (once per HiTransfers; main.ts and the tests need not call it). Transactions stored
+   * before it may share a request id: then the index is not made, the lookups in accept() still deduplicate.
+   */
+  ensureIndexes(): Promise<void> {
+    return (this.indexed ??= this.transactions.createIndex({ requestId: 1 }, { unique: true, name: 'request_id' }).then(
+      () => undefined,
+      (e: Error) => {
+        this.indexed = undefined; // tried again next time
+        this.log.warn({ err: e.message.slice(0, 200) }, 'hi_transactions: unique request id index not made');
+      },
+    ));
+  }
+
+  /** Why the push may not go to this URL, as far as can be told before resolving its name (http/outbound.ts). */
+  destinationRefusal(dataPushUrl: string): string | undefined {
+    const d = checkDestination(dataPushUrl, this.pushPolicy);
+    return d.ok ? undefined : d.reason;
+  }
+
+  /**
+   * Takes a request: a repeat of a known one (same transaction, same request) is that transaction again; a used
+   * request id under another transaction, or a used transaction with a different request, is a conflict (nothing is
+   * stored or changed); else a new transaction: ACKNOWLEDGED, or FAILED when `refusal` says why it is refused.
+   */
+  async accept(input: HiRequestInput, consent: ConsentDoc | null, refusal?: string): Promise<Accepted> {
+    await this.ensureIndexes();
+    const fingerprint = fingerprintOf(input);
+    const why =
+      refusal ?? (consent?.terms ? undefined : `consent ${input.consentId} is ${consent?.status ?? 'unknown'}`);
+    for (let attempt = 0; ; attempt++) {
+      const known = await this.known(input, fingerprint);
+      if (known) return known;
+      const tx = this.transaction(input, consent, fingerprint, why);
+      try {
+        await this.transactions.insertOne(tx);
+        return { outcome: 'new', tx };
+      } catch (e) {
+        if (!isDuplicateKey(e) || attempt >= 2) throw e; // a racing twin won: what it stored decides
+      }
+    }
+  }
+
+  /** A repeat of, or a conflict with, a transaction already stored; undefined when the request is new. */
+  private async known(input: HiRequestInput, fingerprint: string): Promise<Accepted | undefined> {
+    const [byTx, byRequest] = await Promise.all([
+      this.transactions.findOne({ _id: input.transactionId }),
+      this.transactions.findOne({ requestId: input.requestId }, { projection: { _id: 1 } }),
+    ]);
+    if (byRequest && byRequest._id !== input.transactionId)
+      return {
+        outcome: 'conflict',
+        reason: `request ${input.requestId.slice(0, 128)} was already made for another transaction`,
+      };
+    if (!byTx) return undefined;
+    const same = byTx.fingerprint
+      ? byTx.fingerprint === fingerprint
+      : // stored before fingerprints: compare what it kept
+        byTx.consentId === input.consentId &&
+        byTx.dataPushUrl === input.dataPushUrl &&
+        byTx.requester.publicKey === input.keyMaterial.dhPublicKey.keyValue &&
+        byTx.requester.nonce === input.keyMaterial.nonce;
+    return same
+      ? { outcome: 'repeat', tx: byTx }
+      : {
+          outcome: 'conflict',
+          reason: `transaction ${input.transactionId.slice(0, 128)} exists for a different request (consent, dateRange, dataPushUrl or key material changed)`,
+        };
+  }
+
+  private transaction(
+    input: HiRequestInput,
+    consent: ConsentDoc | null,
+    fingerprint: string,
+    refusal: string | undefined,
+  ): HiTransaction {
     const now = this.clock();
-    const key = generateKeyMaterial();
-    const tx: HiTransaction = {
+    const careContexts = [...(consent?.terms?.careContexts ?? [])];
+    const key = refusal ? undefined : generateKeyMaterial();
+    return {
       _id: input.transactionId,
       requestId: input.requestId,
-      consentId: consent._id,
-      hip: consent.terms!.hip,
+      dialect: input.dialect ?? 'v0.5',
+      fingerprint,
+      ...(refusal ? { refused: true } : {}),
+      consentId: input.consentId,
+      hip: consent?.terms?.hip ?? input.hip ?? null,
       dateRange: { from: abdmInstant(input.dateRange.from, 'start'), to: abdmInstant(input.dateRange.to, 'end') },
       dataPushUrl: input.dataPushUrl,
       requester: {
@@ -125,26 +275,33 @@ export class HiTransfers {
         nonce: input.keyMaterial.nonce,
         expiry: abdmInstant(input.keyMaterial.dhPublicKey.expiry),
       },
-      sender: { privateKey: key.privateKey, publicKey: key.x509PublicKey, nonce: key.nonce },
-      status: 'ACKNOWLEDGED',
-      consentCareContexts: [...consent.terms!.careContexts],
+      ...(key ? { sender: { privateKey: key.privateKey, publicKey: key.x509PublicKey, nonce: key.nonce } } : {}),
+      status: refusal ? 'FAILED' : 'ACKNOWLEDGED',
+      consentCareContexts: careContexts,
       recordIds: [],
       pageCount: 0,
       pagesSent: 0,
-      careContexts: {},
-      error: null,
+      careContexts: refusal ? Object.fromEntries(careContexts.map((cc) => [cc, 'ERRORED' as const])) : {},
+      error: refusal ?? null,
       notified: false,
       createdAt: now,
       updatedAt: now,
     };
-    try {
-      await this.transactions.insertOne(tx);
-      return tx;
-    } catch (e) {
-      const existing = await this.transactions.findOne({ _id: input.transactionId });
-      if (existing) return existing;
-      throw e;
-    }
+  }
+
+  /**
+   * Forgets a transaction accept() just made, before anything was done with it (its request could not be audited, so
+   * it is answered 503 and taken when the gateway sends it again).
+   */
+  async discard(id: string, fingerprint: string): Promise<void> {
+    await this.transactions.deleteOne({
+      _id: id,
+      fingerprint,
+      notified: false,
+      pagesSent: 0,
+      lease: { $exists: false },
+      status: { $in: ['ACKNOWLEDGED', 'FAILED'] },
+    });
   }
 
   private engine: () => Promise<Engine>;
@@ -190,11 +347,13 @@ export class HiTransfers {
       .catch((e) => {
         if (e instanceof LeaseLost)
           this.log.warn({ transactionId: id }, 'health-information transfer lease lost; another process carries on');
-        else
+        else {
           this.log.error(
             { transactionId: id, err: (e as Error).message.slice(0, 200) },
-            'health-information transfer failed',
+            'health-information transfer failed; trying again later',
           );
+          this.retryLater(id);
+        }
       })
       .finally(() => this.running.delete(id));
     const job = { claimed, done };
@@ -202,8 +361,23 @@ export class HiTransfers {
     return job;
   }
 
+  /**
+   * A run that stopped on a failure it could not record (the gateway or the database unreachable for the notify, or
+   * for the FAILED write) is tried again a few times with growing delays; resume() at the next start covers the rest.
+   */
+  private retryLater(id: string): void {
+    const n = this.retries.get(id) ?? 0;
+    if (n >= RETRY_DELAYS_MS.length) {
+      this.retries.delete(id);
+      return;
+    }
+    this.retries.set(id, n + 1);
+    setTimeout(() => void this.run(id), RETRY_DELAYS_MS[n]).unref();
+  }
+
   /** Resumes every transaction left unfinished whose lease is free or expired; the number taken. */
   async resume(): Promise<number> {
+    await this.ensureIndexes();
     const open = await this.transactions
       .find({ $or: [{ status: { $nin: FINAL } }, { notified: false }] }, { projection: { _id: 1 } })
       .toArray();
@@ -265,9 +439,51 @@ export class HiTransfers {
   private async execute(id: string): Promise<void> {
     let tx = await this.transactions.findOne({ _id: id });
     if (!tx) return;
-    if (tx.status === 'ACKNOWLEDGED') tx = await this.start(tx);
-    if (tx.status === 'TRANSFERRING') tx = await this.push(tx);
+    try {
+      if (tx.status === 'ACKNOWLEDGED') tx = await this.start(tx);
+      if (tx.status === 'TRANSFERRING') tx = await this.push(tx);
+    } catch (e) {
+      if (e instanceof LeaseLost) throw e; // the process that took the lease carries on
+      tx = await this.abort(id, e as Error);
+    }
     if (!tx.notified) await this.notify(tx);
+    this.retries.delete(id);
+  }
+
+  /**
+   * Ends a transaction FAILED after an unexpected failure in its run: every care context with a record not yet
+   * pushed (all of the consent's, before the selection) is ERRORED. The error is named by its kind only: its message
+   * may quote a record.
+   */
+  private async abort(id: string, e: Error): Promise<HiTransaction> {
+    const kind = (e?.name ?? 'Error').slice(0, 60);
+    this.log.error(
+      {
+        transactionId: id,
+        err: {
+          name: kind,
+          code: (e as { code?: unknown })?.code,
+          message: e instanceof SyntaxError ? undefined : e?.message?.slice(0, 200),
+        },
+      },
+      'health-information transfer failed unexpectedly; ending it FAILED',
+    );
+    const tx = (await this.transactions.findOne({ _id: id }))!;
+    if (tx.status === 'TRANSFERRED' || tx.status === 'FAILED') return tx; // it ended before the failure
+    const careContexts = { ...tx.careContexts };
+    const errored = (cc: string) => (careContexts[cc] = 'ERRORED');
+    if (tx.status === 'TRANSFERRING') {
+      const rest = tx.recordIds.slice(tx.pagesSent * this.config.HI_PAGE_SIZE);
+      try {
+        const docs = await this.records.current
+          .find({ _id: { $in: rest } }, { projection: { careContext: 1 } })
+          .toArray();
+        for (const d of docs) errored(d.careContext);
+      } catch {
+        for (const cc of tx.consentCareContexts) if (careContexts[cc] !== 'DELIVERED') errored(cc);
+      }
+    } else for (const cc of tx.consentCareContexts) errored(cc); // failed before the selection
+    return this.finish({ ...tx, careContexts }, 'FAILED', `the transfer failed: internal error (${kind})`);
   }
 
   /** Selects the records to push, or ends the transaction when the consent is no longer live. */
@@ -330,7 +546,7 @@ export class HiTransfers {
           requesterPublicKey: tx.requester.publicKey,
         }),
         media: 'application/fhir+json',
-        checksum: createHash('md5').update(plaintext).digest('hex'),
+        checksum: createHash('md5').update(plaintext).digest('base64'), // ABDM: "base64 value of MD5"
         careContextReference: d.careContext,
       }));
       const body = {
@@ -360,24 +576,29 @@ export class HiTransfers {
     return this.finish({ ...tx, careContexts }, 'TRANSFERRED', null);
   }
 
-  /** POSTs one page with retries and exponential backoff; true or why it failed. */
+  /**
+   * POSTs one page with retries and exponential backoff (http/outbound.ts: the destination checked as it is connected
+   * to, no redirects, at most 4 KiB of the answer read); true or why it failed.
+   */
   private async deliver(url: string, body: unknown): Promise<true | string> {
+    const text = JSON.stringify(body);
     let why = '';
     for (let attempt = 0; attempt < this.config.HI_PUSH_ATTEMPTS; attempt++) {
       if (attempt > 0) await sleep(this.config.HI_PUSH_BACKOFF_MS * 2 ** (attempt - 1));
       try {
-        const res = await fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(this.config.HI_PUSH_TIMEOUT_MS),
-        });
-        await res.arrayBuffer().catch(() => undefined);
-        if (res.ok) return true;
-        why = `dataPushUrl answered HTTP ${res.status}`;
-        // the viewer refused: retrying will not help
+        const res = await postJson(url, text, { policy: this.pushPolicy, timeoutMs: this.config.HI_PUSH_TIMEOUT_MS });
+        if (res.status >= 200 && res.status < 300) return true;
+        why =
+          res.status >= 300 && res.status < 400
+            ? `dataPushUrl answered HTTP ${res.status} (a redirect: not followed)`
+            : `dataPushUrl answered HTTP ${res.status}`;
+        // the viewer refused (or redirected): retrying will not help
         if (res.status < 500 && res.status !== 408 && res.status !== 429) break;
       } catch (e) {
+        if (e instanceof OutboundRefused) {
+          why = `dataPushUrl refused: ${e.message.slice(0, 200)}`;
+          break;
+        }
         why = `dataPushUrl unreachable: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (e as Error).message.slice(0, 100)}`;
       }
     }
@@ -387,15 +608,24 @@ export class HiTransfers {
   /** Records the session's end and the care contexts' statuses in one write, dropping the private key. */
   private async finish(tx: HiTransaction, status: SessionStatus, error: string | null): Promise<HiTransaction> {
     await this.save(tx._id, { status, error, careContexts: tx.careContexts }, { sender: '' });
-    this.log.info({ transactionId: tx._id, status }, 'health-information transfer finished');
+    const seconds = Math.max(0, (this.clock().getTime() - tx.createdAt.getTime()) / 1000);
+    this.transferSeconds.observe({ outcome: status }, seconds);
+    this.log.info({ transactionId: tx._id, status, seconds }, 'health-information transfer finished');
     return (await this.transactions.findOne({ _id: tx._id }))!;
   }
 
+  /** Tells the gateway how the session ended, in the request's dialect, from the HIP the consent names. */
   private async notify(tx: HiTransaction): Promise<void> {
+    if (!tx.hip) {
+      // Neither a consent nor the gateway named a HIP (X-HIP-ID): there is no one to notify as.
+      this.log.warn({ transactionId: tx._id }, 'health-information notify not sent: no HIP id known');
+      await this.save(tx._id, { notified: true });
+      return;
+    }
     const statusResponses = Object.entries(tx.careContexts).map(([careContextReference, hiStatus]) => ({
       careContextReference,
       hiStatus,
-      description: hiStatus === 'DELIVERED' ? 'Delivered' : (tx.error ?? 'Not delivered'),
+      description: hiStatus === 'DELIVERED' ? 'Delivered' : (tx.error ?? 'Not delivered').slice(0, 300),
     }));
     await this.gateway.send(
       'hiNotify',
@@ -408,7 +638,7 @@ export class HiTransfers {
           statusNotification: { sessionStatus: tx.status, hipId: tx.hip, statusResponses },
         },
       },
-      { dialect: 'v0.5', hip: tx.hip },
+      { dialect: tx.dialect ?? 'v0.5', hip: tx.hip },
     );
     await this.save(tx._id, { notified: true });
   }

@@ -1,9 +1,26 @@
 /**
  * Prometheus metrics: request counts and latency by route, validation
- * failures by rule, database errors. One registry per app.
+ * failures by rule, database errors, and how long health-information
+ * transfers take. One registry per app.
+ *
+ * The transfer histogram is one per process (`hiTransferSeconds`): the
+ * transfers (abdm/transfer.ts) observe it without being handed an app's
+ * Metrics, and every Metrics registry exposes it.
  */
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Issue } from '../fhir/outcome.js';
+
+/**
+ * Health-information transfers by how they ended (TRANSFERRED or FAILED): seconds from the request's acceptance to
+ * the end of the transfer. ABDM expects a transfer within 2 hours, hence buckets up to 2 h.
+ */
+export const hiTransferSeconds = new Histogram({
+  name: 'abha_vault_hi_transfer_seconds',
+  help: 'Health-information transfers by outcome: seconds from the request to the end of the transfer',
+  labelNames: ['outcome'],
+  buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200],
+  registers: [],
+});
 
 export class Metrics {
   readonly registry = new Registry();
@@ -32,7 +49,11 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** The process's transfer histogram, exposed in this registry too. */
+  readonly hiTransferSeconds = hiTransferSeconds;
+
   constructor(defaults = false) {
+    this.registry.registerMetric(hiTransferSeconds);
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 

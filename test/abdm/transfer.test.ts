@@ -9,6 +9,10 @@
  * key: what it can read must be exactly what the consent allows within the
  * requested dateRange. Faults at the viewer (down, 5xx, slow, 4xx) and a
  * revocation mid-transfer must end in a FAILED/ERRORED notify, never a silent drop.
+ *
+ * This file speaks ABDM v0.5 (GATEWAY_API_VERSION v0.5: its stand-in gateway
+ * serves /v0.5/sessions); test/abdm/hi-v3.test.ts covers v3. The viewer is on
+ * loopback, which the push refuses unless HI_PUSH_ALLOWED_HOSTS names it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -332,6 +336,10 @@ async function until<T>(what: string, f: () => T | undefined | Promise<T | undef
   }
 }
 
+/** The on-request answering a request (an error has no hiRequest, so it is found by the request id it echoes). */
+const onRequestFor = (requestId: string) =>
+  gatewayCalls.filter((c) => c.path === ON_REQUEST && c.body?.resp?.requestId === requestId);
+
 const callbacksFor = (path: string, txId: string) =>
   gatewayCalls.filter(
     (c) =>
@@ -357,6 +365,9 @@ interface Sent {
   body: any;
 }
 
+/** The viewer key's expiry unless a test says otherwise: one value, so a request built again is the same one. */
+const EXPIRY = new Date(Date.now() + 6 * 3600_000).toISOString();
+
 function hiRequestBody(txId: string, requestId: string, o: RequestOpts, viewerKey: KeyMaterial, dataPushUrl: string) {
   return {
     requestId,
@@ -370,7 +381,7 @@ function hiRequestBody(txId: string, requestId: string, o: RequestOpts, viewerKe
         cryptoAlg: 'ECDH',
         curve: 'Curve25519',
         dhPublicKey: {
-          expiry: o.expiry ?? new Date(Date.now() + 3600_000).toISOString(),
+          expiry: o.expiry ?? EXPIRY,
           parameters: 'Curve25519/32byte random key',
           keyValue: (o.keyForm ?? 'x509') === 'x509' ? viewerKey.x509PublicKey : viewerKey.publicKey,
         },
@@ -388,7 +399,7 @@ async function sendRequest(o: RequestOpts): Promise<Sent> {
   const res = await t.request('/v0.5/health-information/hip/request', {
     method: 'POST',
     as: ['cm', 'sbx'],
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', 'X-HIP-ID': HIP },
     body: JSON.stringify(hiRequestBody(txId, requestId, o, viewerKey, o.dataPushUrl ?? `${viewerUrl}/push/${txId}`)),
   });
   const body = await res.json();
@@ -466,7 +477,8 @@ function decryptPages(f: Finished, pages: any[]): Map<string, { careContext: str
         requesterPrivateKey: f.viewerKey.privateKey,
         senderPublicKey: hipKey,
       });
-      expect(e.checksum).toBe(createHash('md5').update(plaintext).digest('hex')); // README: MD5 hex of the plaintext bundle
+      // ABDM: "base64 value of MD5" of the plaintext bundle
+      expect(e.checksum).toBe(createHash('md5').update(plaintext).digest('base64'));
       const bundle = JSON.parse(plaintext);
       expect(bundle.resourceType).toBe('Bundle');
       expect(bundle.type).toBe('document');
@@ -511,6 +523,9 @@ beforeAll(async () => {
     HI_PUSH_ATTEMPTS: '3',
     HI_PUSH_BACKOFF_MS: '50',
     HI_PUSH_TIMEOUT_MS: '500',
+    GATEWAY_API_VERSION: 'v0.5', // the stand-in gateway above serves the v0.5 session only
+    HI_PUSH_ALLOWED_HOSTS: '127.0.0.1', // the viewer (and the port nothing listens on) are on loopback
+    HIP_INITIATED_LINKING: 'false', // uploads here need not notify the gateway
   });
   patient = g.patient();
   stranger = g.patient();
@@ -866,6 +881,64 @@ describe('state changes during a transfer', () => {
   });
 });
 
+describe('the same request id or transaction again (v0.5)', () => {
+  it('the same request id under a new transaction id: refused, nothing pushed again, the original untouched', async () => {
+    const consentId = await grant();
+    const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
+    await until('saved as notified, the lease released', async () => {
+      const tx = await t.transfers.transactions.findOne({ _id: f.txId });
+      return tx?.notified && !tx.lease ? true : undefined;
+    });
+    const before = await t.transfers.transactions.findOne({ _id: f.txId });
+    const attempts = f.log.attempts.length;
+    const txId = uuidv4();
+    const res = await t.request('/v0.5/health-information/hip/request', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json', 'X-HIP-ID': HIP },
+      body: JSON.stringify(hiRequestBody(txId, f.requestId, { consentId }, f.viewerKey, `${viewerUrl}/push/${txId}`)),
+    });
+    expect(await res.json()).toMatchObject({ status: 'ERRORED', reason: expect.stringMatching(/another transaction/) });
+    const answers = await until(
+      'the second on-request',
+      () => onRequestFor(f.requestId)[1] && onRequestFor(f.requestId),
+    );
+    expect(answers[1].body.error.message).toMatch(/another transaction/);
+    expect(answers[1].body.hiRequest).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(logOf(txId).attempts).toHaveLength(0);
+    expect(f.log.attempts).toHaveLength(attempts);
+    expect(callbacksFor(NOTIFY, txId)).toHaveLength(0);
+    expect(callbacksFor(NOTIFY, f.txId)).toHaveLength(1);
+    expect(await t.transfers.transactions.findOne({ _id: txId })).toBeNull();
+    expect(await t.transfers.transactions.findOne({ _id: f.txId })).toEqual(before);
+  });
+
+  it('the same transaction with a new dataPushUrl: refused, the original untouched', async () => {
+    const consentId = await grant();
+    const f = await transfer({ consentId, behaviour: { kind: 'ok' } });
+    await until('saved as notified, the lease released', async () => {
+      const tx = await t.transfers.transactions.findOne({ _id: f.txId });
+      return tx?.notified && !tx.lease ? true : undefined;
+    });
+    const before = await t.transfers.transactions.findOne({ _id: f.txId });
+    const requestId = uuidv4();
+    const res = await t.request('/v0.5/health-information/hip/request', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json', 'X-HIP-ID': HIP },
+      body: JSON.stringify(hiRequestBody(f.txId, requestId, { consentId }, f.viewerKey, `${viewerUrl}/push/elsewhere`)),
+    });
+    expect(await res.json()).toMatchObject({ status: 'ERRORED', reason: expect.stringMatching(/different request/) });
+    const answer = await until('on-request', () => onRequestFor(requestId)[0]);
+    expect(answer.body.error.message).toMatch(/different request/);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(logOf('elsewhere').attempts).toHaveLength(0);
+    expect(callbacksFor(NOTIFY, f.txId)).toHaveLength(1);
+    expect(await t.transfers.transactions.findOne({ _id: f.txId })).toEqual(before);
+  });
+});
+
 describe('resuming after a restart', () => {
   async function accepted(consentId: string): Promise<{ txId: string; viewerKey: KeyMaterial }> {
     const txId = uuidv4();
@@ -948,30 +1021,88 @@ describe('refusals', () => {
     expect(sent.res.status).toBe(202);
     expect(sent.body).toMatchObject({ transactionId: sent.txId, status: 'ERRORED' });
     expect(sent.body.reason).toMatch(reason);
-    const onRequest = await until('on-request (refused)', () => callbacksFor(ON_REQUEST, sent.txId)[0]);
+    const onRequest = await until('on-request (refused)', () => onRequestFor(sent.requestId)[0]);
     expectGatewayHeaders(onRequest);
-    expect(onRequest.body.hiRequest).toEqual({ transactionId: sent.txId, sessionStatus: 'ERRORED' });
+    // ABDM's sessionStatus is only ever ACKNOWLEDGED: a refusal is an error object, without hiRequest
+    expect(onRequest.body.hiRequest).toBeUndefined();
     expect(onRequest.body.resp).toEqual({ requestId: sent.requestId });
-    expect(onRequest.body.error?.message).toMatch(reason);
-    // the on-request is the last thing a refusal does: nothing was or will be pushed
+    expect(onRequest.body.error).toEqual({ code: expect.anything(), message: expect.stringMatching(reason) });
+    // then a notify FAILED (the consent's care contexts ERRORED, when its terms are still known); nothing pushed
+    const notify = await until('notify (refused)', () => callbacksFor(NOTIFY, sent.txId)[0]);
+    expectGatewayHeaders(notify);
+    expect(onRequest.seq).toBeLessThan(notify.seq);
+    expect(notify.body.notification).toMatchObject({
+      consentId: o.consentId,
+      transactionId: sent.txId,
+      notifier: { type: 'HIP', id: HIP },
+      statusNotification: { sessionStatus: 'FAILED', hipId: HIP },
+    });
     expect(logOf(sent.txId).attempts).toHaveLength(0);
-    expect(callbacksFor(NOTIFY, sent.txId)).toHaveLength(0);
-    expect((await adminView(sent.txId)).status).toBe(404);
+    // recorded as a FAILED transaction (so that its notify resumes like any other's)
+    const tx = await until('refusal saved as notified', async () => {
+      const a = await adminView(sent.txId);
+      return a.status === 200 && JSON.parse(a.text).notified ? JSON.parse(a.text) : undefined;
+    });
+    expect(tx).toMatchObject({ status: 'FAILED', refused: true, pagesSent: 0 });
+    expect(tx.error).toMatch(reason);
+    expect(callbacksFor(NOTIFY, sent.txId)).toHaveLength(1);
+    return { sent, notify };
   }
 
-  it('a revoked consent: 202 ERRORED, on-request ERRORED, nothing pushed', async () => {
+  it('a revoked consent: 202 ERRORED, on-request error, notify FAILED (terms erased: no care contexts), nothing pushed', async () => {
     const consentId = await grant();
     await revoke(consentId);
-    await refused({ consentId }, /REVOKED/);
+    const { notify } = await refused({ consentId }, /REVOKED/);
+    expect(statusesOf(notify)).toEqual({});
   });
 
-  it('an unknown consent: 202 ERRORED, on-request ERRORED, nothing pushed', async () => {
-    await refused({ consentId: uuidv4() }, /unknown/);
+  it('an unknown consent: 202 ERRORED, on-request error, notify FAILED without care contexts, nothing pushed', async () => {
+    const { notify } = await refused({ consentId: uuidv4() }, /unknown/);
+    expect(statusesOf(notify)).toEqual({});
   });
 
-  it('expired key material: 202 ERRORED, on-request ERRORED, nothing pushed', async () => {
+  it('expired key material: 202 ERRORED, on-request error, notify FAILED with the care contexts ERRORED', async () => {
     const consentId = await grant();
-    await refused({ consentId, expiry: new Date(Date.now() - 60_000).toISOString() }, /key material has expired/);
+    const { notify } = await refused(
+      { consentId, expiry: new Date(Date.now() - 60_000).toISOString() },
+      /key material has expired/,
+    );
+    expect(statusesOf(notify)).toEqual({ 'CC-A': 'ERRORED', 'CC-B': 'ERRORED', 'CC-C': 'ERRORED' });
+  });
+
+  it('a nonce that is not 32 bytes ("AAAA") is refused before acknowledging', async () => {
+    const consentId = await grant();
+    const key = { ...generateKeyMaterial(), nonce: 'AAAA' };
+    await refused({ consentId, viewerKey: key }, /nonce is not base64 of exactly 32 bytes/);
+  });
+
+  it('a dataPushUrl on loopback not named by HI_PUSH_ALLOWED_HOSTS is refused before acknowledging', async () => {
+    const consentId = await grant();
+    const port = new URL(viewerUrl).port;
+    const { sent } = await refused({ consentId, dataPushUrl: `http://localhost:${port}/push/lh` }, /loopback name/);
+    expect(logOf('lh').attempts).toHaveLength(0);
+    expect(sent.body.reason).not.toMatch(/push\/lh/); // the reason names the host, not the URL
+  });
+
+  it('a request for a consent of another HIP than the one addressed is refused', async () => {
+    const consentId = await grant();
+    const txId = uuidv4();
+    const requestId = uuidv4();
+    const res = await t.request('/v0.5/health-information/hip/request', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: { 'Content-Type': 'application/json', 'X-HIP-ID': 'HIP-OTHER' },
+      body: JSON.stringify(
+        hiRequestBody(txId, requestId, { consentId }, generateKeyMaterial(), `${viewerUrl}/push/${txId}`),
+      ),
+    });
+    expect(await res.json()).toMatchObject({
+      status: 'ERRORED',
+      reason: expect.stringMatching(/not for HIP HIP-OTHER/),
+    });
+    const notify = await until('notify (other HIP)', () => callbacksFor(NOTIFY, txId)[0]);
+    expect(notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
+    expect(logOf(txId).attempts).toHaveLength(0);
   });
 
   it('a dateRange with from after to is refused', async () => {

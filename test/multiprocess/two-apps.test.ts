@@ -84,6 +84,7 @@ beforeAll(async () => {
     GATEWAY_BASE_URL: gw.url,
     GATEWAY_CLIENT_ID: 'abha-vault',
     GATEWAY_CLIENT_SECRET: 's3cret',
+    HI_PUSH_ALLOWED_HOSTS: '127.0.0.1', // the stand-in viewer is on loopback
     LINK_OTP_MAX_ATTEMPTS: String(MAX_ATTEMPTS),
     HI_PAGE_SIZE: '1',
     RATE_LIMIT_PER_MINUTE: '0',
