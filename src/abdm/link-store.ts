@@ -4,7 +4,9 @@
  * hash, its expiry and attempts), and the link/init counters, plus the care
  * contexts they link. Every write that must hold across server processes is
  * an insert (the unique _id decides) or a guarded write (db/engine.ts): the
- * attempt counter, each status change, and each care context's link.
+ * attempt counter, each status change, and each care context's link. What an
+ * ABHA address leaves here is forgotten when it is deactivated or deleted
+ * (forgetPatient, unlinkPatient; abdm/patient-status.ts).
  */
 import { type CounterDoc, countOne } from '../db/counter.js';
 import type { Collection, Db } from 'mongodb';
@@ -29,6 +31,8 @@ export interface LinkRequestDoc {
   status: 'PENDING' | 'LINKED' | 'FAILED';
   /** Why a request failed other than by its code (e.g. the code could not be delivered). */
   failure?: string;
+  /** The patient reference the care contexts are linked under (what discovery returned); absent in older requests. */
+  patientReference?: string;
   createdAt: Date;
 }
 
@@ -48,6 +52,7 @@ export interface DiscoveryDoc {
   expiresAt: Date;
 }
 
+const LINK_REQUESTS = 'link_requests';
 const DISCOVERIES = 'link_discoveries';
 const INIT_USAGE = 'link_init_usage';
 const HOUR_MS = 3_600_000;
@@ -79,7 +84,7 @@ export class LinkStore {
     private config: Config,
     private log: Log,
   ) {
-    this.links = db.collection<LinkRequestDoc>('link_requests');
+    this.links = db.collection<LinkRequestDoc>(LINK_REQUESTS);
     this.discoveries = db.collection<DiscoveryDoc>(DISCOVERIES);
     this.initUsage = db.collection<CounterDoc>(INIT_USAGE);
   }
@@ -154,10 +159,12 @@ export class LinkStore {
    * across every server process; LINKED is guarded on PENDING, and each care
    * context is linked only if not linked yet.
    */
-  async confirm(linkRefNumber: string, token: string, now: Date): Promise<ConfirmOutcome> {
+  async confirm(linkRefNumber: string, token: string, now: Date, provider?: string): Promise<ConfirmOutcome> {
     const max = this.config.LINK_OTP_MAX_ATTEMPTS;
     const found = await this.links.findOne({ _id: linkRefNumber });
-    if (!found) return { ok: false, why: 'unknown link reference' };
+    // A confirmation addressed to another provider (X-HIP-ID) is not this request's: nothing is counted.
+    if (!found || (provider !== undefined && found.provider !== provider))
+      return { ok: false, why: 'unknown link reference' };
     if (found.status !== 'PENDING') return { ok: false, why: `link request is ${found.status}`, link: found };
     if (now >= found.expiresAt) {
       await this.fail(found._id);
@@ -204,4 +211,92 @@ export class LinkStore {
     );
     return { ok: true, link };
   }
+
+  /**
+   * Takes back a link just made (LINKED → FAILED, guarded on LINKED; each care context unlinked only if this request
+   * linked it): the patient's ABHA address was deactivated or deleted while it was being confirmed.
+   */
+  async undo(link: LinkRequestDoc, failure: string): Promise<void> {
+    await guardedUpdate(
+      this.engine,
+      this.links,
+      link._id,
+      { status: 'LINKED' },
+      { $set: { status: 'FAILED', failure } },
+    );
+    await Promise.all(
+      link.careContextIds.map((ccId) =>
+        guardedUpdate(
+          this.engine,
+          this.records.careContexts,
+          ccId,
+          { 'linked.linkRefNumber': link._id },
+          { $unset: { linked: '' } },
+        ),
+      ),
+    );
+  }
+
+  /**
+   * Forgets what linking keeps of one ABHA address (lower case; abdm/patient-status.ts): its link requests (every
+   * status) and the discovery records it asked for or was returned as the reference of; with `counters`, also its
+   * link/init counters. The care contexts are unlinkPatient's.
+   */
+  async forgetPatient(
+    address: string,
+    opts: { counters?: boolean } = {},
+  ): Promise<{ linkRequests: number; discoveries: number; counters: number }> {
+    const [links, discoveries, counters] = await Promise.all([
+      this.links.deleteMany({ abhaAddress: address }),
+      this.discoveries.deleteMany({ $or: [{ patientId: address }, { patientReference: address }] }),
+      opts.counters
+        ? // Counter ids are `${hip}|${address}|${hour}` (countInit); a facility id has no '|'.
+          this.initUsage.deleteMany({ _id: { $regex: `^[^|]*\\|${escapeRegex(address)}\\|` } })
+        : Promise.resolve({ deletedCount: 0 }),
+    ]);
+    return { linkRequests: links.deletedCount, discoveries: discoveries.deletedCount, counters: counters.deletedCount };
+  }
+
+  /**
+   * Takes one ABHA address off the care contexts: unlinks those linked to it, and sets abhaAddress null where it is
+   * their stored address (discovery by it then finds nothing; an ABHA number they carry still finds them). Each
+   * write is guarded on the address still being there.
+   */
+  async unlinkPatient(address: string): Promise<{ unlinked: number; unkeyed: number; careContextIds: string[] }> {
+    const docs = await this.records.careContexts
+      .find(
+        { $or: [{ abhaAddress: address }, { 'linked.abhaAddress': address }] },
+        { projection: { _id: 1, abhaAddress: 1, linked: 1 } },
+      )
+      .toArray();
+    const results = await Promise.all(
+      docs.map(async (d) => ({
+        unlinked:
+          d.linked?.abhaAddress === address &&
+          (await guardedUpdate(
+            this.engine,
+            this.records.careContexts,
+            d._id,
+            { 'linked.abhaAddress': address },
+            { $unset: { linked: '' } },
+          )),
+        unkeyed:
+          d.abhaAddress === address &&
+          (await guardedUpdate(
+            this.engine,
+            this.records.careContexts,
+            d._id,
+            { abhaAddress: address },
+            { $set: { abhaAddress: null } },
+          )),
+      })),
+    );
+    return {
+      unlinked: results.filter((r) => r.unlinked).length,
+      unkeyed: results.filter((r) => r.unkeyed).length,
+      careContextIds: docs.map((d) => d._id),
+    };
+  }
 }
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

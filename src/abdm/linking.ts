@@ -1,7 +1,26 @@
 /**
- * Care-context discovery and linking routes, answered to the gateway by
- * callback. What they keep is in link-store.ts, the one-time codes in
- * link-codes.ts, their delivery in otp-delivery.ts.
+ * Care-context discovery and linking routes (user-initiated linking), in both
+ * of ABDM's dialects (dialect.ts: INBOUND.discover, linkInit, linkConfirm),
+ * answered to the gateway by callback in the dialect of the request. One
+ * handler per function serves both: each dialect's body is read into one
+ * request (`read*`), and the answer is written back in the request's dialect
+ * (`answer*`). What they keep is in link-store.ts, the one-time codes in
+ * link-codes.ts, their delivery in otp-delivery.ts. The ABHA status
+ * notification route (patient-status.ts) is mounted here too.
+ *
+ * Dialects: the message id is `requestId` in a v0.5 body, the REQUEST-ID header
+ * in v3; X-HIP-ID names the provider (required for discovery and link/init in
+ * both, and for v3 link/confirm) and goes back on the answer. v3 bodies:
+ * discover `{transactionId, patient {id, name, gender, yearOfBirth,
+ * verifiedIdentifiers, unverifiedIdentifiers}}`, answered with the care
+ * contexts grouped by hiType (`patient: [{referenceNumber, display,
+ * careContexts, hiType, count}]`, a care context of two types in both groups)
+ * and `matchedBy` (abhaAddress, ABHA_NUMBER), or error ABDM-1010; link/init
+ * `{transactionId, abhaAddress, patient: [hiType groups]}` (every group's care
+ * contexts together are the request, every group under the one patient
+ * reference); link/confirm `{confirmation {linkRefNumber, token}}`, answered
+ * with the linked care contexts as hiType groups. v0.5 answers are as ever
+ * (matchedBy HEALTH_ID, NDHM_HEALTH_NUMBER).
  *
  * discover: a match needs a verified identifier: the ABHA address in
  * patient.id, or an ABHA number among verifiedIdentifiers (NDHM_HEALTH_NUMBER,
@@ -10,14 +29,17 @@
  * a stored demographicKey is left out unless they agree (they only narrow).
  * What discovery offered is recorded, insert-only, per (provider,
  * transactionId): the requesting patient.id, the patient reference returned,
- * the care contexts offered, and an expiry (LINK_DISCOVERY_TTL_SEC).
+ * the care contexts offered, and an expiry (LINK_DISCOVERY_TTL_SEC). An ABHA
+ * address the consent manager has reported DEACTIVATED or DELETED
+ * (patient-status.ts) is answered as not found.
  *
  * link/init: with a discovery record for its transactionId, only care contexts
  * that discovery offered to the same patient.id, under the reference it
  * returned. Without one, only care contexts whose stored ABHA address is
  * patient.id, with referenceNumber that address or the care context's ABHA
  * number. Limited per patient (LINK_INIT_PER_PATIENT_PER_HOUR, counted in the
- * database) and per caller (LINK_INIT_PER_CALLER_PER_MINUTE, in process). The
+ * database) and per caller (LINK_INIT_PER_CALLER_PER_MINUTE, in process, both
+ * dialects together). A DEACTIVATED or DELETED address is refused. The
  * one-time code goes through the configured notifier (otp-delivery.ts) to the
  * patient as the provider holds them; if it cannot be delivered the request
  * fails and the gateway hears so.
@@ -28,7 +50,10 @@
  * PENDING and under LINK_OTP_MAX_ATTEMPTS: db/engine.ts), and only a counted
  * attempt has its code checked, so the limit holds across every server
  * process; the LINKED transition is guarded on PENDING, and each care
- * context's link on its not being linked yet.
+ * context's link on its not being linked yet. A confirmation naming another
+ * provider (X-HIP-ID) than the request's is an unknown reference. A link made
+ * while its address was being deactivated is taken back (the status is
+ * written before the address's links are dropped, and checked after linking).
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -45,17 +70,20 @@ import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
-import type { OutboundCall } from './dialect.js';
+import { type Dialect, INBOUND, type OutboundCall, abdmError, hipHeader, inboundRequestId } from './dialect.js';
 import type { Engine } from '../db/engine.js';
+import type { ConsentStore } from '../consents/store.js';
 import { demographicKey } from '../records/index-keys.js';
 import type { OtpMessage, OtpNotifier } from './otp-delivery.js';
 import { type DiscoveryDoc, type LinkRequestDoc, LinkStore } from './link-store.js';
 import { newCode } from './link-codes.js';
+import { AbhaStatuses, patientStatusRoutes } from './patient-status.js';
 
 export type { OtpMessage, OtpNotifier } from './otp-delivery.js';
 export { ensureLinkingIndexes } from './link-store.js';
 
 const id = z.string().min(1).max(128);
+const identifier = z.object({ type: z.string().max(64), value: z.string().max(128) });
 export const Discover = z
   .object({
     requestId: id,
@@ -102,11 +130,95 @@ export const LinkConfirm = z
   })
   .passthrough();
 
-/** verifiedIdentifiers types that carry an ABHA number. */
+/** v3 discovery (the id is the REQUEST-ID header). yearOfBirth as a number or its four digits (senders differ). */
+export const DiscoverV3 = z
+  .object({
+    transactionId: id,
+    patient: z
+      .object({
+        id: z.string().min(3).max(128),
+        name: z.string().max(256).nullish(),
+        gender: z.string().max(8).nullish(),
+        yearOfBirth: z.union([z.number().int(), z.string().regex(/^\d{4}$/, 'four digits')]).nullish(),
+        verifiedIdentifiers: z.array(identifier).max(20).nullish(),
+        unverifiedIdentifiers: z.array(identifier).max(20).nullish(),
+      })
+      .passthrough(),
+  })
+  .passthrough();
+/** v3 link/init: the care contexts grouped by hiType, every group under the patient reference discovery returned. */
+export const LinkInitV3 = z
+  .object({
+    transactionId: id,
+    abhaAddress: z.string().min(3).max(128),
+    patient: z
+      .array(
+        z
+          .object({
+            referenceNumber: z.string().min(1).max(128),
+            careContexts: z
+              .array(z.object({ referenceNumber: id }).passthrough())
+              .min(1)
+              .max(500),
+            hiType: z.string().max(64).nullish(),
+            count: z.number().int().nullish(),
+          })
+          .passthrough(),
+      )
+      .min(1)
+      .max(50),
+  })
+  .passthrough()
+  .refine((b) => b.patient.reduce((n, g) => n + g.careContexts.length, 0) <= 500, {
+    message: 'at most 500 care contexts in one link request',
+    path: ['patient'],
+  });
+export const LinkConfirmV3 = z
+  .object({ confirmation: z.object({ linkRefNumber: id, token: z.string().min(1).max(32) }) })
+  .passthrough();
+
+const DIALECTS: readonly Dialect[] = ['v0.5', 'v3'];
+/** verifiedIdentifiers types that carry an ABHA number (v0.5 and v3 names). */
 export const NUMBER_TYPES = new Set(['NDHM_HEALTH_NUMBER', 'HEALTH_NUMBER', 'ABHA_NUMBER']);
+/** What matched, in each dialect's enum. */
+const MATCHED_BY = {
+  'v0.5': { address: 'HEALTH_ID', number: 'NDHM_HEALTH_NUMBER' },
+  v3: { address: 'abhaAddress', number: 'ABHA_NUMBER' },
+} as const;
+/** Error codes: v3 names "patient not found" and "wrong code" (ABDM-1010, ABDM-1035); anything else is 1000. */
+const CODES = {
+  'v0.5': { notFound: 1000, wrongCode: 1000, other: 1000 },
+  v3: { notFound: 'ABDM-1010', wrongCode: 'ABDM-1035', other: 1000 },
+} as const;
 const distinct = (xs: (string | null | undefined)[]) => [...new Set(xs.filter((x): x is string => !!x))].sort();
 /** A patient reference as discovery returns it: an ABHA address (lower case) or number (digits), else as given. */
 const normaliseReference = (ref: string) => normaliseAbhaAddress(ref) ?? normaliseAbhaNumber(ref) ?? ref.trim();
+
+/** A discovery request, whatever its dialect. */
+interface DiscoverRequest {
+  messageId: string;
+  transactionId: string;
+  patientId: string;
+  verified: { type: string; value: string }[];
+  name?: string;
+  gender?: string;
+  yearOfBirth?: number | string;
+}
+/** A link request, whatever its dialect: the patient's address, the patient references named, the care contexts. */
+interface LinkInitRequest {
+  messageId: string;
+  transactionId: string;
+  patientId: string;
+  /** Where the address is in the body, for the refusal of one that is not an ABHA address. */
+  patientField: string;
+  references: string[];
+  wanted: string[];
+}
+interface ConfirmRequest {
+  messageId: string;
+  linkRefNumber: string;
+  token: string;
+}
 
 export interface LinkingDeps {
   records: Collections;
@@ -118,11 +230,14 @@ export interface LinkingDeps {
   notifier: OtpNotifier;
   db: Db;
   engine: Engine;
+  /** The consent registry, for ABHA status notifications (patient-status.ts) to end a patient's consents. */
+  consents: ConsentStore;
 }
 
 export function linkingRoutes(deps: LinkingDeps) {
   const { records, gateway, audit, config, log, clock, notifier, engine } = deps;
   const store = new LinkStore(deps.db, records, engine, config, log);
+  const statuses = new AbhaStatuses(deps.db, engine);
   // Per caller (token role and facility), in this process: a bucket of LINK_INIT_PER_CALLER_PER_MINUTE,
   // refilled at that rate.
   const perCaller = rateLimit(
@@ -131,55 +246,98 @@ export function linkingRoutes(deps: LinkingDeps) {
   );
   const r = new Hono<AppEnv>();
   const hipOf = (c: Context): string => {
-    const hip = c.req.header('x-hip-id');
-    if (!hip || !/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(hip))
-      throw badRequest('X-HIP-ID header required: the provider the gateway addresses', 'X-HIP-ID');
+    const hip = hipHeader(c);
+    if (!hip) throw badRequest('X-HIP-ID header required: the provider the gateway addresses', 'X-HIP-ID');
     return hip;
   };
-  /** Sends a callback in the background; a failure is logged, the request was already answered. */
-  const callback = (path: OutboundCall, body: Record<string, unknown>) => {
+  /**
+   * Sends an answer in the background, in the dialect of what it answers (send adds `resp` or `response`); a failure
+   * is logged, the request was already answered.
+   */
+  const callback = (
+    call: OutboundCall,
+    body: Record<string, unknown>,
+    to: { dialect: Dialect; inReplyTo: string; hip?: string },
+  ) => {
     void gateway
-      .send(path, body, { dialect: 'v0.5' })
-      .catch((e) => log.warn({ path, err: (e as Error).message.slice(0, 200) }, 'gateway callback failed'));
+      .send(call, body, to)
+      .catch((e) => log.warn({ call, err: (e as Error).message.slice(0, 200) }, 'gateway callback failed'));
   };
   /** Care contexts as the gateway sees them, one per referenceNumber. */
   const show = (docs: CareContextDoc[]) => {
     const seen = new Map<string, { referenceNumber: string; display: string }>();
     for (const d of docs)
       if (!seen.has(d.referenceNumber))
-        seen.set(d.referenceNumber, { referenceNumber: d.referenceNumber, display: d.display ?? d.referenceNumber });
+        seen.set(d.referenceNumber, { referenceNumber: d.referenceNumber, display: d.display || d.referenceNumber });
     return [...seen.values()];
   };
+  /** v3's patient array: one group per record type among the care contexts (none left empty), sorted by type. */
+  const groups = (reference: string, display: string, docs: CareContextDoc[]) =>
+    distinct(docs.flatMap((d) => d.hiTypes))
+      .map((hiType) => {
+        const careContexts = show(docs.filter((d) => d.hiTypes.includes(hiType)));
+        return { referenceNumber: reference, display, careContexts, hiType, count: careContexts.length };
+      })
+      .filter((g) => g.count > 0);
 
-  r.post('/v0.5/care-contexts/discover', allow('care-context.discover', 'cm'), async (c) => {
+  // ---- discover ----
+
+  const readDiscover = async (c: Context<AppEnv>, dialect: Dialect): Promise<DiscoverRequest> => {
+    const expects = 'a JSON care-context discovery request';
+    const body =
+      dialect === 'v3'
+        ? await readJsonBody(c, DiscoverV3, config, expects)
+        : await readJsonBody(c, Discover, config, expects);
+    const p = body.patient;
+    return {
+      messageId: inboundRequestId(c, dialect, body),
+      transactionId: body.transactionId,
+      patientId: p.id,
+      verified: p.verifiedIdentifiers ?? [],
+      name: p.name ?? undefined,
+      gender: p.gender ?? undefined,
+      yearOfBirth: p.yearOfBirth ?? undefined,
+    };
+  };
+  /** on-discover with what is offered, in the request's dialect; v3 has no empty offer, so that is "not found". */
+  const answerDiscovered = (
+    dialect: Dialect,
+    req: DiscoverRequest,
+    reference: string,
+    offered: CareContextDoc[],
+    matchedBy: string[],
+  ): Record<string, unknown> => {
+    const display = req.name || reference;
+    if (dialect === 'v0.5')
+      return {
+        transactionId: req.transactionId,
+        patient: { referenceNumber: reference, display, careContexts: show(offered), matchedBy },
+      };
+    const patient = groups(reference, display, offered);
+    return patient.length
+      ? { transactionId: req.transactionId, patient, matchedBy }
+      : {
+          transactionId: req.transactionId,
+          ...abdmError(CODES.v3.notFound, 'No care contexts left to link for this patient at this provider'),
+        };
+  };
+  const answerNotDiscovered = (dialect: Dialect, req: DiscoverRequest, code: number | string, message: string) =>
+    dialect === 'v0.5'
+      ? { transactionId: req.transactionId, patient: null, ...abdmError(code, message) }
+      : { transactionId: req.transactionId, ...abdmError(code, message) };
+
+  const discover = (dialect: Dialect) => async (c: Context<AppEnv>) => {
     const hip = hipOf(c);
-    const req = await readJsonBody(c, Discover, config, 'a JSON care-context discovery request');
-    const patientId = normaliseAbhaAddress(req.patient.id) ?? req.patient.id.trim().toLowerCase();
-    const address = normaliseAbhaAddress(req.patient.id);
+    const req = await readDiscover(c, dialect);
+    const to = { dialect, inReplyTo: req.messageId, hip };
+    const patientId = normaliseAbhaAddress(req.patientId) ?? req.patientId.trim().toLowerCase();
+    const address = normaliseAbhaAddress(req.patientId);
     const numbers = distinct(
-      (req.patient.verifiedIdentifiers ?? [])
-        .filter((v) => NUMBER_TYPES.has(v.type.toUpperCase()))
-        .map((v) => normaliseAbhaNumber(v.value)),
+      req.verified.filter((v) => NUMBER_TYPES.has(v.type.toUpperCase())).map((v) => normaliseAbhaNumber(v.value)),
     );
-    // Only verified identifiers match; demographics never do on their own.
-    const or = [
-      ...(address ? [{ abhaAddress: address }] : []),
-      ...(numbers.length ? [{ abhaNumber: { $in: numbers } }] : []),
-    ];
-    const matched = or.length ? await records.careContexts.find({ provider: hip, $or: or }).toArray() : [];
-    // Demographics only narrow: with all three in the request, a care context whose stored demographics
-    // differ is left out.
-    const demo = demographicKey(req.patient.name, req.patient.gender, req.patient.yearOfBirth);
-    const found = demo ? matched.filter((d) => !d.demographicKey || d.demographicKey === demo) : matched;
-    const byAddress = !!address && found.some((d) => d.abhaAddress === address);
-    const byNumber = found.map((d) => d.abhaNumber).find((n): n is string => !!n && numbers.includes(n));
-    const matchedBy = [...(byAddress ? ['HEALTH_ID'] : []), ...(byNumber ? ['NDHM_HEALTH_NUMBER'] : [])];
-    // The reference is one of the request's own identifiers: nothing the consent manager did not send is disclosed.
-    const patientReference = byAddress ? address! : byNumber;
-    let offered = found.filter((d) => !d.linked);
     const auditPatients = distinct([address, ...numbers]);
     /** No discovery to offer: audited, and the gateway told so; nothing of any patient is disclosed. */
-    const nothing = async (outcome: 'success' | 'refused', reason: string, message: string) => {
+    const nothing = async (outcome: 'success' | 'refused', reason: string, message: string, notFound = true) => {
       await audit.append({
         action: 'care-context.discover',
         outcome,
@@ -189,17 +347,37 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason,
         requestId: c.var.requestId,
       });
-      callback('onDiscover', {
-        transactionId: req.transactionId,
-        patient: null,
-        error: { code: 1000, message },
-        resp: { requestId: req.requestId },
-      });
+      const code = notFound ? CODES[dialect].notFound : CODES[dialect].other;
+      callback('onDiscover', answerNotDiscovered(dialect, req, code, message), to);
       return c.json({ transactionId: req.transactionId, found: false }, 202);
     };
+    const notFoundMessage = 'No patient found with these identifiers at this provider';
+    // An address the consent manager reported deactivated or deleted is offered nothing (and told only "not found").
+    const blocked = await statuses.blocked(patientId);
+    if (blocked) return nothing('refused', `ABHA address is ${blocked}`, notFoundMessage);
+
+    // Only verified identifiers match; demographics never do on their own.
+    const or = [
+      ...(address ? [{ abhaAddress: address }] : []),
+      ...(numbers.length ? [{ abhaNumber: { $in: numbers } }] : []),
+    ];
+    const matched = or.length ? await records.careContexts.find({ provider: hip, $or: or }).toArray() : [];
+    // Demographics only narrow: with all three in the request, a care context whose stored demographics
+    // differ is left out.
+    const demo = demographicKey(req.name, req.gender, req.yearOfBirth);
+    const found = demo ? matched.filter((d) => !d.demographicKey || d.demographicKey === demo) : matched;
+    const byAddress = !!address && found.some((d) => d.abhaAddress === address);
+    const byNumber = found.map((d) => d.abhaNumber).find((n): n is string => !!n && numbers.includes(n));
+    const matchedBy = [
+      ...(byAddress ? [MATCHED_BY[dialect].address] : []),
+      ...(byNumber ? [MATCHED_BY[dialect].number] : []),
+    ];
+    // The reference is one of the request's own identifiers: nothing the consent manager did not send is disclosed.
+    const patientReference = byAddress ? address! : byNumber;
+    let offered = found.filter((d) => !d.linked);
     if (!patientReference) {
       const leftOut = matched.length ? `; ${matched.length} care contexts left out: demographics disagree` : '';
-      return nothing('success', `no match${leftOut}`, 'No patient found with these identifiers at this provider');
+      return nothing('success', `no match${leftOut}`, notFoundMessage);
     }
 
     // Record what was offered, insert-only; a repeated transactionId keeps its first record.
@@ -224,6 +402,7 @@ export function linkingRoutes(deps: LinkingDeps) {
           'refused',
           'transactionId already used by another or an expired discovery',
           'This transactionId was already used for a discovery; start again with a new one',
+          false,
         );
       }
       // The same patient asking again under one transaction: the same offer (less what was linked since).
@@ -241,30 +420,48 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: `${offered.length} unlinked care contexts${found.length < matched.length ? `; ${matched.length - found.length} left out: demographics disagree` : ''}`,
       requestId: c.var.requestId,
     });
-    callback('onDiscover', {
-      transactionId: req.transactionId,
-      patient: {
-        referenceNumber: reference,
-        display: req.patient.name ?? reference,
-        careContexts: show(offered),
-        matchedBy,
-      },
-      resp: { requestId: req.requestId },
-    });
+    callback('onDiscover', answerDiscovered(dialect, req, reference, offered, matchedBy), to);
     return c.json({ transactionId: req.transactionId, found: true }, 202);
-  });
+  };
 
-  r.post('/v0.5/links/link/init', allow('link.init', 'cm'), perCaller, async (c) => {
+  // ---- link/init ----
+
+  const readLinkInit = async (c: Context<AppEnv>, dialect: Dialect): Promise<LinkInitRequest> => {
+    const expects = 'a JSON link request';
+    if (dialect === 'v3') {
+      const body = await readJsonBody(c, LinkInitV3, config, expects);
+      return {
+        messageId: inboundRequestId(c, dialect, body),
+        transactionId: body.transactionId,
+        patientId: body.abhaAddress,
+        patientField: 'abhaAddress',
+        references: body.patient.map((g) => g.referenceNumber),
+        wanted: body.patient.flatMap((g) => g.careContexts.map((x) => x.referenceNumber)),
+      };
+    }
+    const body = await readJsonBody(c, LinkInit, config, expects);
+    return {
+      messageId: inboundRequestId(c, dialect, body),
+      transactionId: body.transactionId,
+      patientId: body.patient.id,
+      patientField: 'patient.id',
+      references: [body.patient.referenceNumber],
+      wanted: body.patient.careContexts.map((x) => x.referenceNumber),
+    };
+  };
+
+  const linkInit = (dialect: Dialect) => async (c: Context<AppEnv>) => {
     const hip = hipOf(c);
-    const req = await readJsonBody(c, LinkInit, config, 'a JSON link request');
-    const address = normaliseAbhaAddress(req.patient.id);
+    const req = await readLinkInit(c, dialect);
+    const to = { dialect, inReplyTo: req.messageId, hip };
+    const address = normaliseAbhaAddress(req.patientId);
     if (!address)
       throw unprocessable([
         {
           severity: 'error',
           code: 'value',
-          diagnostics: 'patient.id must be an ABHA address',
-          expression: 'patient.id',
+          diagnostics: `${req.patientField} must be an ABHA address`,
+          expression: req.patientField,
         },
       ]);
     const actor = actorOf(c);
@@ -305,15 +502,20 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason: why.slice(0, 300),
         requestId,
       });
-      callback('onInit', {
-        transactionId: req.transactionId,
-        error: { code: 1000, message },
-        resp: { requestId: req.requestId },
-      });
+      callback('onInit', { transactionId: req.transactionId, ...abdmError(CODES[dialect].other, message) }, to);
       return c.json({ transactionId: req.transactionId, status: 'ERRORED' as const }, 202);
     };
-    const wanted = [...new Set(req.patient.careContexts.map((x) => x.referenceNumber))];
-    const ref = req.patient.referenceNumber;
+    const blocked = await statuses.blocked(address);
+    if (blocked)
+      return refuse(`ABHA address is ${blocked}`, 'This ABHA address cannot link care contexts at this provider');
+    const references = [...new Set(req.references.map(normaliseReference))];
+    if (references.length > 1)
+      return refuse(
+        'care contexts under more than one patient reference',
+        'All care contexts must be under the one patient reference discovery returned',
+      );
+    const ref = req.references[0];
+    const wanted = [...new Set(req.wanted)];
     const discovery = await store.discovery(hip, req.transactionId);
     let candidates: CareContextDoc[];
     if (discovery) {
@@ -325,7 +527,7 @@ export function linkingRoutes(deps: LinkingDeps) {
         );
       if (clock() >= discovery.expiresAt)
         return refuse('discovery expired', 'Discovery for this transaction has expired; discover again');
-      if (normaliseReference(ref) !== discovery.patientReference)
+      if (references[0] !== discovery.patientReference)
         return refuse(
           'referenceNumber is not the one discovery returned',
           'patient.referenceNumber is not the one discovery returned',
@@ -365,6 +567,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       expiresAt: new Date(now.getTime() + config.LINK_OTP_TTL_SEC * 1000),
       attempts: 0,
       status: 'PENDING',
+      patientReference: discovery?.patientReference ?? references[0],
       createdAt: now,
     };
     await store.insertLink(link);
@@ -380,14 +583,14 @@ export function linkingRoutes(deps: LinkingDeps) {
       otp,
       expiresAt: link.expiresAt,
     };
-    void deliver(link, message, { actor, requestId, gatewayRequestId: req.requestId }).catch((e) =>
+    void deliver(link, message, { actor, requestId, to }).catch((e) =>
       log.error(
         { linkRefNumber: link._id, err: (e as Error).message.slice(0, 200) },
         'link/init delivery bookkeeping failed',
       ),
     );
     return c.json({ transactionId: req.transactionId, linkRefNumber: link._id }, 202);
-  });
+  };
 
   /**
    * Sends the code (the notifier retries as configured), then tells the gateway; a code that could not be
@@ -396,7 +599,11 @@ export function linkingRoutes(deps: LinkingDeps) {
   const deliver = async (
     link: LinkRequestDoc,
     message: OtpMessage,
-    ctx: { actor: ReturnType<typeof actorOf>; requestId: string; gatewayRequestId: string },
+    ctx: {
+      actor: ReturnType<typeof actorOf>;
+      requestId: string;
+      to: { dialect: Dialect; inReplyTo: string; hip: string };
+    },
   ) => {
     try {
       await notifier.send(message);
@@ -415,11 +622,17 @@ export function linkingRoutes(deps: LinkingDeps) {
         reason: `link ${link._id}: one-time code delivery failed`,
         requestId: ctx.requestId,
       });
-      callback('onInit', {
-        transactionId: link.transactionId,
-        error: { code: 1000, message: 'The one-time code could not be delivered; try linking again later' },
-        resp: { requestId: ctx.gatewayRequestId },
-      });
+      callback(
+        'onInit',
+        {
+          transactionId: link.transactionId,
+          ...abdmError(
+            CODES[ctx.to.dialect].other,
+            'The one-time code could not be delivered; try linking again later',
+          ),
+        },
+        ctx.to,
+      );
       return;
     }
     await audit.append({
@@ -431,25 +644,61 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: `link ${link._id}`,
       requestId: ctx.requestId,
     });
-    callback('onInit', {
-      transactionId: link.transactionId,
-      link: {
-        referenceNumber: link._id,
-        authenticationType: 'DIRECT',
-        meta: {
-          communicationMedium: 'MOBILE',
-          communicationHint: 'One-time code sent to the mobile number the provider holds',
-          communicationExpiry: link.expiresAt.toISOString(),
+    callback(
+      'onInit',
+      {
+        transactionId: link.transactionId,
+        link: {
+          referenceNumber: link._id,
+          authenticationType: 'DIRECT',
+          meta: {
+            communicationMedium: 'MOBILE',
+            communicationHint: 'One-time code sent to the mobile number the provider holds',
+            communicationExpiry: link.expiresAt.toISOString(),
+          },
         },
       },
-      resp: { requestId: ctx.gatewayRequestId },
-    });
+      ctx.to,
+    );
   };
 
-  r.post('/v0.5/links/link/confirm', allow('link.confirm', 'cm'), async (c) => {
-    const req = await readJsonBody(c, LinkConfirm, config, 'a JSON link confirmation');
-    const { linkRefNumber, token } = req.confirmation;
-    const outcome = await store.confirm(linkRefNumber, token, clock());
+  // ---- link/confirm ----
+
+  const readConfirm = async (c: Context<AppEnv>, dialect: Dialect): Promise<ConfirmRequest> => {
+    const expects = 'a JSON link confirmation';
+    const body =
+      dialect === 'v3'
+        ? await readJsonBody(c, LinkConfirmV3, config, expects)
+        : await readJsonBody(c, LinkConfirm, config, expects);
+    return { messageId: inboundRequestId(c, dialect, body), ...body.confirmation };
+  };
+  /** on-confirm with the linked care contexts, in the request's dialect (v3: hiType groups; none is an error). */
+  const answerLinked = (dialect: Dialect, link: LinkRequestDoc, linked: CareContextDoc[]) => {
+    if (dialect === 'v0.5')
+      return {
+        patient: { referenceNumber: link.abhaAddress, display: link.abhaAddress, careContexts: show(linked) },
+      };
+    const reference = link.patientReference ?? link.abhaAddress;
+    const patient = groups(reference, reference, linked);
+    return patient.length
+      ? { patient }
+      : abdmError(CODES.v3.other, 'The care contexts were linked by another request meanwhile');
+  };
+
+  const confirm = (dialect: Dialect) => async (c: Context<AppEnv>) => {
+    // v3 messages name the provider (and its answer carries it back); a v0.5 confirmation may.
+    const hip = dialect === 'v3' ? hipOf(c) : hipHeader(c);
+    const req = await readConfirm(c, dialect);
+    const { linkRefNumber, token } = req;
+    let outcome = await store.confirm(linkRefNumber, token, clock(), hip);
+    if (outcome.ok) {
+      // The address may have been deactivated or deleted while this was confirmed: then the link is taken back.
+      const blocked = await statuses.blocked(outcome.link.abhaAddress);
+      if (blocked) {
+        await store.undo(outcome.link, `ABHA address ${blocked}`);
+        outcome = { ok: false, why: `ABHA address is ${blocked}`, link: outcome.link };
+      }
+    }
     const patients = outcome.link ? [outcome.link.abhaAddress] : [];
     await audit.append({
       action: 'link.confirm',
@@ -460,29 +709,42 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: outcome.ok ? `link ${linkRefNumber}` : outcome.why,
       requestId: c.var.requestId,
     });
+    const to = { dialect, inReplyTo: req.messageId, hip: hip ?? outcome.link?.provider };
     if (outcome.ok) {
       const linked = await records.careContexts
         .find({ _id: { $in: outcome.link.careContextIds }, 'linked.linkRefNumber': outcome.link._id })
         .toArray();
-      callback('onConfirm', {
-        patient: {
-          referenceNumber: outcome.link.abhaAddress,
-          display: outcome.link.abhaAddress,
-          careContexts: show(linked),
-        },
-        resp: { requestId: req.requestId },
-      });
+      callback('onConfirm', answerLinked(dialect, outcome.link, linked), to);
     } else {
-      callback('onConfirm', {
-        error: { code: 1000, message: outcome.why },
-        resp: { requestId: req.requestId },
-      });
+      const code = /wrong|too many|expired/.test(outcome.why) ? CODES[dialect].wrongCode : CODES[dialect].other;
+      callback('onConfirm', abdmError(code, outcome.why), to);
     }
     return c.json(
       { linkRefNumber, status: outcome.ok ? 'LINKED' : 'ERRORED', ...(outcome.ok ? {} : { reason: outcome.why }) },
       202,
     );
-  });
+  };
+
+  for (const dialect of DIALECTS) {
+    r.post(INBOUND.discover[dialect], allow('care-context.discover', 'cm'), discover(dialect));
+    r.post(INBOUND.linkInit[dialect], allow('link.init', 'cm'), perCaller, linkInit(dialect));
+    r.post(INBOUND.linkConfirm[dialect], allow('link.confirm', 'cm'), confirm(dialect));
+  }
+  // ABHA status notifications (patient-status.ts): they end what linking and consents keep of an address.
+  r.route(
+    '/',
+    patientStatusRoutes({
+      db: deps.db,
+      records,
+      engine,
+      consents: deps.consents,
+      gateway,
+      audit,
+      config,
+      log,
+      clock,
+    }),
+  );
 
   return r;
 }

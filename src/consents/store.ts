@@ -67,6 +67,8 @@ export class ConsentStore {
   async ensureIndexes(): Promise<void> {
     await Promise.all([
       this.consents.createIndex({ status: 1, 'terms.dataEraseAt': 1 }, { name: 'status_erase_at' }),
+      // An ABHA status notification ends a patient's consents (abdm/patient-status.ts).
+      this.consents.createIndex({ patient: 1, status: 1 }, { name: 'patient_status' }),
       this.usage.createIndex({ expiresAt: 1 }, { name: 'expires_at' }),
     ]);
   }
@@ -167,6 +169,35 @@ export class ConsentStore {
       },
     );
     return r.modifiedCount === 1;
+  }
+
+  /**
+   * Ends every consent of one patient that is still GRANTED, as a REVOKED notification ends one (endGranted: a
+   * terminal status, terms and artefact erased, conditioned on GRANTED so it holds across processes). `patient` is
+   * the key ended consents keep (patientAuditKey). With `forget`, the patient key is also taken off every ended
+   * consent of theirs (ABHA deletion), leaving id, status and times. Returns how many were ended and forgotten.
+   */
+  async endForPatient(
+    patient: string,
+    status: Exclude<ConsentStatus, 'GRANTED'>,
+    now: Date,
+    opts: { forget?: boolean } = {},
+  ): Promise<{ ended: number; forgotten: number }> {
+    const granted = await this.consents.find({ patient, status: 'GRANTED' }, { projection: { _id: 1 } }).toArray();
+    let ended = 0;
+    for (const { _id } of granted) {
+      if (await this.applying.run(_id, () => this.endGranted(_id, status, now))) ended++;
+    }
+    let forgotten = 0;
+    if (opts.forget) {
+      // Only ended consents: a GRANTED consent keeps its patient (a grant that raced this stays whole and usable).
+      const r = await this.consents.updateMany(
+        { patient, status: { $in: ['REVOKED', 'EXPIRED', 'DENIED'] } },
+        { $set: { patient: null } },
+      );
+      forgotten = r.modifiedCount;
+    }
+    return { ended, forgotten };
   }
 
   /** Expires consents whose dataEraseAt has come, erasing their terms. Returns how many. */

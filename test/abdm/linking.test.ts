@@ -1,8 +1,10 @@
 /**
- * Care-context discovery and linking through a stand-in gateway: the store
- * answers 202 at once and the outcome by callback.
+ * Care-context discovery and linking (ABDM v0.5) through the strict stand-in
+ * gateway: the store answers 202 at once and the outcome by callback, with no
+ * deviation from the dialect (`assertClean` after each test). v3 is in
+ * linking-v3.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
@@ -39,6 +41,9 @@ beforeAll(async () => {
     });
     expect(res.status).toBe(201);
   }
+});
+afterEach(() => {
+  gw.assertClean(); // every answer in the v0.5 dialect: envelope, resp.requestId, matchedBy from the v0.5 enum
 });
 afterAll(async () => {
   await t?.close();
