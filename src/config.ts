@@ -77,6 +77,8 @@ export const ConfigSchema = z.object({
   HIP_LINK_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
   HIP_LINK_BACKOFF_MS: z.coerce.number().int().min(0).default(30_000),
   HIP_LINK_SWEEP_MS: z.coerce.number().int().min(1000).default(15_000),
+  // How long a generate-token or link/carecontext waits for the gateway's answer before the try counts as failed.
+  HIP_LINK_ANSWER_TIMEOUT_MS: z.coerce.number().int().min(1000).default(300_000),
   // The push's destinations (src/http/outbound.ts): https only unless HI_PUSH_ALLOW_HTTP (default: outside production);
   // never loopback, private, link-local or the store's own addresses unless HI_PUSH_ALLOWED_HOSTS names them.
   HI_PUSH_ALLOW_HTTP: z.enum(['true', 'false']).optional(),

@@ -19,6 +19,7 @@ import { KeyConfigError, loadVerifier } from './auth/keys.js';
 import { loadPagingKeys } from './auth/paging-keys.js';
 import { GatewayClient } from './abdm/gateway.js';
 import { HiTransfers } from './abdm/transfer.js';
+import { HipLinker } from './abdm/hip-linking.js';
 import { ensureLinkingIndexes } from './abdm/linking.js';
 import { LinkingConfigError, assertLinkingConfig } from './abdm/otp-delivery.js';
 import { Metrics } from './http/metrics.js';
@@ -82,6 +83,9 @@ async function main() {
   const transfers = new HiTransfers(database.db, c, consents, gateway, repositories, config, log, undefined, {
     engine: database.engine,
   });
+  // HIP-initiated linking, context and SMS notify after uploads; due jobs run by the sweep below.
+  const hipLinks = new HipLinker({ db: database.db, records: c, store, gateway, config, log, engine: database.engine });
+  await Promise.all([hipLinks.ensureIndexes(), transfers.ensureIndexes()]);
   let baseUrl = publicBaseUrl(config); // until listening: then the port it really got (PORT=0 picks one)
   const app = createApp({
     config,
@@ -91,6 +95,7 @@ async function main() {
     repositories,
     transfers,
     gateway,
+    hipLinks,
     db: database.db,
     collections: c,
     validator,
@@ -113,6 +118,10 @@ async function main() {
     );
   }, config.CONSENT_SWEEP_MS);
   sweep.unref();
+  const hipSweep = setInterval(() => {
+    hipLinks.sweep(new Date()).catch(() => log.warn('hip-linking sweep failed; will retry'));
+  }, config.HIP_LINK_SWEEP_MS);
+  hipSweep.unref();
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     baseUrl = publicBaseUrl(config, info.port);
     log.info({ url: `http://${info.address}:${info.port}`, baseUrl }, 'abha-vault listening');
@@ -130,6 +139,7 @@ async function main() {
     stopping = true;
     log.info({ signal }, 'shutting down');
     clearInterval(sweep);
+    clearInterval(hipSweep);
     const force = setTimeout(() => process.exit(1), 15000);
     server.close(async () => {
       await database.close();

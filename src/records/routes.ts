@@ -21,6 +21,7 @@ import { ifNoneMatchHits } from '../http/conditional.js';
 import { indexKeys } from './index-keys.js';
 import { bundleText, etag } from './render.js';
 import type { Repositories } from './repository.js';
+import type { RecordDoc } from './model.js';
 
 export interface RecordDeps {
   repositories: Repositories;
@@ -29,6 +30,8 @@ export interface RecordDeps {
   clock: () => Date;
   /** The base URL every link is built on (config, never the request's Host). */
   baseUrl: () => string;
+  /** Told of each upload that stored a new record or version, once its answer is decided; must not block or throw. */
+  onStored?: (record: RecordDoc) => void;
 }
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -56,6 +59,7 @@ export function recordRoutes(deps: RecordDeps) {
       record,
       text: body,
     } = await (await repo(c)).upload({ text, keys, careContext, careContextDisplay });
+    if (created) deps.onStored?.(record); // fire-and-forget (abdm/hip-linking.ts): the answer does not wait
     versionHeaders(c, record);
     c.header('Location', `${base()}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
     return fhir(c, body, created ? 201 : 200);

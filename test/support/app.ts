@@ -20,6 +20,7 @@ import { loadVerifier } from '../../src/auth/keys.js';
 import { loadPagingKeys } from '../../src/auth/paging-keys.js';
 import { GatewayClient } from '../../src/abdm/gateway.js';
 import { HiTransfers } from '../../src/abdm/transfer.js';
+import { HipLinker } from '../../src/abdm/hip-linking.js';
 import type { OtpMessage } from '../../src/abdm/otp-delivery.js';
 import { signDevToken } from '../../src/auth/token.js';
 import type { Role } from '../../src/auth/caller.js';
@@ -37,6 +38,8 @@ export interface TestApp {
   consents: ConsentStore;
   audit: AuditLog;
   transfers: HiTransfers;
+  /** HIP-initiated linking, context and SMS notify (src/abdm/hip-linking.ts); tests call its sweep() directly. */
+  hipLinks: HipLinker;
   /** The app's repositories (records/repository.ts), for tests of the access rules without HTTP. */
   repositories: Repositories;
   /** One-time codes the linking notifier was asked to send (none when env sets LINK_OTP_DELIVERY). */
@@ -98,6 +101,8 @@ export async function createTestApp(
   const store = new RecordStore(c, engine);
   const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys, clock: now });
   const transfers = new HiTransfers(db, c, consents, gateway, repositories, config, log, now, { engine });
+  const hipLinks = new HipLinker({ db, records: c, store, gateway, config, log, clock: now, engine });
+  await hipLinks.ensureIndexes();
   const otps: OtpMessage[] = [];
   const app = createApp({
     config,
@@ -107,6 +112,7 @@ export async function createTestApp(
     repositories,
     transfers,
     gateway,
+    hipLinks,
     db,
     collections: c,
     notifier: env.LINK_OTP_DELIVERY
@@ -143,12 +149,14 @@ export async function createTestApp(
     consents,
     audit,
     transfers,
+    hipLinks,
     repositories,
     token,
     request,
     clock,
     otps,
     async close() {
+      await Promise.race([hipLinks.idle(), new Promise((r) => setTimeout(r, 5000).unref())]); // its background sends
       await db.dropDatabase().catch(() => {});
       await client.close();
       rmSync(dataDir, { recursive: true, force: true });
