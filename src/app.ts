@@ -12,10 +12,14 @@
  *
  *   public  GET  /healthz, /readyz, /fhir/metadata, /openapi.json
  *   records      /fhir/Bundle…                 records/routes.ts   (hip; hiu under X-Consent-Id)
- *   consents     /v0.5/consents/hip/notify, /api/v3/consent/request/hip/notify (cm); /consents/{id} (admin, hiu)
+ *   consents     /consents/{id}                consents/routes.ts  (admin, hiu)
  *   audit        /fhir/AuditEvent              audit/routes.ts     (cm)
- *   abdm         /v0.5/health-information/hip/request (cm), /admin/health-information/transactions/{id} (admin)
- *   linking      /v0.5/care-contexts/discover, /v0.5/links/link/init, /v0.5/links/link/confirm (cm)
+ *   abdm (cm: ABDM's gateway, both dialects; every path in abdm/dialect.ts)
+ *                consent notify                abdm/consent-notify.ts
+ *                health-information request    abdm/routes.ts (+ /admin/health-information/transactions/{id}, admin)
+ *                discovery, link init/confirm  abdm/linking.ts
+ *                ABHA status                   abdm/patient-status.ts
+ *                HIP-initiated linking answers abdm/hip-linking-routes.ts (+ /admin/hip-links, admin)
  *   metrics      /metrics                      (admin, or public with METRICS_PUBLIC)
  */
 import { Hono, type Context } from 'hono';
@@ -32,14 +36,16 @@ import { recordRoutes } from './records/routes.js';
 import type { RecordStore } from './records/store.js';
 import type { ConsentStore } from './consents/store.js';
 import { consentRoutes } from './consents/routes.js';
+import { consentNotifyRoutes } from './abdm/consent-notify.js';
 import type { AuditLog } from './audit/log.js';
 import { auditRoutes } from './audit/routes.js';
 import { actorOf } from './audit/http.js';
 import type { HiTransfers } from './abdm/transfer.js';
 import type { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
-import type { Dialect } from './abdm/dialect.js';
 import { linkingRoutes, type OtpNotifier } from './abdm/linking.js';
+import type { HipLinker } from './abdm/hip-linking.js';
+import { hipLinkingRoutes } from './abdm/hip-linking-routes.js';
 import { otpNotifierFor } from './abdm/otp-delivery.js';
 import type { Collections } from './records/model.js';
 import type { Db } from 'mongodb';
@@ -59,6 +65,8 @@ export interface AppDeps {
   audit: AuditLog;
   transfers: HiTransfers;
   gateway: GatewayClient;
+  /** HIP-initiated linking, context and SMS notify after uploads (abdm/hip-linking.ts); unset: none, and no routes. */
+  hipLinks?: HipLinker;
   /** Where linking keeps its requests, and the care contexts it links. */
   db: Db;
   collections: Collections;
@@ -191,28 +199,28 @@ export function createApp(deps: AppDeps) {
   if (!config.METRICS_PUBLIC) app.get('/metrics', allow('metrics.read', 'admin'), serveMetrics);
   // Expensive routes are rate-limited per client.
   const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);
-  for (const path of ['/fhir/Bundle', '/v0.5/health-information/hip/request', '/fhir/AuditEvent'])
+  for (const path of [
+    '/fhir/Bundle',
+    '/v0.5/health-information/hip/request',
+    '/api/v3/hip/health-information/request',
+    '/fhir/AuditEvent',
+  ])
     app.use(path, limited);
   const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
   app.route(
     '/fhir/Bundle',
-    recordRoutes({ repositories: deps.repositories, validator: deps.validator, config, clock, baseUrl }),
+    recordRoutes({
+      repositories: deps.repositories,
+      validator: deps.validator,
+      config,
+      clock,
+      baseUrl,
+      onStored: deps.hipLinks ? (record) => deps.hipLinks!.stored(record) : undefined,
+    }),
   );
   const gateway = deps.gateway;
-  const acknowledge = gateway.configured
-    ? async (consentId: string, requestId: string, dialect: Dialect, hip: string | undefined) => {
-        await gateway.send(
-          'consentOnNotify',
-          { acknowledgement: { status: 'OK', consentId } },
-          {
-            dialect,
-            inReplyTo: requestId,
-            hip,
-          },
-        );
-      }
-    : undefined;
-  app.route('/', consentRoutes({ consents: deps.consents, audit, config, clock, acknowledge, log }));
+  app.route('/', consentNotifyRoutes({ consents: deps.consents, audit, config, clock, log, gateway }));
+  app.route('/', consentRoutes({ consents: deps.consents, audit }));
   app.route('/', auditRoutes(audit, clock));
   app.route(
     '/',
@@ -238,8 +246,10 @@ export function createApp(deps: AppDeps) {
       notifier: deps.notifier ?? otpNotifierFor(config, log),
       db: deps.db,
       engine: deps.store.engine,
+      consents: deps.consents, // ABHA status notifications (abdm/patient-status.ts, mounted by linkingRoutes)
     }),
   );
+  if (deps.hipLinks) app.route('/', hipLinkingRoutes({ hipLinks: deps.hipLinks, audit, config }));
 
   // Deny by default: a path that is no route still needs a valid token first (401), then is a 404.
   app.notFound((c) => {

@@ -25,6 +25,11 @@ export interface SendOptions {
   hip?: string;
   /** Further headers (v3 X-LINK-TOKEN). */
   headers?: Record<string, string>;
+  /**
+   * The REQUEST-ID to send (default: a new UUID). A caller that must match the gateway's answer to this call records
+   * the id first, then sends, so an answer can never arrive before its id is known.
+   */
+  requestId?: string;
   attempts?: number;
 }
 
@@ -101,7 +106,7 @@ export class GatewayClient {
     const dialect = opts.dialect ?? this.dialect;
     const path = OUTBOUND[call][dialect];
     if (path === null) throw new GatewayError(`gateway ${call}: no such call in ABDM ${dialect}`);
-    const requestId = uuidv4();
+    const requestId = opts.requestId ?? uuidv4();
     const timestamp = this.clock().toISOString();
     const reply = opts.inReplyTo ? { [replyField(dialect)]: { requestId: opts.inReplyTo } } : {};
     const message = dialect === 'v3' ? { ...body, ...reply } : { requestId, timestamp, ...body, ...reply };

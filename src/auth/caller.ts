@@ -107,8 +107,12 @@ function withChallenge(e: ReturnType<typeof fail>) {
  * is (its audit action), and the roles that may call it. 401 without a valid
  * token, 403 for another role.
  */
-export function allow(action: string, ...roles: Role[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+/** The rule an allow() middleware carries, so tests can list every route's rule (test/auth/every-route.test.ts). */
+export const RULE = Symbol('authorisation rule');
+export type AllowMiddleware = MiddlewareHandler<AppEnv> & { [RULE]: { action: string; roles: readonly Role[] } };
+
+export function allow(action: string, ...roles: Role[]): AllowMiddleware {
+  const middleware: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set('action', action);
     const failure = c.get('authFailure');
     const caller = c.get('caller');
@@ -121,4 +125,5 @@ export function allow(action: string, ...roles: Role[]): MiddlewareHandler<AppEn
       );
     await next();
   };
+  return Object.assign(middleware, { [RULE]: { action, roles } as const });
 }

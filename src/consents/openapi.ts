@@ -58,6 +58,10 @@ export const consentsOpenApi: OpenApiPart = {
       body: 'ConsentNotifyV3',
       example: EXAMPLES.ConsentNotifyV3,
       accepted: 'ConsentNotifyAccepted',
+      v3: true,
+      requestIdOptional: true,
+      description:
+        'Applied even without REQUEST-ID (a revocation is never refused for its envelope); acknowledged on /consent/v3/request/hip/on-notify when it has one.',
     }),
     '/consents/{id}': {
       get: {

@@ -91,7 +91,28 @@ export const hipHeader = {
   example: 'HIP-SBX-1',
 };
 
-/** A POST that takes the request body `body` (a component name, with `example`) and answers 202 with `accepted`. */
+/** The id of an ABDM v3 message (src/abdm/dialect.ts): its answer echoes it in `response.requestId`. */
+export const requestIdHeader = {
+  name: 'REQUEST-ID',
+  in: 'header',
+  required: true,
+  description: "The ABDM v3 message id (a UUID); the store's answer to the gateway echoes it in response.requestId",
+  schema: { type: 'string', minLength: 1, maxLength: 128 },
+  example: 'a1b2c3d4-0000-4000-8000-0000000000c1',
+};
+export const timestampHeader = {
+  name: 'TIMESTAMP',
+  in: 'header',
+  required: false,
+  description: 'When the gateway sent the v3 message (ISO 8601, UTC); not needed to apply it',
+  schema: { type: 'string' },
+  example: '2024-05-02T09:00:00.000Z',
+};
+
+/**
+ * A POST that takes the request body `body` (a component name, with `example`) and answers 202 with `accepted`; `v3`:
+ * an ABDM v3 message, with REQUEST-ID (required unless `requestIdOptional`) and TIMESTAMP headers.
+ */
 export function post(opts: {
   summary: string;
   tag: string;
@@ -100,15 +121,21 @@ export function post(opts: {
   example: unknown;
   accepted: string;
   hipHeader?: boolean;
+  v3?: boolean;
+  requestIdOptional?: boolean;
   description?: string;
 }) {
+  const parameters = [
+    ...(opts.v3 ? [{ ...requestIdHeader, required: !opts.requestIdOptional }, timestampHeader] : []),
+    ...(opts.hipHeader ? [hipHeader] : []),
+  ];
   return {
     post: {
       operationId: opts.operationId,
       tags: [opts.tag],
       summary: opts.summary,
       ...(opts.description ? { description: opts.description } : {}),
-      ...(opts.hipHeader ? { parameters: [hipHeader] } : {}),
+      ...(parameters.length ? { parameters } : {}),
       requestBody: {
         required: true,
         content: Object.fromEntries(

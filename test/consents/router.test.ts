@@ -6,7 +6,10 @@
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { v4 as uuidv4 } from 'uuid';
+import { Hono } from 'hono';
 import { consentRoutes } from '../../src/consents/routes.js';
+import { consentNotifyRoutes } from '../../src/abdm/consent-notify.js';
+import type { AppEnv } from '../../src/auth/caller.js';
 import { ConsentStore } from '../../src/consents/store.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { loadConfig } from '../../src/config.js';
@@ -30,7 +33,12 @@ beforeAll(async () => {
   const consents = new ConsentStore(client.db(db));
   const audit = new AuditLog(client.db(db));
   const config = loadConfig({ NODE_ENV: 'test', MONGODB_URI: inject('mongoUri') });
-  router = routerAlone(consentRoutes({ consents, audit, config, clock: () => new Date() }));
+  // The consent manager's notifications (abdm/) and the consent read back (consents/), no gateway.
+  router = routerAlone(
+    new Hono<AppEnv>()
+      .route('/', consentNotifyRoutes({ consents, audit, config, clock: () => new Date() }))
+      .route('/', consentRoutes({ consents, audit })),
+  );
 });
 afterAll(async () => {
   await client

@@ -8,8 +8,10 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { openApiDocument, openApiRoutes } from '../../src/openapi.js';
 import { ConsentNotifyV05, ConsentNotifyV3 } from '../../src/consents/schema.js';
-import { HiRequest } from '../../src/abdm/routes.js';
-import { Discover, LinkInit, LinkConfirm } from '../../src/abdm/linking.js';
+import { HiRequest, HiRequestV3 } from '../../src/abdm/routes.js';
+import { Discover, DiscoverV3, LinkInit, LinkInitV3, LinkConfirm, LinkConfirmV3 } from '../../src/abdm/linking.js';
+import { PatientStatusNotify } from '../../src/abdm/patient-status.js';
+import { ContextOnNotify, OnCareContext, OnGenerateToken, SmsOnNotify } from '../../src/abdm/hip-linking-routes.js';
 
 type Doc = {
   openapi: string;
@@ -31,17 +33,35 @@ const resolve = (schema: { $ref?: string }) => {
   return doc.components.schemas[schema.$ref!.split('/').pop()!];
 };
 
-const BODY_ROUTES: [string, z.ZodType, boolean][] = [
-  ['/v0.5/consents/hip/notify', ConsentNotifyV05, false],
-  ['/api/v3/consent/request/hip/notify', ConsentNotifyV3, false],
-  ['/v0.5/health-information/hip/request', HiRequest, false],
-  ['/v0.5/care-contexts/discover', Discover, true],
-  ['/v0.5/links/link/init', LinkInit, true],
-  ['/v0.5/links/link/confirm', LinkConfirm, false],
+type Header = [name: string, required: boolean];
+const HIP: Header = ['X-HIP-ID', true];
+/** An ABDM v3 message: its id in REQUEST-ID (required unless `optional`), its time in TIMESTAMP. */
+const V3 = (optional = false): Header[] => [
+  ['REQUEST-ID', !optional],
+  ['TIMESTAMP', false],
+];
+/** Each route with a body: the schema it parses with, and the header parameters it documents. */
+const BODY_ROUTES: [string, z.ZodType, Header[]][] = [
+  ['/v0.5/consents/hip/notify', ConsentNotifyV05, []],
+  ['/api/v3/consent/request/hip/notify', ConsentNotifyV3, V3(true)],
+  ['/v0.5/health-information/hip/request', HiRequest, []],
+  ['/api/v3/hip/health-information/request', HiRequestV3, V3()],
+  ['/v0.5/care-contexts/discover', Discover, [HIP]],
+  ['/v0.5/links/link/init', LinkInit, [HIP]],
+  ['/v0.5/links/link/confirm', LinkConfirm, []],
+  ['/api/v3/hip/patient/care-context/discover', DiscoverV3, [...V3(), HIP]],
+  ['/api/v3/hip/link/care-context/init', LinkInitV3, [...V3(), HIP]],
+  ['/api/v3/hip/link/care-context/confirm', LinkConfirmV3, [...V3(), HIP]],
+  ['/v0.5/patients/status/notify', PatientStatusNotify, []],
+  ['/api/v3/hip/token/on-generate-token', OnGenerateToken, V3()],
+  ['/api/v3/link/on_carecontext', OnCareContext, V3()],
+  ['/api/v3/links/context/on-notify', ContextOnNotify, V3()],
+  ['/api/v3/patients/sms/on-notify', SmsOnNotify, V3()],
 ];
 const GET_ROUTES = [
   '/consents/{id}',
   '/admin/health-information/transactions/{id}',
+  '/admin/hip-links',
   '/fhir/AuditEvent',
   '/healthz',
   '/readyz',
@@ -85,7 +105,7 @@ describe('openApiDocument', () => {
 
   it.each(BODY_ROUTES)(
     'POST %s: the request schema is z.toJSONSchema of the zod schema the route parses with',
-    (path, schema, hip) => {
+    (path, schema, headerParams) => {
       const op = doc.paths[path].post;
       expect(op.requestBody.required).toBe(true);
       expect(Object.keys(op.requestBody.content).sort()).toEqual(['application/fhir+json', 'application/json']);
@@ -97,7 +117,7 @@ describe('openApiDocument', () => {
       }
       expect(Object.keys(op.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '429', '503']);
       const headers = (op.parameters ?? []).filter((p: any) => p.in === 'header');
-      expect(headers.map((p: any) => [p.name, p.required])).toEqual(hip ? [['X-HIP-ID', true]] : []);
+      expect(headers.map((p: any) => [p.name, p.required])).toEqual(headerParams);
     },
   );
 
