@@ -388,6 +388,32 @@ describe('SMS notify', () => {
     }
     const logs = t.logs.join('');
     for (const n of needles) expect(logs).not.toContain(n);
+
+    // HIP_INIT_NOTIFY_HIECM: the patient follows the SMS to a PHR app, which discovers the care context with the
+    // ABHA number the consent manager verified.
+    const transactionId = crypto.randomUUID();
+    const discover = await t.request('/api/v3/hip/patient/care-context/discover', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: v3Headers(HIP),
+      body: JSON.stringify({
+        transactionId,
+        patient: {
+          id: 'someone.new@sbx',
+          verifiedIdentifiers: [{ type: 'ABHA_NUMBER', value: digits(q) }],
+          unverifiedIdentifiers: [],
+        },
+      }),
+    });
+    expect(discover.status).toBe(202);
+    const found = await gw.waitFor(
+      '/user-initiated-linking/v3/patient/care-context/on-discover',
+      (c) => c.body?.transactionId === transactionId,
+    );
+    expect(found.body.patient.flatMap((g: any) => g.careContexts.map((cc: any) => cc.referenceNumber))).toContain(
+      'OP-S',
+    );
+    expect(found.body.matchedBy).toEqual(['ABHA_NUMBER']);
   });
 });
 
