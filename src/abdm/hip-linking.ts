@@ -669,12 +669,15 @@ export class HipLinker {
     const address = job.abhaAddress ?? normaliseAbhaAddress(tokenAddress ?? '') ?? null;
     const hiTypes = [...new Set([...cc.hiTypes, ...job.hiTypes])];
     const careContexts = [{ referenceNumber: cc.referenceNumber, display: cc.display ?? cc.referenceNumber }];
+    // The patient as the PHR app shows them: the name on the record now (read for this call, not kept).
+    const facts = await this.facts(job);
+    const display = (typeof facts === 'string' ? undefined : facts.name) ?? reference;
     const body = {
       ...(job.abhaNumber ? { abhaNumber: job.abhaNumber } : {}),
       ...(address ? { abhaAddress: address } : {}),
       patient: hiTypes.map((hiType) => ({
         referenceNumber: reference,
-        display: reference,
+        display,
         careContexts,
         hiType,
         count: careContexts.length,

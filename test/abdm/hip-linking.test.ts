@@ -197,7 +197,7 @@ describe('HIP-initiated linking', () => {
     expect(link.body.abhaNumber).toBe(digits(p));
     const group = (hiType: string) => ({
       referenceNumber: p.abhaAddress,
-      display: p.abhaAddress,
+      display: demographics(p).name,
       careContexts: [{ referenceNumber: 'OP-1', display: 'Visit OP-1' }],
       hiType,
       count: 1,
@@ -249,7 +249,7 @@ describe('HIP-initiated linking', () => {
     expect(links[1].body.patient).toEqual([
       {
         referenceNumber: p.abhaAddress,
-        display: p.abhaAddress,
+        display: demographics(p).name,
         careContexts: [{ referenceNumber: 'OP-2', display: 'Visit OP-2' }],
         hiType: 'DischargeSummary',
         count: 1,
