@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { consentDetail, notifyConsent } from '../support/consents.js';
-import { startStandInGateway, v3Headers, type StandInGateway } from '../support/stand-in-gateway.js';
+import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { createGenerator } from '../../fixtures/generator.js';
 
 const HIP = 'HIP-CV3';
@@ -27,9 +27,7 @@ let patient: string;
 beforeAll(async () => {
   gw = await startStandInGateway();
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
+    ...gatewayEnv(gw),
     HIP_INITIATED_LINKING: 'false',
   });
   const gen = createGenerator(4242);

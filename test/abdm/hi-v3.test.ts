@@ -22,7 +22,13 @@ import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { grantConsent, notifyConsent } from '../support/consents.js';
-import { startStandInGateway, v3Headers, type Callback, type StandInGateway } from '../support/stand-in-gateway.js';
+import {
+  startStandInGateway,
+  v3Headers,
+  type Callback,
+  type StandInGateway,
+  gatewayEnv,
+} from '../support/stand-in-gateway.js';
 import { createGenerator, type RecordKind, type SyntheticPatient } from '../../fixtures/generator.js';
 import { decrypt, generateKeyMaterial, parsePublicKey, type KeyMaterial } from '../../src/abdm/fidelius.js';
 
@@ -298,10 +304,7 @@ beforeAll(async () => {
   const port = (viewer.address() as AddressInfo).port;
   viewerUrl = `http://127.0.0.1:${port}`;
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
-    GATEWAY_API_VERSION: 'v3',
+    ...gatewayEnv(gw),
     HI_PAGE_SIZE: '2',
     HI_PUSH_ATTEMPTS: '2',
     HI_PUSH_BACKOFF_MS: '20',

@@ -6,7 +6,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
-import { startStandInGateway, v3Headers, type Callback, type StandInGateway } from '../support/stand-in-gateway.js';
+import {
+  startStandInGateway,
+  v3Headers,
+  type Callback,
+  type StandInGateway,
+  gatewayEnv,
+} from '../support/stand-in-gateway.js';
 import { createGenerator, type RecordKind, type SyntheticPatient } from '../../fixtures/generator.js';
 import { HipLinker, type HipLinkDoc } from '../../src/abdm/hip-linking.js';
 import { createLog } from '../../src/log.js';
@@ -73,9 +79,7 @@ const answerToken = (call: Callback) => {
 beforeAll(async () => {
   gw = await startStandInGateway();
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
+    ...gatewayEnv(gw),
     HIP_LINK_ATTEMPTS: String(ATTEMPTS),
     HIP_LINK_BACKOFF_MS: String(BACKOFF),
     HIP_LINK_ANSWER_TIMEOUT_MS: String(ANSWER_TIMEOUT),

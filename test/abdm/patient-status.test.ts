@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
-import { startStandInGateway, v3Headers, type StandInGateway } from '../support/stand-in-gateway.js';
+import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { grantConsent, notifyConsent } from '../support/consents.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import type { Role } from '../../src/auth/caller.js';
@@ -26,10 +26,7 @@ const g = createGenerator(5150);
 beforeAll(async () => {
   gw = await startStandInGateway();
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
-    GATEWAY_API_VERSION: 'v3',
+    ...gatewayEnv(gw),
     LINK_INIT_PER_PATIENT_PER_HOUR: '100',
   });
 });

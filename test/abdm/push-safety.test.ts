@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
-import { startStandInGateway, v3Headers, type StandInGateway } from '../support/stand-in-gateway.js';
+import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import { generateKeyMaterial } from '../../src/abdm/fidelius.js';
 
@@ -91,10 +91,7 @@ beforeAll(async () => {
   });
   [viewerPort, baitPort] = await Promise.all([listen(viewer), listen(bait)]);
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
-    GATEWAY_API_VERSION: 'v3',
+    ...gatewayEnv(gw),
     HI_PAGE_SIZE: '1',
     HI_PUSH_ATTEMPTS: '3',
     HI_PUSH_BACKOFF_MS: '20',

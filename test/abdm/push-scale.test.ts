@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, sharedStructure, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
-import { startStandInGateway, v3Headers, type StandInGateway } from '../support/stand-in-gateway.js';
+import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { createGenerator, type RecordKind } from '../../fixtures/generator.js';
 import { decrypt, generateKeyMaterial } from '../../src/abdm/fidelius.js';
 import { validatorOptions } from '../../src/config.js';
@@ -60,10 +60,7 @@ beforeAll(async () => {
   const port = (viewer.address() as AddressInfo).port;
   viewerUrl = `http://127.0.0.1:${port}`;
   t = await createTestApp({
-    GATEWAY_BASE_URL: gw.url,
-    GATEWAY_CLIENT_ID: 'abha-vault',
-    GATEWAY_CLIENT_SECRET: 's3cret',
-    GATEWAY_API_VERSION: 'v3',
+    ...gatewayEnv(gw),
     HI_PAGE_SIZE: '100',
     HI_PUSH_TIMEOUT_MS: '60000',
     HI_PUSH_ALLOWED_HOSTS: `127.0.0.1:${port}`,

@@ -369,3 +369,11 @@ export const v3Headers = (hip?: string, requestId: string = crypto.randomUUID())
   'X-CM-ID': 'sbx',
   ...(hip ? { 'X-HIP-ID': hip } : {}),
 });
+
+/** The settings that point an app at this stand-in (its client id and secret are the defaults above). */
+export const gatewayEnv = (gw: Pick<StandInGateway, 'url'>, version: 'v3' | 'v0.5' = 'v3') => ({
+  GATEWAY_BASE_URL: gw.url,
+  GATEWAY_CLIENT_ID: 'abha-vault',
+  GATEWAY_CLIENT_SECRET: 's3cret',
+  GATEWAY_API_VERSION: version,
+});
