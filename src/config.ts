@@ -57,6 +57,7 @@ export const ConfigSchema = z.object({
   AUTH_ISSUER: z.string().optional(),
   AUTH_AUDIENCE: z.string().optional(),
   AUTH_GATEWAY_CLIENTS: list([]),
+  GATEWAY_JWKS_URL: z.string().url().optional(),
   PAGING_KEYS_FILE: z.string().optional(),
   PAGING_CURSOR_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(1800),
   CONSENT_SWEEP_MS: z.coerce.number().int().min(1000).default(60_000),

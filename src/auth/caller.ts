@@ -1,8 +1,10 @@
 /**
  * Who is asking: a bearer JWT verified with jose against the configured keys.
  * Claims: `role` (hip | hiu | cm | admin) and `facility` (the caller's facility
- * or client id). ABDM gateway tokens carry no `role`; when they are verified by
- * the gateway keys (AUTH_GATEWAY_CLIENTS lists their client ids) they are `cm`.
+ * or client id). ABDM gateway tokens carry no `role`: one whose client id
+ * (`clientId` or `azp`) is in AUTH_GATEWAY_CLIENTS is `cm`. A token verified
+ * by the gateway's own keys (GATEWAY_JWKS_URL) is that or nothing: ABDM signs
+ * tokens for every client it has, so a role claim in one is never believed.
  * No or bad token: 401; a valid token with the wrong role: 403.
  *
  * `identify` runs once for every request and only learns who is asking;
@@ -13,7 +15,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { jwtVerify, errors } from 'jose';
-import { fail } from '../fhir/outcome.js';
+import { FhirError, fail } from '../fhir/outcome.js';
 import { ALG, type Verifier } from './keys.js';
 
 export const ROLES = ['hip', 'hiu', 'cm', 'admin'] as const;
@@ -72,14 +74,40 @@ async function verify(header: string | undefined, verifier: Verifier, opts: Auth
       requiredClaims: ['exp'],
     };
     const keys = verifier.keys; // a key set (JWKS) or one key: jwtVerify has an overload for each
-    const verified =
-      typeof keys === 'function' ? await jwtVerify(m[1], keys, options) : await jwtVerify(m[1], keys, options);
-    payload = verified.payload as Record<string, unknown>;
+    try {
+      const verified =
+        typeof keys === 'function' ? await jwtVerify(m[1], keys, options) : await jwtVerify(m[1], keys, options);
+      payload = verified.payload as Record<string, unknown>;
+    } catch (e) {
+      // Not one of ours: perhaps ABDM's gateway (its own issuer and audience; exp still required).
+      if (!verifier.gatewayKeys || !isKeyMismatch(e)) throw e;
+      const verified = await jwtVerify(m[1], verifier.gatewayKeys, {
+        algorithms: [ALG],
+        clockTolerance: options.clockTolerance,
+        requiredClaims: ['exp'],
+      });
+      return gatewayCaller(verified.payload as Record<string, unknown>, opts);
+    }
   } catch (e) {
+    if (e instanceof FhirError) throw e;
     const why = e instanceof errors.JWTExpired ? 'token expired' : 'token not valid';
     throw withChallenge(unauthorized(`Bearer ${why}`));
   }
   return callerFrom(payload, opts);
+}
+
+/** The token was signed by a key the store's own key source does not have (so another source may). */
+const isKeyMismatch = (e: unknown) =>
+  e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWSSignatureVerificationFailed;
+
+/** A token ABDM's gateway signed: the consent manager when its client id is listed, else no one. */
+function gatewayCaller(p: Record<string, unknown>, opts: AuthOptions): Caller {
+  const clientId = typeof p.clientId === 'string' ? p.clientId : typeof p.azp === 'string' ? p.azp : undefined;
+  if (!clientId || !opts.gatewayClients.includes(clientId) || !FACILITY_ID.test(clientId))
+    throw withChallenge(unauthorized('A gateway token must come from one of AUTH_GATEWAY_CLIENTS'));
+  if (p.role !== undefined && p.role !== 'cm')
+    throw withChallenge(unauthorized('A gateway token can only act as the consent manager (role cm)'));
+  return { role: 'cm', facilityId: clientId, subject: typeof p.sub === 'string' && p.sub ? p.sub : clientId };
 }
 
 function callerFrom(p: Record<string, unknown>, opts: AuthOptions): Caller {

@@ -1,9 +1,11 @@
 /**
  * Verification keys for bearer tokens, from configuration: a JWKS URL, or a
  * key file (PEM public key, PEM X.509 certificate as ABDM's gateway publishes,
- * or a JWKS JSON file). On a laptop with none configured, a local RS256 key
- * pair is created in DATA_DIR/auth and `npm run token` signs with it; in
- * production the server refuses to start without configured keys.
+ * or a JWKS JSON file); and, apart from them, ABDM's gateway JWKS
+ * (GATEWAY_JWKS_URL), whose tokens can only ever be the consent manager's.
+ * On a laptop with none configured, a local RS256 key pair is created in
+ * DATA_DIR/auth and `npm run token` signs with it; in production the server
+ * refuses to start without configured keys.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,8 +26,13 @@ import type { Config } from '../config.js';
 export const ALG = 'RS256';
 
 export interface Verifier {
-  /** Key lookup for jose.jwtVerify. */
+  /** Key lookup for jose.jwtVerify: the store's own callers (providers, viewers, admin). */
   keys: JWTVerifyGetKey | CryptoKey;
+  /**
+   * ABDM's gateway keys (GATEWAY_JWKS_URL, `{base}/gateway/v3/certs`): a token they verify is the consent manager's
+   * (role cm) when its client id is one of AUTH_GATEWAY_CLIENTS, and nothing else (auth/caller.ts).
+   */
+  gatewayKeys?: JWTVerifyGetKey;
   /** Where the keys come from, for the start-up log. */
   source: string;
 }
@@ -33,6 +40,16 @@ export interface Verifier {
 export class KeyConfigError extends Error {}
 
 export async function loadVerifier(config: Config): Promise<Verifier> {
+  const own = await ownKeys(config);
+  if (!config.GATEWAY_JWKS_URL) return own;
+  return {
+    ...own,
+    gatewayKeys: createRemoteJWKSet(new URL(config.GATEWAY_JWKS_URL)),
+    source: `${own.source}; ABDM gateway JWKS ${config.GATEWAY_JWKS_URL}`,
+  };
+}
+
+async function ownKeys(config: Config): Promise<Verifier> {
   if (config.AUTH_JWKS_URL)
     return { keys: createRemoteJWKSet(new URL(config.AUTH_JWKS_URL)), source: `JWKS ${config.AUTH_JWKS_URL}` };
   if (config.AUTH_PUBLIC_KEY_FILE)
