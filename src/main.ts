@@ -122,6 +122,8 @@ async function main() {
     hipLinks.sweep(new Date()).catch(() => log.warn('hip-linking sweep failed; will retry'));
   }, config.HIP_LINK_SWEEP_MS);
   hipSweep.unref();
+  // Transfers whose process died mid-way (its lease expired): taken over here, not only at the next start.
+  const stopResuming = transfers.keepResuming(30_000);
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     baseUrl = publicBaseUrl(config, info.port);
     log.info({ url: `http://${info.address}:${info.port}`, baseUrl }, 'abha-vault listening');
@@ -140,6 +142,7 @@ async function main() {
     log.info({ signal }, 'shutting down');
     clearInterval(sweep);
     clearInterval(hipSweep);
+    stopResuming();
     const force = setTimeout(() => process.exit(1), 15000);
     server.close(async () => {
       await database.close();

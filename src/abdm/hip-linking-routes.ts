@@ -68,6 +68,8 @@ export const ContextOnNotify = z.object({ acknowledgement, error: abdmErrorField
 export const SmsOnNotify = z.object({ acknowledgement, error: abdmErrorField, response }).passthrough();
 
 type ErrorField = z.infer<typeof abdmErrorField>;
+/** An on_carecontext `status` that reports a failure rather than a link. */
+const FAILED_STATUS = /\b(fail|failed|failure|error|errored|denied|rejected|invalid)\b/i;
 /** An error object (or several) as one line: "code: message; …". */
 function errorText(e: ErrorField): string | undefined {
   if (!e) return undefined;
@@ -148,7 +150,12 @@ export function hipLinkingRoutes(deps: HipLinkingDeps) {
     'link',
     OnCareContext,
     'a JSON on_carecontext answer',
-    (b) => ({ abhaAddress: b.abhaAddress, status: b.status, error: errorText(b.error) }),
+    // `status` is free text ("Successfully Linked care context"); one that says it failed is taken as the error.
+    (b) => ({
+      abhaAddress: b.abhaAddress,
+      status: b.status,
+      error: errorText(b.error) ?? (b.status && FAILED_STATUS.test(b.status) ? b.status.slice(0, 200) : undefined),
+    }),
   );
   answerRoute(
     INBOUND.contextOnNotify.v3,

@@ -223,7 +223,8 @@ const patientKeyOf = (r: { provider: string; abhaNumber: string | null; abhaAddr
 export function linkTokenExpiry(token: string, now: Date): Date {
   try {
     const { exp } = decodeJwt(token);
-    if (typeof exp === 'number' && Number.isFinite(exp)) return new Date(exp * 1000);
+    const at = typeof exp === 'number' ? new Date(exp * 1000) : undefined;
+    if (at && Number.isFinite(at.getTime())) return at;
   } catch {
     /* not a JWT */
   }

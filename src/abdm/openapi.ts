@@ -162,8 +162,9 @@ export const abdmOpenApi: OpenApiPart = {
       example: EXAMPLES.HiRequestV3,
       accepted: 'HiRequestAccepted',
       v3: true,
+      hipHeader: true,
       description:
-        "As the v0.5 request (an X-HIP-ID, when sent, must be the consent's HIP); answered on /data-flow/v3/health-information/hip/on-request and notify in v3.",
+        "As the v0.5 request (X-HIP-ID must be the consent's HIP); answered on /data-flow/v3/health-information/hip/on-request and notify in v3.",
     }),
     '/admin/health-information/transactions/{id}': {
       get: {

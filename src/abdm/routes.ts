@@ -22,7 +22,7 @@ import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
-import { fail, notFound } from '../fhir/outcome.js';
+import { badRequest, fail, notFound } from '../fhir/outcome.js';
 import type { ConsentDoc, ConsentStore } from '../consents/store.js';
 import { isoDateTime, orderedRange } from '../consents/schema.js';
 import { abdmInstant } from '../fhir/datetime.js';
@@ -59,7 +59,7 @@ const hiRequestBody = z.object({
 export const HiRequest = z
   .object({
     requestId: z.string().min(1).max(128),
-    timestamp: z.string().max(64).optional(),
+    timestamp: z.unknown().optional(), // an envelope field the store does not need: never a reason to refuse
     transactionId: z.string().min(1).max(128),
     hiRequest: hiRequestBody,
   })
@@ -132,7 +132,10 @@ export function abdmRoutes(deps: AbdmDeps) {
         : await readJsonBody(c, HiRequest, config, 'a JSON health-information request');
     const requestId = inboundRequestId(c, dialect, req);
     const hi = req.hiRequest;
+    // The HIP the gateway addresses: required in v3; when sent, a well-formed facility id that must be the consent's.
     const addressed = hipHeader(c);
+    if (!addressed && (dialect === 'v3' || c.req.header('x-hip-id') !== undefined))
+      throw badRequest('X-HIP-ID header required: the provider (facility id) the gateway addresses', 'X-HIP-ID');
     const consent = await consents.get(hi.consent.id);
     const input: HiRequestInput = {
       requestId,
@@ -169,7 +172,7 @@ export function abdmRoutes(deps: AbdmDeps) {
     }
 
     // Answer the gateway (in the request's dialect, as the consent's HIP), then transfer in the background.
-    const hip = tx?.hip ?? consent?.terms?.hip ?? addressed;
+    const hip = addressed ?? tx?.hip ?? consent?.terms?.hip;
     void (async () => {
       try {
         await gateway.send(

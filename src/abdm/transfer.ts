@@ -258,7 +258,9 @@ export class HiTransfers {
     refusal: string | undefined,
   ): HiTransaction {
     const now = this.clock();
-    const careContexts = [...(consent?.terms?.careContexts ?? [])];
+    // A consent of another HIP than the one addressed lends the transaction nothing: its HIP, its care contexts.
+    const own = !!consent?.terms && (!input.hip || input.hip === consent.terms.hip);
+    const careContexts = own ? [...consent!.terms!.careContexts] : [];
     const key = refusal ? undefined : generateKeyMaterial();
     return {
       _id: input.transactionId,
@@ -267,7 +269,7 @@ export class HiTransfers {
       fingerprint,
       ...(refusal ? { refused: true } : {}),
       consentId: input.consentId,
-      hip: consent?.terms?.hip ?? input.hip ?? null,
+      hip: input.hip ?? consent?.terms?.hip ?? null,
       dateRange: { from: abdmInstant(input.dateRange.from, 'start'), to: abdmInstant(input.dateRange.to, 'end') },
       dataPushUrl: input.dataPushUrl,
       requester: {
@@ -383,6 +385,24 @@ export class HiTransfers {
       .toArray();
     const mine = await Promise.all(open.map((t) => this.launch(t._id).claimed));
     return mine.filter(Boolean).length;
+  }
+
+  /**
+   * Resumes unfinished transactions every `everyMs` (main.ts), so one whose lease belonged to a process that died
+   * (including this process's previous run, restarted within the lease) is taken over once that lease expires, not
+   * only at the next start. Returns the stop function.
+   */
+  keepResuming(everyMs: number): () => void {
+    const timer = setInterval(() => {
+      this.resume().then(
+        (n) => {
+          if (n) this.log.info({ resumed: n }, 'resuming health-information transfers');
+        },
+        (e: Error) => this.log.warn({ err: e.message.slice(0, 200) }, 'health-information resume failed; will retry'),
+      );
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /**

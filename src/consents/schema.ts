@@ -105,7 +105,7 @@ const Notification = z
 export const ConsentNotifyV05 = z
   .object({
     requestId: z.string().max(128).optional(),
-    timestamp: z.string().max(64).optional(),
+    timestamp: z.unknown().optional(), // an envelope field the store does not need: never a reason to refuse
     notification: Notification,
   })
   .passthrough();

@@ -278,22 +278,23 @@ export class OutboundTimeout extends Error {
 const defaultResolve = async (hostname: string): Promise<ResolvedAddress[]> =>
   dns.lookup(hostname, { all: true, verbatim: true });
 
-/** The addresses the store's own host names resolve to, looked up at most once a minute. */
-const selfResolved = new Map<string, { until: number; addresses: string[] }>();
+/** The addresses the store's own host names resolve to, looked up at most once a minute (per resolver). */
+const selfResolved = new WeakMap<object, Map<string, { until: number; addresses: string[] }>>();
 async function resolvedSelf(policy: OutboundPolicy): Promise<string[]> {
   const resolve = policy.resolve ?? defaultResolve;
+  let cache = selfResolved.get(resolve);
+  if (!cache) selfResolved.set(resolve, (cache = new Map()));
   const out: string[] = [];
   for (const h of policy.selfHosts) {
     const host = normalHost(h);
     if (canonicalIp(host)) continue;
-    const key = `${policy.resolve ? 'custom' : 'system'}|${host}`;
-    let hit = selfResolved.get(key);
+    let hit = cache.get(host);
     if (!hit || hit.until < Date.now()) {
       const addresses = await resolve(host).then(
         (r) => r.map((a) => a.address),
         () => [] as string[],
       );
-      selfResolved.set(key, (hit = { until: Date.now() + 60_000, addresses }));
+      cache.set(host, (hit = { until: Date.now() + 60_000, addresses }));
     }
     out.push(...hit.addresses);
   }
@@ -364,10 +365,23 @@ export const MAX_RESPONSE_BYTES = 4096;
  * POSTs a JSON text under the policy. Resolves with the status (a 3xx is returned, not followed); rejects with
  * OutboundRefused (the policy), OutboundTimeout, or the network's error.
  */
-export function postJson(rawUrl: string, body: string, opts: PostOptions): Promise<PostResult> {
+export async function postJson(rawUrl: string, body: string, opts: PostOptions): Promise<PostResult> {
   const dest = checkDestination(rawUrl, opts.policy);
-  if (!dest.ok) return Promise.reject(new OutboundRefused(dest.reason));
+  if (!dest.ok) throw new OutboundRefused(dest.reason);
   const { url, allowed } = dest;
+  // An IP literal is connected to without a lookup: compare it with what the store's own names resolve to here.
+  const literal = canonicalIp(normalHost(url.hostname));
+  if (literal && !allowed) {
+    const own = (await resolvedSelf(opts.policy)).map((a) => canonicalIp(a) ?? a);
+    if (own.includes(literal))
+      throw new OutboundRefused(
+        `dataPushUrl host ${url.hostname.slice(0, 100)} is one of this store's own addresses${ALLOW_HINT}`,
+      );
+  }
+  return send(url, allowed, body, opts);
+}
+
+function send(url: URL, allowed: boolean, body: string, opts: PostOptions): Promise<PostResult> {
   const max = opts.maxResponseBytes ?? MAX_RESPONSE_BYTES;
   const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   return new Promise<PostResult>((resolve, reject) => {

@@ -162,6 +162,28 @@ describe('v3 consent notifications, acknowledged in v3', () => {
     expect(ack.body.resp.requestId).toEqual(expect.any(String));
   });
 
+  it('a v0.5 notification whose timestamp is not a string is still applied (an envelope field is never a reason to refuse)', async () => {
+    const consentId = uuidv4();
+    for (const timestamp of [1700000000000, null, { at: 'now' }]) {
+      const res = await t.request('/v0.5/consents/hip/notify', {
+        method: 'POST',
+        as: ['cm', 'sbx'],
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          requestId: uuidv4(),
+          timestamp,
+          notification: {
+            consentId,
+            status: 'GRANTED',
+            consentDetail: consentDetail({ consentId, patient, hip: HIP, hiu: HIU, careContexts: ['CC-V3'] }),
+          },
+        }),
+      });
+      expect(res.status, JSON.stringify(timestamp)).toBe(202);
+    }
+    expect((await t.consents.get(consentId))?.status).toBe('GRANTED');
+  });
+
   it('only the consent manager may notify: no token 401, hip, hiu and admin 403', async () => {
     const body = JSON.stringify(grant(uuidv4()));
     expect((await t.request(V3, { method: 'POST', headers: v3Headers(HIP), body })).status).toBe(401);

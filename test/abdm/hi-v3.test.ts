@@ -445,10 +445,33 @@ describe('refusals: an error on-request, then a notify FAILED', () => {
     const consentId = await grant();
     const sent = await send({ consentId, hip: 'HIP-ELSE' });
     expect(sent.answer).toMatchObject({ status: 'ERRORED', reason: expect.stringMatching(/not for HIP HIP-ELSE/) });
+    // Answered as the HIP the gateway addressed, and nothing of the other HIP's consent is told: no care contexts.
+    const [onRequest] = await waitOnRequest(sent.requestId);
+    expect(onRequest.headers['x-hip-id']).toBe('HIP-ELSE');
     const notify = await waitNotify(sent.txId);
-    expect(notify.body.notification.statusNotification.sessionStatus).toBe('FAILED');
-    expect(notify.headers['x-hip-id']).toBe(HIP); // from the consent's HIP
+    expect(notify.body.notification.statusNotification).toMatchObject({ sessionStatus: 'FAILED', hipId: 'HIP-ELSE' });
+    expect(notify.body.notification.notifier).toEqual({ type: 'HIP', id: 'HIP-ELSE' });
+    expect(notify.headers['x-hip-id']).toBe('HIP-ELSE');
+    expect(statusesOf(notify)).toEqual({});
     expect(pagesOf(sent.txId)).toEqual([]);
+  });
+
+  it('a v3 request without X-HIP-ID, or with a malformed one, is 400 and pushes nothing', async () => {
+    const consentId = await grant();
+    const before = gw.callbacks.length;
+    const { 'X-HIP-ID': _omitted, ...withoutHip } = v3Headers(HIP);
+    for (const headers of [withoutHip, { ...withoutHip, 'X-HIP-ID': 'HIP A' }, { ...withoutHip, 'X-HIP-ID': 'a, b' }]) {
+      const res = await t.request(PATH, {
+        method: 'POST',
+        as: ['cm', 'sbx'],
+        headers,
+        body: JSON.stringify(body({ consentId, txId: uuidv4() }, generateKeyMaterial())),
+      });
+      expect(res.status).toBe(400);
+      expect((await res.json()).issue[0].expression).toEqual(['X-HIP-ID']);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(gw.callbacks.slice(before).filter((c) => c.path.startsWith('/data-flow/'))).toEqual([]);
   });
 
   it('a v3 request without REQUEST-ID is 400 and answered to no one', async () => {
@@ -602,6 +625,29 @@ describe('the same request id, or the same transaction, again', () => {
     // one transaction per request id, kept by a unique index
     const indexes = await t.transfers.transactions.indexes();
     expect(indexes.find((i) => i.name === 'request_id')).toMatchObject({ key: { requestId: 1 }, unique: true });
+  });
+});
+
+describe('a transaction whose process died', () => {
+  it('is taken over once its lease expires, by the periodic resume, not only at the next start', async () => {
+    const sent = await send({ consentId: uuidv4() }); // refused (unknown consent): a FAILED transaction to notify
+    await settled(sent.txId);
+    const notifies = () =>
+      gw.callbacks.filter((c) => c.path === NOTIFY && c.body.notification.transactionId === sent.txId);
+    expect(notifies()).toHaveLength(1);
+    // As if a previous run of this store died before notifying, holding the lease for a moment longer.
+    await t.transfers.transactions.updateOne(
+      { _id: sent.txId },
+      { $set: { notified: false, lease: { owner: 'a-process-that-died', until: new Date(Date.now() + 600) } } },
+    );
+    expect(await t.transfers.resume()).toBe(0); // its lease is still live: left alone
+    const stop = t.transfers.keepResuming(150);
+    try {
+      await expect.poll(() => notifies().length, { timeout: 5000 }).toBe(2);
+      expect((await settled(sent.txId)).notified).toBe(true);
+    } finally {
+      stop();
+    }
   });
 });
 

@@ -14,7 +14,7 @@ import {
   gatewayEnv,
 } from '../support/stand-in-gateway.js';
 import { createGenerator, type RecordKind, type SyntheticPatient } from '../../fixtures/generator.js';
-import { HipLinker, type HipLinkDoc } from '../../src/abdm/hip-linking.js';
+import { HipLinker, linkTokenExpiry, type HipLinkDoc } from '../../src/abdm/hip-linking.js';
 import { createLog } from '../../src/log.js';
 import { RecordStore } from '../../src/records/store.js';
 import { GatewayClient } from '../../src/abdm/gateway.js';
@@ -418,6 +418,31 @@ describe('SMS notify', () => {
       'OP-S',
     );
     expect(found.body.matchedBy).toEqual(['ABHA_NUMBER']);
+  });
+});
+
+describe('what the gateway says', () => {
+  it('an on_carecontext whose status reports a failure does not link: the try fails and is retried', async () => {
+    const HIP = 'HIP-STATUS';
+    const q = newPatient();
+    linkAnswers.set(HIP, () => ({ status: 'FAILED: care context could not be linked' }));
+    await upload(HIP, q, 'OP-ST', 'Prescription');
+    const job = await until('a failed try', async () => {
+      const j = await t.hipLinks.jobs.findOne({ _id: `link|${ccId(HIP, q, 'OP-ST')}` });
+      return j?.lastError ? j : null;
+    });
+    expect(job.lastError).toMatch(/FAILED/);
+    expect(job.status).not.toBe('LINKED');
+    const cc = await t.collections.careContexts.findOne({ _id: ccId(HIP, q, 'OP-ST') });
+    expect(cc?.linked).toBeUndefined();
+    linkAnswers.delete(HIP);
+  });
+
+  it('a link token expires at its JWT exp; one with no usable exp (none, or beyond any date) in six months', () => {
+    const now = new Date('2026-12-01T00:00:00Z');
+    expect(linkTokenExpiry(jwt(1_800_000_000), now).toISOString()).toBe(new Date(1_800_000_000_000).toISOString());
+    for (const token of [jwt(1e20), 'not-a-jwt', `${b64({ alg: 'none' })}.${b64({ sub: 'x' })}.`])
+      expect(linkTokenExpiry(token, now).toISOString(), token.slice(0, 30)).toBe('2027-06-01T00:00:00.000Z');
   });
 });
 

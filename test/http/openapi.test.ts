@@ -45,7 +45,7 @@ const BODY_ROUTES: [string, z.ZodType, Header[]][] = [
   ['/v0.5/consents/hip/notify', ConsentNotifyV05, []],
   ['/api/v3/consent/request/hip/notify', ConsentNotifyV3, V3(true)],
   ['/v0.5/health-information/hip/request', HiRequest, []],
-  ['/api/v3/hip/health-information/request', HiRequestV3, V3()],
+  ['/api/v3/hip/health-information/request', HiRequestV3, [...V3(), HIP]],
   ['/v0.5/care-contexts/discover', Discover, [HIP]],
   ['/v0.5/links/link/init', LinkInit, [HIP]],
   ['/v0.5/links/link/confirm', LinkConfirm, []],

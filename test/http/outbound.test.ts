@@ -277,6 +277,19 @@ describe('postJson', () => {
     expect(hits.length).toBe(before);
   });
 
+  it("refuses an IP literal that is the address the store's own public name resolves to (behind a load balancer)", async () => {
+    const p = policy({
+      selfHosts: ['vault.example.org'],
+      resolve: async (h) => (h === 'vault.example.org' ? [{ address: '93.184.216.34', family: 4 }] : []),
+    });
+    // The literal passes the synchronous check (it is a public address not on this machine) ...
+    expect(checkDestination('https://93.184.216.34/push', p).ok).toBe(true);
+    // ... but is refused before connecting, as the store's own name would be.
+    const err = await postJson('https://93.184.216.34/push', '{}', { policy: p, timeoutMs: 2000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(OutboundRefused);
+    expect(err.message).toMatch(/one of this store's own addresses/);
+  });
+
   it('checks a name at connect time: a name that resolves to loopback is refused, unless allowed by name', async () => {
     const before = hits.length;
     let lookups = 0;
