@@ -210,17 +210,20 @@ describe('v3 linking', () => {
       .find({ provider: HIP, 'linked.abhaAddress': p.abhaAddress.toLowerCase() })
       .toArray();
     expect(linked.map((c) => c.referenceNumber).sort()).toEqual(['D-OPD-1', 'D-OPD-2']);
-    // Linked care contexts are no longer offered; a code works once.
+    // Linked care contexts are no longer offered; the code again is a repeat: the same answer, nothing linked anew.
     expect(byType((await discover(p.abhaAddress)).body.patient)).toEqual({ DischargeSummary: ['D-IPD-3'] });
-    expect((await confirm(ref, otp.otp)).body.error.message).toMatch(/LINKED/);
+    expect((await confirm(ref, otp.otp)).body).toEqual(done);
     const audits = await t.client
       .db(t.config.MONGODB_DB)
       .collection('audit_events')
       .find({ action: { $in: ['link.init', 'link.confirm'] }, patients: p.abhaAddress.toLowerCase() })
       .toArray();
-    expect(audits.map((e) => `${e.action} ${e.outcome}`)).toEqual(
-      expect.arrayContaining(['link.init success', 'link.confirm success', 'link.confirm refused']),
-    );
+    expect(audits.map((e) => `${e.action} ${e.outcome}`)).toEqual([
+      'link.init success',
+      'link.confirm success',
+      'link.confirm success',
+    ]);
+    expect(audits[2].reason).toMatch(/repeat/);
   });
 
   it('a wrong code is refused (ABDM-1035) and links nothing; the right one within the limit still links', async () => {
@@ -297,6 +300,187 @@ describe('v3 linking', () => {
     expect(message.patient.abhaNumbers).toEqual([victim.abhaNumber.replace(/-/g, '')]);
     const done = (await confirm(init.link.referenceNumber, message.otp)).body;
     expect(done.patient.every((x: any) => x.referenceNumber === reference)).toBe(true);
+  });
+});
+
+/** Every answer to message `requestId` on `path`, once there are `n` of them (and no more came meanwhile). */
+async function answersTo(path: string, requestId: string, n: number) {
+  const of = () => gw.callbacks.filter((c) => c.path === path && c.body.response?.requestId === requestId);
+  await expect.poll(() => of().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(n);
+  await new Promise((r) => setTimeout(r, 150));
+  expect(of()).toHaveLength(n);
+  return of();
+}
+const db = () => t.client.db(t.config.MONGODB_DB);
+const linkRequestsOf = (address: string) => db().collection('link_requests').find({ abhaAddress: address }).toArray();
+
+describe('v3 retries of one message (the same REQUEST-ID)', () => {
+  it('link/init posted twice, and twice at once, makes one link request and sends one code; every answer names that link', async () => {
+    const p = await patientWithVisits('R-');
+    const address = p.abhaAddress.toLowerCase();
+    const tx = uuidv4();
+    const found = (await discover(p.abhaAddress, [], {}, tx)).body;
+    const body = { transactionId: tx, abhaAddress: p.abhaAddress, patient: asRequest(found.patient) };
+    const sent = t.otps.length;
+    const requestId = uuidv4();
+    const first = await post(INIT, body, { requestId });
+    const again = await post(INIT, body, { requestId });
+    expect([first.status, again.status]).toEqual([202, 202]);
+    const [a, b] = await answersTo(ON_INIT, requestId, 2);
+    expect(a.body.error).toBeUndefined();
+    expect(b.body).toEqual(a.body); // the same link reference, the same expiry
+    const ref = a.body.link.referenceNumber;
+    expect(await again.json()).toEqual(await first.json());
+    expect(t.otps.length - sent).toBe(1);
+    expect((await linkRequestsOf(address)).map((l) => l._id)).toEqual([ref]);
+    const audits = await db().collection('audit_events').find({ action: 'link.init', patients: address }).toArray();
+    expect(audits.map((e) => e.outcome)).toEqual(['success', 'success']);
+    expect(audits.filter((e) => /repeat/.test(e.reason))).toHaveLength(1);
+
+    // Two deliveries of one message at once (in two apps on one database, as two server processes): one code.
+    const q = await patientWithVisits('RR-');
+    const tx2 = uuidv4();
+    const offer = (await discover(q.abhaAddress, [], {}, tx2)).body;
+    const body2 = { transactionId: tx2, abhaAddress: q.abhaAddress, patient: asRequest(offer.patient) };
+    const other = await createTestApp(
+      {
+        ...gatewayEnv(gw),
+        LINK_OTP_MAX_ATTEMPTS: '3',
+        LINK_INIT_PER_PATIENT_PER_HOUR: '100',
+        MONGODB_DB: t.config.MONGODB_DB,
+      },
+      undefined,
+      t.engine.multiProcess ? {} : { engine: t.engine },
+    );
+    try {
+      const id2 = uuidv4();
+      const sentHere = t.otps.length;
+      const at = (app: TestApp) =>
+        app.request(INIT, {
+          method: 'POST',
+          as: ['cm', 'sbx'],
+          headers: v3Headers(HIP, id2),
+          body: JSON.stringify(body2),
+        });
+      const statuses = await Promise.all([at(t), at(other), at(t), at(other)].map(async (r) => (await r).status));
+      expect(statuses).toEqual([202, 202, 202, 202]);
+      const answers = await answersTo(ON_INIT, id2, 4);
+      expect(new Set(answers.map((x) => x.body.link?.referenceNumber)).size).toBe(1);
+      expect(answers.every((x) => x.body.error === undefined)).toBe(true);
+      expect(t.otps.length - sentHere + other.otps.length).toBe(1);
+      expect(await linkRequestsOf(q.abhaAddress.toLowerCase())).toHaveLength(1);
+    } finally {
+      await other.client.close();
+    }
+  });
+
+  it('link/init under a REQUEST-ID already used with another body (other care contexts, another patient) is refused and changes nothing', async () => {
+    const p = await patientWithVisits('S-');
+    const address = p.abhaAddress.toLowerCase();
+    const tx = uuidv4();
+    const found = (await discover(p.abhaAddress, [], {}, tx)).body;
+    const groups = asRequest(found.patient);
+    const requestId = uuidv4();
+    const prescriptions = groups.filter((x) => x.hiType === 'Prescription');
+    expect(
+      (await post(INIT, { transactionId: tx, abhaAddress: p.abhaAddress, patient: prescriptions }, { requestId }))
+        .status,
+    ).toBe(202);
+    const [first] = await answersTo(ON_INIT, requestId, 1);
+    const ref = first.body.link.referenceNumber;
+    const sent = t.otps.length;
+    const before = await linkRequestsOf(address);
+    // Other care contexts under the same id.
+    const more = await post(INIT, { transactionId: tx, abhaAddress: p.abhaAddress, patient: groups }, { requestId });
+    expect(more.status).toBe(202);
+    expect(await more.json()).toMatchObject({ status: 'ERRORED' });
+    // Another patient under the same id.
+    const q = await patientWithVisits('SS-');
+    const elsewhere = asRequest((await discover(q.abhaAddress, [], {}, tx)).body.patient ?? groups);
+    await post(INIT, { transactionId: uuidv4(), abhaAddress: q.abhaAddress, patient: elsewhere }, { requestId });
+    const answers = await answersTo(ON_INIT, requestId, 3);
+    for (const refused of answers.slice(1)) {
+      expect(refused.body.error.message).toMatch(/already used/);
+      expect(refused.body.link).toBeUndefined();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(t.otps.length).toBe(sent);
+    expect(await linkRequestsOf(address)).toEqual(before);
+    expect(await linkRequestsOf(q.abhaAddress.toLowerCase())).toEqual([]);
+    // The first request is untouched: its code still links what it asked for, and only that.
+    const otp = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    expect(byType((await confirm(ref, otp)).body.patient)).toEqual({ Prescription: ['S-OPD-1'] });
+  });
+
+  it('link/confirm posted twice answers success twice with the same care contexts, and links once', async () => {
+    const p = await patientWithVisits('U-');
+    const address = p.abhaAddress.toLowerCase();
+    const tx = uuidv4();
+    const found = (await discover(p.abhaAddress, [], {}, tx)).body;
+    const ref = (await linkInit(p.abhaAddress, tx, asRequest(found.patient))).body.link.referenceNumber;
+    const otp = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    const requestId = uuidv4();
+    const body = { confirmation: { linkRefNumber: ref, token: otp } };
+    const first = await post(CONFIRM, body, { requestId });
+    const [done] = await answersTo(ON_CONFIRM, requestId, 1);
+    const linkedAt = (await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray()).map((d) => [
+      d._id,
+      d.linked!.at.toISOString(),
+    ]);
+    const again = await post(CONFIRM, body, { requestId });
+    expect([first.status, again.status]).toEqual([202, 202]);
+    const [a, b] = await answersTo(ON_CONFIRM, requestId, 2);
+    expect(a).toBe(done);
+    expect(a.body.error).toBeUndefined();
+    expect(b.body).toEqual(a.body);
+    expect(byType(b.body.patient)).toEqual({
+      DiagnosticReport: ['U-OPD-1', 'U-OPD-2'],
+      DischargeSummary: ['U-IPD-3'],
+      Prescription: ['U-OPD-1'],
+    });
+    // The same code under a new REQUEST-ID (the app asking again) is a repeat too.
+    expect((await confirm(ref, otp)).body).toEqual(a.body);
+    const links = await linkRequestsOf(address);
+    expect(links.map((l) => [l._id, l.status])).toEqual([[ref, 'LINKED']]);
+    const linkedNow = (await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray()).map((d) => [
+      d._id,
+      d.linked!.at.toISOString(),
+    ]);
+    expect(linkedNow).toEqual(linkedAt); // not linked anew
+    const audits = await db().collection('audit_events').find({ action: 'link.confirm', patients: address }).toArray();
+    expect(audits.map((e) => e.outcome)).toEqual(['success', 'success', 'success']);
+    expect(audits.filter((e) => /repeat/.test(e.reason))).toHaveLength(2);
+  });
+
+  it('a wrong code for a LINKED request is an error that reveals nothing, and changes nothing', async () => {
+    const p = await patientWithVisits('W-');
+    const address = p.abhaAddress.toLowerCase();
+    const tx = uuidv4();
+    const found = (await discover(p.abhaAddress, [], {}, tx)).body;
+    const ref = (await linkInit(p.abhaAddress, tx, asRequest(found.patient))).body.link.referenceNumber;
+    const right = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    const wrong = right === '000000' ? '111111' : '000000';
+    const requestId = uuidv4();
+    await post(CONFIRM, { confirmation: { linkRefNumber: ref, token: right } }, { requestId });
+    expect((await answersTo(ON_CONFIRM, requestId, 1))[0].body.error).toBeUndefined();
+    const before = [
+      await linkRequestsOf(address),
+      await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray(),
+    ];
+    for (const id of [uuidv4(), requestId]) {
+      // A new message, and the message that confirmed it with another code.
+      const res = await post(CONFIRM, { confirmation: { linkRefNumber: ref, token: wrong } }, { requestId: id });
+      expect(res.status).toBe(202);
+      const answer = (await answersTo(ON_CONFIRM, id, id === requestId ? 2 : 1)).at(-1)!.body;
+      expect(answer.error).toEqual({ code: 'ABDM-1035', message: 'wrong one-time code' });
+      expect(answer.patient).toBeUndefined();
+      expect(JSON.stringify(answer)).not.toMatch(/LINKED|W-OPD|W-IPD/);
+      expect(JSON.stringify(await res.json())).not.toMatch(/LINKED/);
+    }
+    expect([
+      await linkRequestsOf(address),
+      await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray(),
+    ]).toEqual(before);
   });
 });
 
