@@ -42,7 +42,12 @@
  * dialects together). A DEACTIVATED or DELETED address is refused. The
  * one-time code goes through the configured notifier (otp-delivery.ts) to the
  * patient as the provider holds them; if it cannot be delivered the request
- * fails and the gateway hears so.
+ * fails and the gateway hears so. Idempotent under the gateway's retries: the
+ * message id is claimed per provider, insert-first (link-store.ts), so a
+ * repeat of the message (in this or another process) creates nothing, counts
+ * nothing and sends no code; it is answered as the first was (the same link
+ * reference once the code was delivered, or the same error), audited as a
+ * repeat. The same id with another body is refused and changes nothing.
  *
  * link/confirm: check the code (expiry, attempt limit) and record the link on
  * care contexts not yet linked. Only the code's salted hash is stored. Each
@@ -54,6 +59,10 @@
  * provider (X-HIP-ID) than the request's is an unknown reference. A link made
  * while its address was being deactivated is taken back (the status is
  * written before the address's links are dropped, and checked after linking).
+ * A confirmation of a request already LINKED with its code (the message that
+ * confirmed it, or another while the code is unexpired) is a repeat: answered
+ * with the same linked care contexts, audited as a repeat, nothing written. A
+ * wrong code for it is "wrong one-time code", as for a pending request.
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -65,7 +74,7 @@ import { type CareContextDoc, type Collections } from '../records/model.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { rateLimit } from '../http/rate-limit.js';
-import { badRequest, error, operationOutcome, unprocessable } from '../fhir/outcome.js';
+import { badRequest, error, operationOutcome, unavailable, unprocessable } from '../fhir/outcome.js';
 import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
@@ -75,7 +84,14 @@ import type { Engine } from '../db/engine.js';
 import type { ConsentStore } from '../consents/store.js';
 import { demographicKey } from '../records/index-keys.js';
 import type { OtpMessage, OtpNotifier } from './otp-delivery.js';
-import { type DiscoveryDoc, type LinkRequestDoc, LinkStore } from './link-store.js';
+import {
+  type DiscoveryDoc,
+  type InitMessageDoc,
+  type LinkRequestDoc,
+  LinkStore,
+  claimable,
+  initFingerprint,
+} from './link-store.js';
 import { newCode } from './link-codes.js';
 import { AbhaStatuses, patientStatusRoutes } from './patient-status.js';
 
@@ -87,7 +103,7 @@ const identifier = z.object({ type: z.string().max(64), value: z.string().max(12
 export const Discover = z
   .object({
     requestId: id,
-    timestamp: z.string().max(64).optional(),
+    timestamp: z.unknown().optional(), // an envelope field the store does not need: never a reason to refuse
     transactionId: id,
     patient: z
       .object({
@@ -110,7 +126,7 @@ export const Discover = z
 export const LinkInit = z
   .object({
     requestId: id,
-    timestamp: z.string().max(64).optional(),
+    timestamp: z.unknown().optional(), // an envelope field the store does not need: never a reason to refuse
     transactionId: id,
     patient: z.object({
       id: z.string().min(3).max(128),
@@ -125,7 +141,7 @@ export const LinkInit = z
 export const LinkConfirm = z
   .object({
     requestId: id,
-    timestamp: z.string().max(64).optional(),
+    timestamp: z.unknown().optional(), // an envelope field the store does not need: never a reason to refuse
     confirmation: z.object({ linkRefNumber: id, token: z.string().min(1).max(32) }),
   })
   .passthrough();
@@ -219,6 +235,23 @@ interface ConfirmRequest {
   linkRefNumber: string;
   token: string;
 }
+
+/** What link/init knows of one delivery of a message, for its first handling or its repeat. */
+interface InitContext {
+  dialect: Dialect;
+  req: LinkInitRequest;
+  address: string;
+  actor: ReturnType<typeof actorOf>;
+  requestId: string;
+  to: { dialect: Dialect; inReplyTo: string; hip: string };
+  fingerprint: string;
+}
+
+/** The failure a link request records when its code could not be delivered. */
+const DELIVERY_FAILED = 'one-time code delivery failed';
+/** How long a repeat of a link/init message waits for the first delivery to decide (a few reads and writes). */
+const DECISION_WAIT_MS = 5_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface LinkingDeps {
   records: Collections;
@@ -466,6 +499,25 @@ export function linkingRoutes(deps: LinkingDeps) {
       ]);
     const actor = actorOf(c);
     const requestId = c.var.requestId;
+    const references = [...new Set(req.references.map(normaliseReference))];
+    const wanted = [...new Set(req.wanted)];
+    const fingerprint = initFingerprint({
+      dialect,
+      transactionId: req.transactionId,
+      address,
+      references,
+      wanted,
+    });
+    const ctx: InitContext = { dialect, req, address, actor, requestId, to, fingerprint };
+
+    // The same message again (the gateway retries under its id): answered as the first was; nothing is counted or
+    // created. A claim that is expired, released or stale is this delivery's to take over.
+    const seen = await store.initMessage(hip, req.messageId);
+    if (seen) {
+      const now = clock();
+      const otherBody = now < seen.expiresAt && seen.fingerprint !== fingerprint;
+      if (otherBody || !claimable(seen, now)) return repeatInit(c, ctx, seen);
+    }
 
     // Per patient at this provider, across processes: every link/init naming the patient counts.
     const limit = await store.countInit(hip, address, clock());
@@ -492,30 +544,63 @@ export function linkingRoutes(deps: LinkingDeps) {
       });
     }
 
+    // This delivery claims the message (insert-first, per provider and message id): one delivery in any process wins.
+    const fresh = store.newInitMessage(
+      { provider: hip, messageId: req.messageId, patient: address, fingerprint, linkRefNumber: uuidv4() },
+      clock(),
+    );
+    const claimed = await store.claimInit(fresh, seen);
+    if (!('claimed' in claimed)) return repeatInit(c, ctx, claimed.existing);
+    const claim = claimed.claimed;
+    try {
+      return await firstInit(c, ctx, claim, references, wanted);
+    } catch (e) {
+      // Given up before deciding (a failure, e.g. of the database): a retry of the message is its first delivery.
+      await store.decideInit(claim, 'released').catch(() => undefined);
+      throw e;
+    }
+  };
+
+  /** The first delivery of a link/init message: decided once on its claim (refused, or the link request written). */
+  const firstInit = async (
+    c: Context<AppEnv>,
+    ctx: InitContext,
+    claim: InitMessageDoc,
+    references: string[],
+    wanted: string[],
+  ) => {
+    const { dialect, req, address, actor, requestId, to } = ctx;
+    const hip = to.hip;
+    const errored = () => c.json({ transactionId: req.transactionId, status: 'ERRORED' as const }, 202);
+    /** Another delivery of the message took this claim over (this one was too slow): that one answers. */
+    const superseded = () => {
+      log.warn({ linkRefNumber: claim.linkRefNumber }, 'link/init message taken over by another delivery of it');
+      return errored();
+    };
     const refuse = async (why: string, message: string) => {
+      const reason = why.slice(0, 300);
+      if (!(await store.decideInit(claim, 'refused', { reason, message }))) return superseded();
       await audit.append({
         action: 'link.init',
         outcome: 'refused',
         status: 202,
         actor,
         patients: [address],
-        reason: why.slice(0, 300),
+        reason,
         requestId,
       });
       callback('onInit', { transactionId: req.transactionId, ...abdmError(CODES[dialect].other, message) }, to);
-      return c.json({ transactionId: req.transactionId, status: 'ERRORED' as const }, 202);
+      return errored();
     };
     const blocked = await statuses.blocked(address);
     if (blocked)
       return refuse(`ABHA address is ${blocked}`, 'This ABHA address cannot link care contexts at this provider');
-    const references = [...new Set(req.references.map(normaliseReference))];
     if (references.length > 1)
       return refuse(
         'care contexts under more than one patient reference',
         'All care contexts must be under the one patient reference discovery returned',
       );
     const ref = req.references[0];
-    const wanted = [...new Set(req.wanted)];
     const discovery = await store.discovery(hip, req.transactionId);
     let candidates: CareContextDoc[];
     if (discovery) {
@@ -557,7 +642,7 @@ export function linkingRoutes(deps: LinkingDeps) {
     const { otp, salt, otpHash } = newCode();
     const now = clock();
     const link: LinkRequestDoc = {
-      _id: uuidv4(),
+      _id: claim.linkRefNumber,
       transactionId: req.transactionId,
       provider: hip,
       abhaAddress: address,
@@ -568,9 +653,15 @@ export function linkingRoutes(deps: LinkingDeps) {
       attempts: 0,
       status: 'PENDING',
       patientReference: discovery?.patientReference ?? references[0],
+      messageId: req.messageId,
       createdAt: now,
     };
     await store.insertLink(link);
+    // Decided: the link request is written. Lost only to a delivery that took the claim over: this one is dropped.
+    if (!(await store.decideInit(claim, 'link'))) {
+      await store.fail(link._id, 'superseded by another delivery of its link/init message');
+      return superseded();
+    }
     // The code goes to the patient as this provider holds them, never to an address the request supplied.
     const message: OtpMessage = {
       linkRefNumber: link._id,
@@ -583,7 +674,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       otp,
       expiresAt: link.expiresAt,
     };
-    void deliver(link, message, { actor, requestId, to }).catch((e) =>
+    void deliver(link, message, ctx).catch((e) =>
       log.error(
         { linkRefNumber: link._id, err: (e as Error).message.slice(0, 200) },
         'link/init delivery bookkeeping failed',
@@ -593,17 +684,119 @@ export function linkingRoutes(deps: LinkingDeps) {
   };
 
   /**
+   * A repeat of a link/init message: answered as the first delivery was, once that one has decided, and audited as a
+   * repeat; nothing is created, counted or sent to the patient. The same id with another body is refused.
+   */
+  const repeatInit = async (c: Context<AppEnv>, ctx: InitContext, seen: InitMessageDoc | null) => {
+    const { dialect, req, address, actor, requestId, to } = ctx;
+    const audited = (outcome: 'success' | 'refused' | 'error', reason: string) =>
+      audit.append({
+        action: 'link.init',
+        outcome,
+        status: 202,
+        actor,
+        patients: [address],
+        reason: `repeat of message ${req.messageId}: ${reason}`.slice(0, 400),
+        requestId,
+      });
+    const errored = () => c.json({ transactionId: req.transactionId, status: 'ERRORED' as const }, 202);
+    if (seen && seen.fingerprint !== ctx.fingerprint) {
+      await audited('refused', 'message id already used for another link request');
+      callback(
+        'onInit',
+        {
+          transactionId: req.transactionId,
+          ...abdmError(
+            CODES[dialect].other,
+            'This message id was already used for another link request; send this one under a new id',
+          ),
+        },
+        to,
+      );
+      return errored();
+    }
+    // The first delivery decides in a few reads and writes: wait for it, a while.
+    let m = seen;
+    const deadline = Date.now() + DECISION_WAIT_MS;
+    for (
+      let wait = 10;
+      m && !m.decided && !claimable(m, clock()) && Date.now() < deadline;
+      wait = Math.min(wait * 2, 250)
+    ) {
+      await sleep(wait);
+      m = await store.initMessage(to.hip, req.messageId);
+    }
+    if (!m || !m.decided || m.decided === 'released' || m.fingerprint !== ctx.fingerprint)
+      throw unavailable('The first delivery of this link request is still being handled; send it again shortly');
+    if (m.decided === 'refused') {
+      const refusal = m.refusal ?? { reason: 'refused', message: 'The link request was refused' };
+      await audited('refused', refusal.reason);
+      callback('onInit', { transactionId: req.transactionId, ...abdmError(CODES[dialect].other, refusal.message) }, to);
+      return errored();
+    }
+    const linkRefNumber = m.linkRefNumber;
+    void answerInitAgain(linkRefNumber, audited, to).catch((e) =>
+      log.error({ linkRefNumber, err: (e as Error).message.slice(0, 200) }, 'link/init repeat bookkeeping failed'),
+    );
+    return c.json({ transactionId: req.transactionId, linkRefNumber }, 202);
+  };
+
+  /**
+   * The first delivery's answer again, once its code's delivery is settled (the code handed to the notifier, or its
+   * delivery failed); nothing when the code expires first, or the request is gone (its patient forgotten).
+   */
+  const answerInitAgain = async (
+    id: string,
+    audited: (outcome: 'success' | 'error', reason: string) => Promise<unknown>,
+    to: InitContext['to'],
+  ) => {
+    const deadline = Date.now() + config.LINK_OTP_TTL_SEC * 1000;
+    for (let wait = 20; Date.now() < deadline; wait = Math.min(wait * 2, 1000)) {
+      const link = await store.link(id);
+      if (!link) break;
+      if (link.deliveredAt || link.status === 'LINKED') {
+        await audited('success', `link ${id}`);
+        callback('onInit', onInitLinked(link), to);
+        return;
+      }
+      if (link.status === 'FAILED' && link.failure === DELIVERY_FAILED) {
+        await audited('error', `link ${id}: ${DELIVERY_FAILED}`);
+        callback('onInit', onInitUndelivered(to.dialect, link), to);
+        return;
+      }
+      if (link.status !== 'PENDING' || clock() >= link.expiresAt) break;
+      await sleep(wait);
+    }
+    log.warn({ linkRefNumber: id }, 'link/init repeat not answered: the first delivery settled no answer in time');
+  };
+
+  /** on-init for a link request whose code was delivered. */
+  const onInitLinked = (link: LinkRequestDoc) => ({
+    transactionId: link.transactionId,
+    link: {
+      referenceNumber: link._id,
+      authenticationType: 'DIRECT',
+      meta: {
+        communicationMedium: 'MOBILE',
+        communicationHint: 'One-time code sent to the mobile number the provider holds',
+        communicationExpiry: link.expiresAt.toISOString(),
+      },
+    },
+  });
+  /** on-init for a link request whose code could not be delivered. */
+  const onInitUndelivered = (dialect: Dialect, link: LinkRequestDoc) => ({
+    transactionId: link.transactionId,
+    ...abdmError(CODES[dialect].other, 'The one-time code could not be delivered; try linking again later'),
+  });
+
+  /**
    * Sends the code (the notifier retries as configured), then tells the gateway; a code that could not be
    * delivered is never usable.
    */
   const deliver = async (
     link: LinkRequestDoc,
     message: OtpMessage,
-    ctx: {
-      actor: ReturnType<typeof actorOf>;
-      requestId: string;
-      to: { dialect: Dialect; inReplyTo: string; hip: string };
-    },
+    ctx: Pick<InitContext, 'actor' | 'requestId' | 'to'>,
   ) => {
     try {
       await notifier.send(message);
@@ -612,29 +805,21 @@ export function linkingRoutes(deps: LinkingDeps) {
         { linkRefNumber: link._id, err: (e as Error).message.slice(0, 200) },
         'one-time code not delivered; link request failed',
       );
-      await store.fail(link._id, 'one-time code delivery failed');
+      await store.fail(link._id, DELIVERY_FAILED);
       await audit.append({
         action: 'link.init',
         outcome: 'error',
         status: 202,
         actor: ctx.actor,
         patients: [link.abhaAddress],
-        reason: `link ${link._id}: one-time code delivery failed`,
+        reason: `link ${link._id}: ${DELIVERY_FAILED}`,
         requestId: ctx.requestId,
       });
-      callback(
-        'onInit',
-        {
-          transactionId: link.transactionId,
-          ...abdmError(
-            CODES[ctx.to.dialect].other,
-            'The one-time code could not be delivered; try linking again later',
-          ),
-        },
-        ctx.to,
-      );
+      callback('onInit', onInitUndelivered(ctx.to.dialect, link), ctx.to);
       return;
     }
+    // Recorded before the gateway is told, so that a repeat of the message answers the same.
+    await store.markDelivered(link._id, clock());
     await audit.append({
       action: 'link.init',
       outcome: 'success',
@@ -644,22 +829,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       reason: `link ${link._id}`,
       requestId: ctx.requestId,
     });
-    callback(
-      'onInit',
-      {
-        transactionId: link.transactionId,
-        link: {
-          referenceNumber: link._id,
-          authenticationType: 'DIRECT',
-          meta: {
-            communicationMedium: 'MOBILE',
-            communicationHint: 'One-time code sent to the mobile number the provider holds',
-            communicationExpiry: link.expiresAt.toISOString(),
-          },
-        },
-      },
-      ctx.to,
-    );
+    callback('onInit', onInitLinked(link), ctx.to);
   };
 
   // ---- link/confirm ----
@@ -690,7 +860,7 @@ export function linkingRoutes(deps: LinkingDeps) {
     const hip = dialect === 'v3' ? hipOf(c) : hipHeader(c);
     const req = await readConfirm(c, dialect);
     const { linkRefNumber, token } = req;
-    let outcome = await store.confirm(linkRefNumber, token, clock(), hip);
+    let outcome = await store.confirm(linkRefNumber, token, clock(), hip, req.messageId);
     if (outcome.ok) {
       // The address may have been deactivated or deleted while this was confirmed: then the link is taken back.
       const blocked = await statuses.blocked(outcome.link.abhaAddress);
@@ -706,7 +876,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       status: 202,
       actor: actorOf(c),
       patients,
-      reason: outcome.ok ? `link ${linkRefNumber}` : outcome.why,
+      reason: outcome.ok ? `link ${linkRefNumber}${outcome.repeat ? ': repeat, already linked' : ''}` : outcome.why,
       requestId: c.var.requestId,
     });
     const to = { dialect, inReplyTo: req.messageId, hip: hip ?? outcome.link?.provider };
@@ -719,10 +889,9 @@ export function linkingRoutes(deps: LinkingDeps) {
       const code = /wrong|too many|expired/.test(outcome.why) ? CODES[dialect].wrongCode : CODES[dialect].other;
       callback('onConfirm', abdmError(code, outcome.why), to);
     }
-    return c.json(
-      { linkRefNumber, status: outcome.ok ? 'LINKED' : 'ERRORED', ...(outcome.ok ? {} : { reason: outcome.why }) },
-      202,
-    );
+    // LINKED: this confirmation linked it; ALREADY_LINKED: a repeat, answered the same and nothing written.
+    const status = outcome.ok ? (outcome.repeat ? 'ALREADY_LINKED' : 'LINKED') : 'ERRORED';
+    return c.json({ linkRefNumber, status, ...(outcome.ok ? {} : { reason: outcome.why }) }, 202);
   };
 
   for (const dialect of DIALECTS) {

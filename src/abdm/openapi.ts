@@ -329,7 +329,7 @@ export const abdmOpenApi: OpenApiPart = {
     ]),
     LinkConfirmAccepted: z.object({
       linkRefNumber: z.string(),
-      status: z.enum(['LINKED', 'ERRORED']),
+      status: z.enum(['LINKED', 'ALREADY_LINKED', 'ERRORED']),
       reason: z.string().optional(),
     }),
   },

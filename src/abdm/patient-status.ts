@@ -13,9 +13,9 @@
  *   terms and artefact erased, exactly as a revocation; consents/store.ts
  *   endForPatient); on DELETED the ended consents also lose the patient key
  *   they keep (only id, status and times remain);
- * - link requests of the address (link_requests, every status) and the
- *   discovery records it asked for or was returned as the reference of
- *   (link_discoveries); on DELETED also its link/init counters (link_init_usage);
+ * - link requests of the address (link_requests, every status), the records
+ *   of its link/init messages (link_init_messages), and the discovery records
+ *   it asked for or was returned as the reference of (link_discoveries); on DELETED also its link/init counters (link_init_usage);
  * - care contexts: `linked` taken off those linked to the address, and
  *   `abhaAddress` set to null where it is their stored address, so discovery
  *   by the address finds none of them (an ABHA number they carry still does);
@@ -159,6 +159,7 @@ export function patientStatusRoutes(deps: PatientStatusDeps) {
       ...(deleted ? [`consents forgotten ${c.forgotten}`] : []),
       `link requests ${l.linkRequests}`,
       `discoveries ${l.discoveries}`,
+      `link/init messages ${l.initMessages}`,
       ...(deleted ? [`link/init counters ${l.counters}`] : []),
       `care contexts unlinked ${cc.unlinked}`,
       `care contexts unkeyed ${cc.unkeyed}`,

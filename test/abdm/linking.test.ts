@@ -9,6 +9,7 @@ import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
+import { initFingerprint } from '../../src/abdm/link-store.js';
 
 let t: TestApp;
 let gw: StandInGateway;
@@ -193,7 +194,8 @@ describe('linking', () => {
     expect(linked.map((c) => c.referenceNumber).sort()).toEqual(['OPD-1', 'OPD-2']);
     const again = await discover(patient.abhaAddress);
     expect(again.patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['IPD-3']);
-    expect((await confirm(ref, otp.otp)).error.message).toMatch(/LINKED/); // a code works once
+    // The code again is a repeat: the same answer, nothing linked anew.
+    expect((await confirm(ref, otp.otp)).patient).toEqual(done.patient);
     expect((await linkInit(['OPD-1'])).error.message).toMatch(/already linked/);
   });
 
@@ -409,5 +411,188 @@ describe('link/init links only care contexts of the patient the request names', 
       (await linkInit(['OPD-F1'], { id: p.abhaAddress.toUpperCase(), referenceNumber: p.abhaAddress })).link
         .referenceNumber,
     ).toBeTruthy();
+  });
+});
+
+/** Every answer to message `requestId` on `path`, once there are `n` of them (and no more came meanwhile). */
+async function answersTo(path: string, requestId: string, n: number) {
+  const of = () => gw.callbacks.filter((c) => c.path === path && c.body.resp?.requestId === requestId);
+  await expect.poll(() => of().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(n);
+  await new Promise((r) => setTimeout(r, 150));
+  expect(of()).toHaveLength(n);
+  return of().map((c) => c.body);
+}
+const db = () => t.client.db(t.config.MONGODB_DB);
+const linkRequestsOf = (address: string) =>
+  db().collection('link_requests').find({ abhaAddress: address.toLowerCase() }).toArray();
+const initBody = (requestId: string, p: SyntheticPatient, refs: string[], transactionId = uuidv4()) => ({
+  requestId,
+  timestamp: new Date().toISOString(),
+  transactionId,
+  patient: {
+    id: p.abhaAddress,
+    referenceNumber: p.abhaAddress,
+    careContexts: refs.map((referenceNumber) => ({ referenceNumber })),
+  },
+});
+const confirmBody = (requestId: string, linkRefNumber: string, token: string) => ({
+  requestId,
+  timestamp: new Date().toISOString(),
+  confirmation: { linkRefNumber, token },
+});
+
+describe('retries of one message (the same requestId)', () => {
+  it('link/init posted twice makes one link request and sends one code; both answers name that link', async () => {
+    const p = g.patient();
+    await upload(p, 'RT-1');
+    await upload(p, 'RT-2');
+    const sent = t.otps.length;
+    const body = initBody(uuidv4(), p, ['RT-1', 'RT-2']);
+    const first = await cm('/v0.5/links/link/init', body);
+    const again = await cm('/v0.5/links/link/init', body);
+    expect([first.status, again.status]).toEqual([202, 202]);
+    const [a, b] = await answersTo('/v0.5/links/link/on-init', body.requestId, 2);
+    expect(a.error).toBeUndefined();
+    expect(b.link).toEqual(a.link);
+    expect(b.transactionId).toBe(a.transactionId);
+    expect(await again.json()).toEqual(await first.json());
+    expect(t.otps.length - sent).toBe(1);
+    expect((await linkRequestsOf(p.abhaAddress)).map((l) => l._id)).toEqual([a.link.referenceNumber]);
+    const audits = await db()
+      .collection('audit_events')
+      .find({ action: 'link.init', patients: p.abhaAddress.toLowerCase() })
+      .toArray();
+    expect(audits.map((e) => e.outcome)).toEqual(['success', 'success']);
+    expect(audits.filter((e) => /repeat/.test(e.reason))).toHaveLength(1);
+    // A retry of a refused message is refused again, as the first was, and still sends nothing.
+    const refused = initBody(uuidv4(), p, ['RT-404']);
+    await cm('/v0.5/links/link/init', refused);
+    await cm('/v0.5/links/link/init', refused);
+    const errors = await answersTo('/v0.5/links/link/on-init', refused.requestId, 2);
+    expect(errors[1].error).toEqual(errors[0].error);
+    expect(errors[0].error.message).toMatch(/RT-404/);
+    expect(t.otps.length - sent).toBe(1);
+  });
+
+  it('link/init under a requestId already used with another body (other care contexts, another patient) is refused and changes nothing', async () => {
+    const p = g.patient();
+    await upload(p, 'RB-1');
+    await upload(p, 'RB-2');
+    const q = g.patient();
+    await upload(q, 'RB-3');
+    const requestId = uuidv4();
+    const tx = uuidv4();
+    expect((await cm('/v0.5/links/link/init', initBody(requestId, p, ['RB-1'], tx))).status).toBe(202);
+    const [first] = await answersTo('/v0.5/links/link/on-init', requestId, 1);
+    const ref = first.link.referenceNumber;
+    const sent = t.otps.length;
+    const before = await linkRequestsOf(p.abhaAddress);
+    const more = await cm('/v0.5/links/link/init', initBody(requestId, p, ['RB-1', 'RB-2'], tx));
+    expect(await more.json()).toMatchObject({ status: 'ERRORED' });
+    await cm('/v0.5/links/link/init', initBody(requestId, q, ['RB-3']));
+    const answers = await answersTo('/v0.5/links/link/on-init', requestId, 3);
+    for (const refused of answers.slice(1)) {
+      expect(refused.error.message).toMatch(/already used/);
+      expect(refused.link).toBeUndefined();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    expect(t.otps.length).toBe(sent);
+    expect(await linkRequestsOf(p.abhaAddress)).toEqual(before);
+    expect(await linkRequestsOf(q.abhaAddress)).toEqual([]);
+    const otp = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    expect((await confirm(ref, otp)).patient.careContexts.map((c: any) => c.referenceNumber)).toEqual(['RB-1']);
+  });
+
+  it('a message whose first delivery stopped before deciding (a stale claim), or gave up (released), is handled afresh', async () => {
+    const p = g.patient();
+    await upload(p, 'RS-1');
+    await upload(p, 'RS-2');
+    const address = p.abhaAddress.toLowerCase();
+    const messages = db().collection<any>('link_init_messages');
+    const sent = t.otps.length;
+    for (const [cc, left] of [
+      ['RS-1', { createdAt: new Date(Date.now() - 61_000) }], // a process that died after claiming it
+      ['RS-2', { createdAt: new Date(), decided: 'released' }], // a delivery that failed before deciding
+    ] as const) {
+      const body = initBody(uuidv4(), p, [cc]);
+      const fingerprint = initFingerprint({
+        dialect: 'v0.5',
+        transactionId: body.transactionId,
+        address,
+        references: [address],
+        wanted: [cc],
+      });
+      const abandoned = uuidv4();
+      await messages.insertOne({
+        _id: `HIP-L|${body.requestId}`,
+        provider: 'HIP-L',
+        messageId: body.requestId,
+        patient: address,
+        fingerprint,
+        linkRefNumber: abandoned,
+        expiresAt: new Date(Date.now() + 3_600_000),
+        ...left,
+      });
+      expect((await cm('/v0.5/links/link/init', body)).status).toBe(202);
+      const [answer] = await answersTo('/v0.5/links/link/on-init', body.requestId, 1);
+      expect(answer.error).toBeUndefined();
+      expect(answer.link.referenceNumber).not.toBe(abandoned);
+      expect(await messages.findOne({ _id: `HIP-L|${body.requestId}` })).toMatchObject({
+        decided: 'link',
+        linkRefNumber: answer.link.referenceNumber,
+      });
+      // And its retry is now a repeat.
+      await cm('/v0.5/links/link/init', body);
+      expect((await answersTo('/v0.5/links/link/on-init', body.requestId, 2))[1].link).toEqual(answer.link);
+    }
+    expect(t.otps.length - sent).toBe(2);
+    expect(await linkRequestsOf(p.abhaAddress)).toHaveLength(2);
+  });
+
+  it('link/confirm posted twice answers success twice with the same care contexts, and links once', async () => {
+    const p = g.patient();
+    await upload(p, 'RC-1');
+    await upload(p, 'RC-2');
+    const ref = (await linkInit(['RC-1', 'RC-2'], { id: p.abhaAddress })).link.referenceNumber;
+    const otp = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    const body = confirmBody(uuidv4(), ref, otp);
+    const first = await cm('/v0.5/links/link/confirm', body);
+    const [done] = await answersTo('/v0.5/links/link/on-confirm', body.requestId, 1);
+    const linkedAt = await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray();
+    const again = await cm('/v0.5/links/link/confirm', body);
+    expect([first.status, again.status]).toEqual([202, 202]);
+    const [a, b] = await answersTo('/v0.5/links/link/on-confirm', body.requestId, 2);
+    expect(a).toEqual(done);
+    expect(b.patient).toEqual(a.patient);
+    expect(a.patient.careContexts.map((c: any) => c.referenceNumber).sort()).toEqual(['RC-1', 'RC-2']);
+    expect((await linkRequestsOf(p.abhaAddress)).map((l) => [l._id, l.status])).toEqual([[ref, 'LINKED']]);
+    expect(await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray()).toEqual(linkedAt);
+    const audits = await db()
+      .collection('audit_events')
+      .find({ action: 'link.confirm', patients: p.abhaAddress.toLowerCase() })
+      .toArray();
+    expect(audits.map((e) => e.outcome)).toEqual(['success', 'success']);
+    expect(audits[1].reason).toMatch(/repeat/);
+  });
+
+  it('a wrong code for a LINKED request is an error that reveals nothing, and changes nothing', async () => {
+    const p = g.patient();
+    await upload(p, 'RW-1');
+    const ref = (await linkInit(['RW-1'], { id: p.abhaAddress })).link.referenceNumber;
+    const right = t.otps.find((o) => o.linkRefNumber === ref)!.otp;
+    const wrong = right === '000000' ? '111111' : '000000';
+    expect((await confirm(ref, right)).error).toBeUndefined();
+    const before = [
+      await linkRequestsOf(p.abhaAddress),
+      await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray(),
+    ];
+    const answer = await confirm(ref, wrong);
+    expect(answer.error).toEqual({ code: 1000, message: 'wrong one-time code' });
+    expect(answer.patient).toBeUndefined();
+    expect(JSON.stringify(answer)).not.toMatch(/LINKED|RW-1/);
+    expect([
+      await linkRequestsOf(p.abhaAddress),
+      await t.collections.careContexts.find({ 'linked.linkRefNumber': ref }).toArray(),
+    ]).toEqual(before);
   });
 });
