@@ -7,6 +7,23 @@ import { ContextOnNotify, OnCareContext, OnGenerateToken, SmsOnNotify } from './
 import { INBOUND } from './dialect.js';
 import { type OpenApiPart, AUTHED, errors, json, post } from '../http/openapi.js';
 
+/** The `hiRequest` of both dialects' examples. */
+const HI_REQUEST: z.input<typeof HiRequest>['hiRequest'] = {
+  consent: { id: 'c0ffee00-0000-4000-8000-000000000000' },
+  dateRange: { from: '2023-01-01T00:00:00.000Z', to: '2024-12-31T23:59:59.000Z' },
+  dataPushUrl: 'https://hiu.example.org/data/push',
+  keyMaterial: {
+    cryptoAlg: 'ECDH',
+    curve: 'Curve25519',
+    dhPublicKey: {
+      expiry: '2099-01-01T00:00:00.000Z',
+      parameters: 'Curve25519/32byte random key',
+      keyValue: 'BEVdUHqirzS4dcL7gdc0E4BMnIyby6UHgSimVNweWSxIZkgRJ8HLAfZosEyFm/hJ7sFlmI36DI0S6FORVMlUH5Y=',
+    },
+    nonce: 'Qg/UIgb4t75oncoTaYwur8HgLngu6p7drEBBYKKCjxs=',
+  },
+};
+
 /** One valid body per request schema: what a client sends, and a seed for schemathesis. */
 const EXAMPLES: {
   HiRequestV3: z.input<typeof HiRequestV3>;
@@ -27,21 +44,7 @@ const EXAMPLES: {
     requestId: 'a1b2c3d4-0000-4000-8000-000000000001',
     timestamp: '2024-05-02T09:00:00.000Z',
     transactionId: 'a1b2c3d4-0000-4000-8000-0000000000aa',
-    hiRequest: {
-      consent: { id: 'c0ffee00-0000-4000-8000-000000000000' },
-      dateRange: { from: '2023-01-01T00:00:00.000Z', to: '2024-12-31T23:59:59.000Z' },
-      dataPushUrl: 'https://hiu.example.org/data/push',
-      keyMaterial: {
-        cryptoAlg: 'ECDH',
-        curve: 'Curve25519',
-        dhPublicKey: {
-          expiry: '2099-01-01T00:00:00.000Z',
-          parameters: 'Curve25519/32byte random key',
-          keyValue: 'BEVdUHqirzS4dcL7gdc0E4BMnIyby6UHgSimVNweWSxIZkgRJ8HLAfZosEyFm/hJ7sFlmI36DI0S6FORVMlUH5Y=',
-        },
-        nonce: 'Qg/UIgb4t75oncoTaYwur8HgLngu6p7drEBBYKKCjxs=',
-      },
-    },
+    hiRequest: HI_REQUEST,
   },
   CareContextDiscover: {
     requestId: 'a1b2c3d4-0000-4000-8000-000000000002',
@@ -72,21 +75,7 @@ const EXAMPLES: {
   },
   HiRequestV3: {
     transactionId: 'a1b2c3d4-0000-4000-8000-0000000000ab',
-    hiRequest: {
-      consent: { id: 'c0ffee00-0000-4000-8000-000000000000' },
-      dateRange: { from: '2023-01-01T00:00:00.000Z', to: '2024-12-31T23:59:59.000Z' },
-      dataPushUrl: 'https://hiu.example.org/data/push',
-      keyMaterial: {
-        cryptoAlg: 'ECDH',
-        curve: 'Curve25519',
-        dhPublicKey: {
-          expiry: '2099-01-01T00:00:00.000Z',
-          parameters: 'Curve25519/32byte random key',
-          keyValue: 'BEVdUHqirzS4dcL7gdc0E4BMnIyby6UHgSimVNweWSxIZkgRJ8HLAfZosEyFm/hJ7sFlmI36DI0S6FORVMlUH5Y=',
-        },
-        nonce: 'Qg/UIgb4t75oncoTaYwur8HgLngu6p7drEBBYKKCjxs=',
-      },
-    },
+    hiRequest: HI_REQUEST,
   },
   CareContextDiscoverV3: {
     transactionId: 'a1b2c3d4-0000-4000-8000-0000000000bc',
