@@ -30,7 +30,7 @@ import { type CounterDoc, countOne } from '../db/counter.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
-import { isDuplicateKey } from '../db/mongo.js';
+import { insertFirst } from '../db/mongo.js';
 import { KeyedLock } from '../db/keyed-lock.js';
 import { type Engine, guardedFindOneAndUpdate, guardedUpdate } from '../db/engine.js';
 import type { Collections } from '../records/model.js';
@@ -218,13 +218,8 @@ export class LinkStore {
   /** Records what a discovery offered; when the transaction already has a record, that first one (insert-only). */
   async recordDiscovery(record: DiscoveryDoc): Promise<{ first: DiscoveryDoc | null } | { stored: true }> {
     this.sweepExpired(record.createdAt);
-    try {
-      await this.discoveries.insertOne(record);
-      return { stored: true };
-    } catch (e) {
-      if (!isDuplicateKey(e)) throw e;
-      return { first: await this.discoveries.findOne({ _id: record._id }) };
-    }
+    const r = await insertFirst(this.discoveries, record);
+    return 'inserted' in r ? { stored: true } : { first: r.existing };
   }
 
   discovery(hip: string, transactionId: string): Promise<DiscoveryDoc | null> {
@@ -268,13 +263,8 @@ export class LinkStore {
   ): Promise<{ claimed: InitMessageDoc } | { existing: InitMessageDoc | null }> {
     this.sweepExpired(claim.createdAt);
     if (!seen) {
-      try {
-        await this.initMessages.insertOne(claim);
-        return { claimed: claim };
-      } catch (e) {
-        if (!isDuplicateKey(e)) throw e;
-        return { existing: await this.initMessages.findOne({ _id: claim._id }) };
-      }
+      const r = await insertFirst(this.initMessages, claim);
+      return 'inserted' in r ? { claimed: claim } : { existing: r.existing };
     }
     const { _id, ...fresh } = claim;
     const taken = await guardedFindOneAndUpdate(

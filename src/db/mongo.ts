@@ -5,7 +5,17 @@
  * What each engine guarantees, and the guarded writes the stores use, are in
  * db/engine.ts; see also README "Storage".
  */
-import { MongoClient, type Db, MongoError, MongoServerError } from 'mongodb';
+import {
+  MongoClient,
+  type Collection,
+  type Db,
+  type Document,
+  type Filter,
+  MongoError,
+  MongoServerError,
+  type OptionalUnlessRequiredId,
+  type WithId,
+} from 'mongodb';
 import type { Config } from '../config.js';
 import { startEmbedded } from './embedded.js';
 import { detectEngine, type Engine } from './engine.js';
@@ -54,6 +64,23 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
 
 /** A unique-index clash (E11000): the write lost a race, or was already done. */
 export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerError && e.code === 11000;
+
+/**
+ * Inserts `doc` unless its _id is taken (the unique _id decides, across processes); then the document that holds it
+ * (null if it went again meanwhile).
+ */
+export async function insertFirst<T extends Document & { _id: string }>(
+  coll: Collection<T>,
+  doc: OptionalUnlessRequiredId<T>,
+): Promise<{ inserted: true } | { existing: WithId<T> | null }> {
+  try {
+    await coll.insertOne(doc);
+    return { inserted: true };
+  } catch (e) {
+    if (!isDuplicateKey(e)) throw e;
+    return { existing: await coll.findOne({ _id: doc._id } as Filter<T>) };
+  }
+}
 
 /** Database failures become 503 OperationOutcomes; everything else passes through. */
 export function asUnavailable(e: unknown): unknown {
