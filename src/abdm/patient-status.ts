@@ -15,7 +15,8 @@
  *   they keep (only id, status and times remain);
  * - link requests of the address (link_requests, every status), the records
  *   of its link/init messages (link_init_messages), and the discovery records
- *   it asked for or was returned as the reference of (link_discoveries); on DELETED also its link/init counters (link_init_usage);
+ *   it asked for or was returned as the reference of (link_discoveries); on
+ *   DELETED also its link/init counters (link_init_usage);
  * - care contexts: `linked` taken off those linked to the address, and
  *   `abhaAddress` set to null where it is their stored address, so discovery
  *   by the address finds none of them (an ABHA number they carry still does);
