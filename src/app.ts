@@ -33,18 +33,19 @@ import { asUnavailable } from './db/mongo.js';
 import { type AppEnv, identify } from './auth/caller.js';
 import type { Verifier } from './auth/keys.js';
 import { recordRoutes } from './records/routes.js';
-import type { RecordStore } from './records/store.js';
+import { RecordStore } from './records/store.js';
 import type { ConsentStore } from './consents/store.js';
 import { consentRoutes } from './consents/routes.js';
 import { consentNotifyRoutes } from './abdm/consent-notify.js';
 import type { AuditLog } from './audit/log.js';
 import { auditRoutes } from './audit/routes.js';
 import { actorOf } from './audit/http.js';
-import type { HiTransfers } from './abdm/transfer.js';
-import type { GatewayClient } from './abdm/gateway.js';
+import { HiTransfers } from './abdm/transfer.js';
+import { GatewayClient } from './abdm/gateway.js';
 import { abdmRoutes } from './abdm/routes.js';
 import { linkingRoutes, type OtpNotifier } from './abdm/linking.js';
-import type { HipLinker } from './abdm/hip-linking.js';
+import { HipLinker } from './abdm/hip-linking.js';
+import type { Engine } from './db/engine.js';
 import { hipLinkingRoutes } from './abdm/hip-linking-routes.js';
 import { otpNotifierFor } from './abdm/otp-delivery.js';
 import type { Collections } from './records/model.js';
@@ -113,6 +114,36 @@ export function repositoriesFor(d: {
     clock: d.clock,
     hiTypes: d.validator.profiles.profiles.map((p) => p.hiType),
   });
+}
+
+/**
+ * The services createApp is given, built one way for the server (main.ts) and the tests (test/support/app.ts): the
+ * gateway client, the record store and its repositories, the health-information transfers and HIP-initiated linking,
+ * with their indexes made.
+ */
+export async function createServices(d: {
+  db: Db;
+  collections: Collections;
+  engine: Engine;
+  consents: ConsentStore;
+  audit: AuditLog;
+  config: Config;
+  validator: DocumentValidator;
+  pagingKeys: PagingKeys;
+  log: Log;
+  clock: () => Date;
+}) {
+  const gateway = new GatewayClient(d.config, d.clock);
+  const store = new RecordStore(d.collections, d.engine);
+  const repositories = repositoriesFor({ ...d, store });
+  const transfers = new HiTransfers(d.db, d.collections, d.consents, gateway, repositories, d.config, d.log, d.clock, {
+    engine: d.engine,
+  });
+  // HIP-initiated linking, context and SMS notify after uploads; due jobs run by its sweep (main.ts).
+  const { db, collections: records, config, log, clock, engine } = d;
+  const hipLinks = new HipLinker({ db, records, store, gateway, config, log, clock, engine });
+  await Promise.all([hipLinks.ensureIndexes(), transfers.ensureIndexes()]);
+  return { gateway, store, repositories, transfers, hipLinks };
 }
 
 /**

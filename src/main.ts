@@ -11,15 +11,11 @@ import { connectDatabase } from './db/mongo.js';
 import { collections, ensureIndexes } from './records/model.js';
 import { EmbeddedDatabaseError } from './db/embedded.js';
 import { DocumentValidator } from './fhir/validate.js';
-import { RecordStore } from './records/store.js';
-import { createApp, publicBaseUrl, repositoriesFor } from './app.js';
+import { createApp, createServices, publicBaseUrl } from './app.js';
 import { ConsentStore } from './consents/store.js';
 import { AuditLog } from './audit/log.js';
 import { KeyConfigError, loadVerifier } from './auth/keys.js';
 import { loadPagingKeys } from './auth/paging-keys.js';
-import { GatewayClient } from './abdm/gateway.js';
-import { HiTransfers } from './abdm/transfer.js';
-import { HipLinker } from './abdm/hip-linking.js';
 import { ensureLinkingIndexes } from './abdm/linking.js';
 import { LinkingConfigError, assertLinkingConfig } from './abdm/otp-delivery.js';
 import { Metrics } from './http/metrics.js';
@@ -69,23 +65,18 @@ async function main() {
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes(), ensureLinkingIndexes(database.db)]);
   log.info({ keys: verifier.source }, 'token verification keys');
 
-  const gateway = new GatewayClient(config);
-  const store = new RecordStore(c, database.engine);
-  const repositories = repositoriesFor({
-    store,
+  const { gateway, store, repositories, transfers, hipLinks } = await createServices({
+    db: database.db,
+    collections: c,
+    engine: database.engine,
     consents,
     audit,
     config,
     validator,
     pagingKeys: pagingKeys!,
+    log,
     clock: () => new Date(),
   });
-  const transfers = new HiTransfers(database.db, c, consents, gateway, repositories, config, log, undefined, {
-    engine: database.engine,
-  });
-  // HIP-initiated linking, context and SMS notify after uploads; due jobs run by the sweep below.
-  const hipLinks = new HipLinker({ db: database.db, records: c, store, gateway, config, log, engine: database.engine });
-  await Promise.all([hipLinks.ensureIndexes(), transfers.ensureIndexes()]);
   let baseUrl = publicBaseUrl(config); // until listening: then the port it really got (PORT=0 picks one)
   const app = createApp({
     config,

@@ -104,3 +104,10 @@ export function hipHeader(c: Context): string | undefined {
   const hip = c.req.header('x-hip-id');
   return hip && HIP_ID.test(hip) ? hip : undefined;
 }
+
+/** The X-HIP-ID header, required and well formed: else 400. */
+export function requireHip(c: Context): string {
+  const hip = hipHeader(c);
+  if (!hip) throw badRequest('X-HIP-ID header required: the provider (facility id) the gateway addresses', 'X-HIP-ID');
+  return hip;
+}

@@ -74,12 +74,20 @@ import { type CareContextDoc, type Collections } from '../records/model.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
 import { rateLimit } from '../http/rate-limit.js';
-import { badRequest, error, operationOutcome, unavailable, unprocessable } from '../fhir/outcome.js';
+import { error, operationOutcome, unavailable, unprocessable } from '../fhir/outcome.js';
 import { normaliseAbhaAddress, normaliseAbhaNumber } from '../fhir/abha.js';
 import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import type { GatewayClient } from './gateway.js';
-import { type Dialect, INBOUND, type OutboundCall, abdmError, hipHeader, inboundRequestId } from './dialect.js';
+import {
+  type Dialect,
+  INBOUND,
+  type OutboundCall,
+  abdmError,
+  hipHeader,
+  inboundRequestId,
+  requireHip,
+} from './dialect.js';
 import type { Engine } from '../db/engine.js';
 import type { ConsentStore } from '../consents/store.js';
 import { demographicKey } from '../records/index-keys.js';
@@ -278,11 +286,6 @@ export function linkingRoutes(deps: LinkingDeps) {
     Math.max(1, config.LINK_INIT_PER_CALLER_PER_MINUTE),
   );
   const r = new Hono<AppEnv>();
-  const hipOf = (c: Context): string => {
-    const hip = hipHeader(c);
-    if (!hip) throw badRequest('X-HIP-ID header required: the provider the gateway addresses', 'X-HIP-ID');
-    return hip;
-  };
   /**
    * Sends an answer in the background, in the dialect of what it answers (send adds `resp` or `response`); a failure
    * is logged, the request was already answered.
@@ -360,7 +363,7 @@ export function linkingRoutes(deps: LinkingDeps) {
       : { transactionId: req.transactionId, ...abdmError(code, message) };
 
   const discover = (dialect: Dialect) => async (c: Context<AppEnv>) => {
-    const hip = hipOf(c);
+    const hip = requireHip(c);
     const req = await readDiscover(c, dialect);
     const to = { dialect, inReplyTo: req.messageId, hip };
     const patientId = normaliseAbhaAddress(req.patientId) ?? req.patientId.trim().toLowerCase();
@@ -484,7 +487,7 @@ export function linkingRoutes(deps: LinkingDeps) {
   };
 
   const linkInit = (dialect: Dialect) => async (c: Context<AppEnv>) => {
-    const hip = hipOf(c);
+    const hip = requireHip(c);
     const req = await readLinkInit(c, dialect);
     const to = { dialect, inReplyTo: req.messageId, hip };
     const address = normaliseAbhaAddress(req.patientId);
@@ -857,7 +860,7 @@ export function linkingRoutes(deps: LinkingDeps) {
 
   const confirm = (dialect: Dialect) => async (c: Context<AppEnv>) => {
     // v3 messages name the provider (and its answer carries it back); a v0.5 confirmation may.
-    const hip = dialect === 'v3' ? hipOf(c) : hipHeader(c);
+    const hip = dialect === 'v3' ? requireHip(c) : hipHeader(c);
     const req = await readConfirm(c, dialect);
     const { linkRefNumber, token } = req;
     let outcome = await store.confirm(linkRefNumber, token, clock(), hip, req.messageId);

@@ -22,7 +22,7 @@ import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
-import { badRequest, fail, notFound } from '../fhir/outcome.js';
+import { fail, notFound } from '../fhir/outcome.js';
 import type { ConsentDoc, ConsentStore } from '../consents/store.js';
 import { isoDateTime, orderedRange } from '../consents/schema.js';
 import { abdmInstant } from '../fhir/datetime.js';
@@ -31,7 +31,7 @@ import { actorOf } from '../audit/http.js';
 import { parsePublicKey } from './fidelius.js';
 import type { GatewayClient } from './gateway.js';
 import type { HiRequestInput, HiTransfers } from './transfer.js';
-import { type Dialect, INBOUND, abdmError, hipHeader, inboundRequestId } from './dialect.js';
+import { type Dialect, INBOUND, abdmError, inboundRequestId, requireHip } from './dialect.js';
 
 const base64 = z
   .string()
@@ -133,9 +133,7 @@ export function abdmRoutes(deps: AbdmDeps) {
     const requestId = inboundRequestId(c, dialect, req);
     const hi = req.hiRequest;
     // The HIP the gateway addresses: required in v3; when sent, a well-formed facility id that must be the consent's.
-    const addressed = hipHeader(c);
-    if (!addressed && (dialect === 'v3' || c.req.header('x-hip-id') !== undefined))
-      throw badRequest('X-HIP-ID header required: the provider (facility id) the gateway addresses', 'X-HIP-ID');
+    const addressed = dialect === 'v3' || c.req.header('x-hip-id') !== undefined ? requireHip(c) : undefined;
     const consent = await consents.get(hi.consent.id);
     const input: HiRequestInput = {
       requestId,

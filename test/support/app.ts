@@ -10,17 +10,15 @@ import { createLog } from '../../src/log.js';
 import { collections, ensureIndexes, type Collections } from '../../src/records/model.js';
 import { detectEngine, type Engine } from '../../src/db/engine.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
-import { RecordStore } from '../../src/records/store.js';
-import { createApp, repositoriesFor } from '../../src/app.js';
+import { createApp, createServices } from '../../src/app.js';
 import type { Repositories } from '../../src/records/repository.js';
 import { StructureValidator } from '../../src/fhir/structure.js';
 import { ConsentStore } from '../../src/consents/store.js';
 import { AuditLog } from '../../src/audit/log.js';
 import { loadVerifier } from '../../src/auth/keys.js';
 import { loadPagingKeys } from '../../src/auth/paging-keys.js';
-import { GatewayClient } from '../../src/abdm/gateway.js';
-import { HiTransfers } from '../../src/abdm/transfer.js';
-import { HipLinker } from '../../src/abdm/hip-linking.js';
+import type { HiTransfers } from '../../src/abdm/transfer.js';
+import type { HipLinker } from '../../src/abdm/hip-linking.js';
 import type { OtpMessage } from '../../src/abdm/otp-delivery.js';
 import { signDevToken } from '../../src/auth/token.js';
 import type { Role } from '../../src/auth/caller.js';
@@ -97,12 +95,18 @@ export async function createTestApp(
   const verifier = await loadVerifier(config);
   const pagingKeys = loadPagingKeys(config);
   const log = createLog('info', sink);
-  const gateway = new GatewayClient(config, now);
-  const store = new RecordStore(c, engine);
-  const repositories = repositoriesFor({ store, consents, audit, config, validator, pagingKeys, clock: now });
-  const transfers = new HiTransfers(db, c, consents, gateway, repositories, config, log, now, { engine });
-  const hipLinks = new HipLinker({ db, records: c, store, gateway, config, log, clock: now, engine });
-  await hipLinks.ensureIndexes();
+  const { gateway, store, repositories, transfers, hipLinks } = await createServices({
+    db,
+    collections: c,
+    engine,
+    consents,
+    audit,
+    config,
+    validator,
+    pagingKeys,
+    log,
+    clock: now,
+  });
   const otps: OtpMessage[] = [];
   const app = createApp({
     config,
