@@ -6,7 +6,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type Issue, error, named } from './outcome.js';
+import { type Issue, error, named, shown } from './outcome.js';
 import type { DocumentFacts } from './document.js';
 import { type AbhaIdentity, NDHM_IDENTIFIER_TYPE, abhaIdentity } from './abha.js';
 
@@ -25,29 +25,36 @@ export const ProfileFile = z.object({
   profile: z.string().url(),
   source: z.string(),
   /**
-   * The Composition.type codes that select this profile: a fixed `code`, or the enumerated `codes` of the bound value
-   * set.
+   * What Composition.type carries in a record of this type: a fixed `code` (of `system`), the
+   * enumerated `codes` of the value set it is bound to, or a fixed `text` (records whose type has no
+   * coding rule). A record is also taken for this type when its Composition.meta.profile names it.
    */
   compositionType: z
     .object({
-      system: z.string(),
+      system: z.string().optional(),
       code: z.string().nullish(),
       codes: z.array(z.string()).optional(),
       valueSet: z.string().optional(),
+      text: z.string().optional(),
       cite: z.string(),
       note: z.string().optional(),
     })
-    .refine((t) => !!t.code || (t.codes?.length ?? 0) > 0, 'compositionType needs a code or codes'),
+    .refine((t) => !!t.code || (t.codes?.length ?? 0) > 0 || !!t.text, 'compositionType needs a code, codes or text'),
   compositionRequired: z.array(requiredPath),
   sections: z.object({
     ...cardinality,
     slicing: z.enum(['open', 'closed']),
+    /** How a section is matched to its slice: by `code.coding.code` or by `title`; absent: one unsliced rule. */
+    discriminator: z.enum(['code', 'title']).optional(),
     slices: z.array(
       z.object({
         name: z.string(),
         code: z.string().optional(),
         system: z.string().optional(),
+        title: z.string().optional(),
         ...cardinality,
+        /** Elements a section of this slice must have, relative to the section. */
+        required: z.array(requiredPath).default([]),
         entry: z.object({
           ...cardinality,
           requireType: z.boolean(),
@@ -66,11 +73,12 @@ export const ProfileFile = z.object({
       }),
     ),
   }),
+  /** Required elements of the resources a record may hold, by resource type (what all its profiles require). */
   resources: z.record(
     z.string(),
     z.object({
-      profile: z.string(),
-      source: z.string(),
+      profiles: z.array(z.string()).min(1),
+      sources: z.array(z.string()).min(1),
       required: z.array(requiredPath),
       note: z.string().optional(),
     }),
@@ -82,6 +90,15 @@ export type ProfileFile = z.output<typeof ProfileFile>;
 const list = (value: unknown): any[] => (Array.isArray(value) ? value : []);
 const typeCodes = (p: ProfileFile): string[] =>
   p.compositionType.code ? [p.compositionType.code] : (p.compositionType.codes ?? []);
+const typeMatches = (p: ProfileFile, c: any): boolean =>
+  typeCodes(p).includes(c?.code) && (!c.system || !p.compositionType.system || c.system === p.compositionType.system);
+const typeShown = (p: ProfileFile): string =>
+  typeCodes(p).length > 0 ? typeCodes(p).join(' | ') : `text ${shown(p.compositionType.text ?? '')}`;
+/** The canonical URLs (without a |version) Composition.meta.profile names. */
+const declaredProfiles = (comp: Record<string, any>): string[] =>
+  list(comp.meta?.profile)
+    .filter((u): u is string => typeof u === 'string')
+    .map((u) => u.split('|')[0]);
 const limit = (max: number | '*') => (max === '*' ? Infinity : max);
 const showMax = (max: number | '*') => String(max);
 
@@ -103,14 +120,22 @@ export class ProfileEngine {
   }
 
   get supported(): string {
-    return this.profiles.map((p) => `${p.hiType} (${typeCodes(p).join(' | ')})`).join(', ');
+    return this.profiles.map((p) => `${p.hiType} (${typeShown(p)})`).join(', ');
   }
 
-  /** The profile whose Composition.type the document carries, if any. */
+  /**
+   * The profile a document's Composition is a record of: the one whose type code it carries, else
+   * the one whose fixed type text it carries, else the one its meta.profile names (then the type
+   * rules report what is wrong with its type).
+   */
   select(composition: Record<string, any>): ProfileFile | undefined {
     const codings = list(composition.type?.coding);
-    return this.profiles.find((p) =>
-      codings.some((c) => typeCodes(p).includes(c?.code) && (!c.system || c.system === p.compositionType.system)),
+    return (
+      this.profiles.find((p) => codings.some((c) => typeMatches(p, c))) ??
+      this.profiles.find(
+        (p) => p.compositionType.text !== undefined && composition.type?.text === p.compositionType.text,
+      ) ??
+      this.profiles.find((p) => declaredProfiles(composition).includes(p.profile))
     );
   }
 
@@ -123,6 +148,33 @@ export class ProfileEngine {
     const cite = (rule: string) => ` [${profile.recordType}: ${rule}]`;
     const C = 'Bundle.entry[0].resource';
     const comp = facts.composition;
+
+    // The record's type, and the record profiles its meta.profile claims.
+    const T = profile.compositionType;
+    const codings = list(comp.type?.coding);
+    if (typeCodes(profile).length > 0 && !codings.some((c) => typeMatches(profile, c)))
+      issues.push(
+        error('code-invalid', `Composition.type must carry the code ${typeShown(profile)}${cite(T.cite)}`, `${C}.type`),
+      );
+    if (T.text !== undefined && comp.type?.text !== undefined && comp.type.text !== T.text)
+      issues.push(
+        error(
+          'value',
+          `Composition.type.text must be ${named(T.text)}, found ${shown(comp.type.text)}${cite(T.cite)}`,
+          `${C}.type.text`,
+        ),
+      );
+    for (const url of declaredProfiles(comp)) {
+      const other = this.profiles.find((p) => p.profile === url && p !== profile);
+      if (other)
+        issues.push(
+          error(
+            'business-rule',
+            `Composition.meta.profile claims ${other.recordType}, but the Composition is a ${profile.recordType} (Composition.type ${typeShown(profile)})`,
+            `${C}.meta.profile`,
+          ),
+        );
+    }
 
     for (const r of profile.compositionRequired)
       missingPaths(comp, r.steps, C).forEach((p) =>
@@ -144,21 +196,48 @@ export class ProfileEngine {
     const sliceCounts = new Map<string, number>();
     sections.forEach((section, si) => {
       const here = `${C}.section[${si}]`;
-      const codes: string[] = list(section?.code?.coding)
-        .map((c: any) => c?.code)
-        .filter((c: unknown): c is string => typeof c === 'string');
-      const slice = S.slices.find((s) => s.code === undefined || codes.includes(s.code));
+      const sectionCodings = list(section?.code?.coding);
+      const slice = sliceOf(S, section, sectionCodings);
       if (!slice) {
-        if (S.slicing === 'closed')
+        if (S.slicing === 'closed') {
+          const by = S.discriminator === 'title' ? `title ${shown(section?.title)}` : `code ${codesOf(sectionCodings)}`;
+          const expected = S.slices.map((s) => `${s.code ?? shown(s.title ?? '')} (${s.name})`).join(', ');
           issues.push(
             error(
               'code-invalid',
-              `Section code ${codes.join(', ') || '(none)'} is not allowed; expected one of ${S.slices.map((s) => `${s.code} (${s.name})`).join(', ')}${cite(S.cite)}`,
-              `${here}.code`,
+              `Section ${by} is not allowed; expected one of ${expected}${cite(S.cite)}`,
+              S.discriminator === 'title' ? `${here}.title` : `${here}.code`,
             ),
           );
+        }
         return;
       }
+      // The slice's fixed code and system: on an unsliced section every coding carries them; on a
+      // section matched by code, the matching coding carries the slice's system.
+      sectionCodings.forEach((c: any, ci: number) => {
+        const at = `${here}.code.coding[${ci}]`;
+        const matching = S.discriminator === undefined || c?.code === slice.code;
+        if (S.discriminator === undefined && slice.code !== undefined && c?.code !== undefined && c.code !== slice.code)
+          issues.push(
+            error(
+              'code-invalid',
+              `Section code ${shown(c.code)} is not allowed; section ${slice.name} has code ${slice.code}${cite(`${slice.cite}.code.coding.code`)}`,
+              `${at}.code`,
+            ),
+          );
+        if (matching && slice.system !== undefined && typeof c?.system === 'string' && c.system !== slice.system)
+          issues.push(
+            error(
+              'code-invalid',
+              `Section code system must be ${slice.system}, found ${shown(c.system)}${cite(`${slice.cite}.code.coding.system`)}`,
+              `${at}.system`,
+            ),
+          );
+      });
+      for (const r of slice.required)
+        missingPaths(section, r.steps, here).forEach((p) =>
+          issues.push(error('required', `${r.path} is required in section ${slice.name}${cite(r.cite)}`, p)),
+        );
       sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
       const E = slice.entry;
       const entries = list(section?.entry);
@@ -222,7 +301,7 @@ export class ProfileEngine {
         issues.push(
           error(
             'structure',
-            `Section ${s.name}${s.code ? ` (${s.code})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`,
+            `Section ${s.name}${s.code ? ` (${s.code})` : s.title ? ` (${shown(s.title)})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`,
             `${C}.section`,
           ),
         );
@@ -236,11 +315,7 @@ export class ProfileEngine {
       for (const r of rule.required) {
         missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`).forEach((p) =>
           issues.push(
-            error(
-              'required',
-              `${rt}.${r.path} is required [${rule.source.replace(/^StructureDefinition-|\.json$/g, '')}: ${r.cite}]`,
-              p,
-            ),
+            error('required', `${rt}.${r.path} is required [${rule.sources.map(sdName).join(', ')}: ${r.cite}]`, p),
           ),
         );
       }
@@ -279,6 +354,23 @@ export class ProfileEngine {
     }
     return issues;
   }
+}
+
+/** The StructureDefinition's name from its file name in the IG package. */
+const sdName = (file: string) => file.replace(/^StructureDefinition-|\.json$/g, '');
+
+const codesOf = (codings: any[]): string =>
+  codings
+    .map((c) => c?.code)
+    .filter((c): c is string => typeof c === 'string')
+    .join(', ') || '(none)';
+
+/** The slice a section belongs to: the one unsliced rule, or the slice whose code (or title) it carries. */
+function sliceOf(S: ProfileFile['sections'], section: any, codings: any[]) {
+  if (S.discriminator === undefined) return S.slices[0];
+  if (S.discriminator === 'title')
+    return typeof section?.title === 'string' ? S.slices.find((s) => s.title === section.title) : undefined;
+  return S.slices.find((s) => s.code !== undefined && codings.some((c) => c?.code === s.code));
 }
 
 /** A required path compiled once: steps of alternatives (`a|b.c` → [[a, b], [c]]). */

@@ -49,9 +49,20 @@ describe('DocumentValidator on the fixtures', () => {
     });
   }
 
-  it('lists the three supported record types', () => {
-    expect(v.profiles.profiles.map((p) => p.hiType)).toEqual(['DiagnosticReport', 'DischargeSummary', 'Prescription']);
+  it('lists the eight ABDM record types', () => {
+    expect(v.profiles.profiles.map((p) => p.hiType).sort()).toEqual([
+      'DiagnosticReport',
+      'DischargeSummary',
+      'HealthDocumentRecord',
+      'ImmunizationRecord',
+      'Invoice',
+      'OPConsultation',
+      'Prescription',
+      'WellnessRecord',
+    ]);
     expect(v.profiles.supported).toContain('Prescription (440545006)');
+    expect(v.profiles.supported).toContain('OPConsultation (371530004)');
+    expect(v.profiles.supported).toContain("WellnessRecord (text 'Wellness Record')");
     expect(v.profiles.supported).toContain('DischargeSummary (373942005)');
     expect(v.profiles.supported).toMatch(/DiagnosticReport \([0-9 |]*721981007[0-9 |]*\)/);
   });
@@ -108,34 +119,58 @@ describe('DocumentValidator: pipeline entry points', () => {
 });
 
 describe('profile selection', () => {
-  it('rejects an unsupported Composition.type with 422 not-supported listing the supported types', () => {
+  it('rejects an unknown Composition.type with 422 not-supported listing the supported types', () => {
     const b = load('prescription');
-    b.entry[0].resource.type.coding[0] = {
-      system: 'http://snomed.info/sct',
-      code: '371530004',
-      display: 'Clinical consultation report',
-    };
+    b.entry[0].resource.type.coding[0] = { system: 'http://snomed.info/sct', code: '24642003', display: 'Psychiatry' };
+    delete b.entry[0].resource.meta.profile;
     const e = rejection(b);
     expect(e.status).toBe(422);
     expect(brief(e.issues)).toEqual([['not-supported', 'Bundle.entry[0].resource.type']]);
     const d = e.issues[0].diagnostics;
-    expect(d).toContain('Unsupported record type (Composition.type 371530004)');
+    expect(d).toContain('Unsupported record type (Composition.type 24642003)');
     expect(d).toContain('Prescription (440545006)');
     expect(d).toContain('DischargeSummary (373942005)');
+    expect(d).toContain('OPConsultation (371530004)');
     expect(d).toContain('DiagnosticReport (');
   });
 
-  it('names Composition.type.text when there is no coding', () => {
+  it('names Composition.type.text when there is no coding and no record profile is claimed', () => {
     const b = load('prescription');
-    b.entry[0].resource.type = { text: 'Wellness Record' };
+    b.entry[0].resource.type = { text: 'Sick note' };
+    delete b.entry[0].resource.meta.profile;
     const e = rejection(b);
     expect(brief(e.issues)).toEqual([['not-supported', 'Bundle.entry[0].resource.type']]);
-    expect(e.issues[0].diagnostics).toContain('(Composition.type Wellness Record)');
+    expect(e.issues[0].diagnostics).toContain('(Composition.type Sick note)');
+  });
+
+  it('checks a Composition against the record profile its meta.profile claims when its type names none', () => {
+    const b = load('prescription');
+    b.entry[0].resource.type = { text: 'Sick note' };
+    const e = rejection(b);
+    expect(brief(e.issues)).toEqual([
+      ['code-invalid', 'Bundle.entry[0].resource.type'],
+      ['required', 'Bundle.entry[0].resource.type.coding'],
+    ]);
+    expect(e.issues[0].diagnostics).toBe(
+      'Composition.type must carry the code 440545006 [PrescriptionRecord: Composition.type.coding.code]',
+    );
+  });
+
+  it('refuses a Composition whose meta.profile claims another record type than its type', () => {
+    const b = load('prescription');
+    b.entry[0].resource.type = { text: 'Wellness Record' }; // a WellnessRecord by its type, claiming PrescriptionRecord
+    const e = rejection(b);
+    expect(brief(e.issues)).toContainEqual(['business-rule', 'Bundle.entry[0].resource.meta.profile']);
+    expect(e.issues.find((i) => i.code === 'business-rule')!.diagnostics).toBe(
+      "Composition.meta.profile claims PrescriptionRecord, but the Composition is a WellnessRecord (Composition.type text 'Wellness Record')",
+    );
   });
 
   it('requires the profile code system when a coding names one', () => {
     const b = load('prescription');
     b.entry[0].resource.type.coding[0].system = 'http://loinc.org';
+    expect(brief(rejection(b).issues)).toEqual([['code-invalid', 'Bundle.entry[0].resource.type']]);
+    delete b.entry[0].resource.meta.profile;
     expect(brief(rejection(b).issues)).toEqual([['not-supported', 'Bundle.entry[0].resource.type']]);
   });
 
@@ -269,10 +304,16 @@ describe('sections and their entries', () => {
     const b = load('prescription');
     b.entry[0].resource.section[0].code.coding[0].code = '10160-0';
     const e = rejection(b);
-    expect(brief(e.issues)).toEqual([
-      ['code-invalid', `${C}.section[0].code`],
-      ['structure', `${C}.section`],
-    ]);
+    expect(brief(e.issues)).toEqual([['code-invalid', `${C}.section[0].code.coding[0].code`]]);
+    expect(e.issues[0].diagnostics).toBe(
+      "Section code '10160-0' is not allowed; section PrescriptionRecord has code 440545006 [PrescriptionRecord: Composition.section.code.coding.code]",
+    );
+  });
+
+  it('accepts a Prescription section with no code (Composition.section.code is 0..1 in the IG)', () => {
+    const b = load('prescription');
+    delete b.entry[0].resource.section[0].code;
+    expect(v.validate(b).profile.hiType).toBe('Prescription');
   });
 
   it('enforces the DiagnosticReport section entry count (1..2)', () => {

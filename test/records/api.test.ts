@@ -303,7 +303,8 @@ describe('bad input: 4xx OperationOutcome and nothing stored', () => {
       'unknown record type',
       () => [
         mutate((b) => {
-          b.entry[0].resource.type.coding[0].code = '371530004';
+          b.entry[0].resource.type.coding[0].code = '24642003'; // no ABDM record type, and no record profile claimed
+          delete b.entry[0].resource.meta.profile;
         }),
         uploadHeaders(),
       ],

@@ -111,7 +111,7 @@ describe('parseSearch: care-context and type', () => {
   it('accepts only the configured hiTypes, case-sensitively', () => {
     for (const t of OPTS.hiTypes) expect(parse(`type=${t}`).filter).toEqual({ hiType: t });
     expect400('type=prescription', 'type', /^type must be one of Prescription, DiagnosticReport, DischargeSummary$/);
-    expect400('type=OPConsultation', 'type');
+    expect400('type=SickNote', 'type');
   });
 });
 

@@ -1,0 +1,335 @@
+// The five record types added from the ABDM IG 6.5.0 (OPConsultRecord, ImmunizationRecord,
+// HealthDocumentRecord, WellnessRecord, InvoiceRecord), driven through DocumentValidator on the IG's
+// own examples (read from ../shared/corpus at runtime, each accepted as it is) with one fault put in
+// at a time: each fault is reported with its FHIRPath and the IG element that states the rule.
+import { describe, it, expect, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DocumentValidator } from '../../src/fhir/validate.js';
+import { DEFAULT_ABHA_SYSTEMS } from '../../src/fhir/abha.js';
+import { FhirError, type Issue } from '../../src/fhir/outcome.js';
+
+const corpus = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'corpus');
+const example = (f: string) => JSON.parse(readFileSync(path.join(corpus, 'abdm-examples', f), 'utf8'));
+const C = 'Bundle.entry[0].resource';
+
+let v: DocumentValidator;
+beforeAll(() => {
+  v = new DocumentValidator({ maxBytes: 10 * 1024 * 1024, maxDepth: 64, abhaSystems: DEFAULT_ABHA_SYSTEMS });
+});
+
+function issues(bundle: unknown): Issue[] {
+  try {
+    v.validate(bundle);
+  } catch (e) {
+    if (e instanceof FhirError) return e.issues;
+    throw e;
+  }
+  return [];
+}
+const shown = (b: unknown) => issues(b).map((i) => [i.code, i.expression, i.diagnostics]);
+/** The entry index of the first resource of `type`, and its reference (the entry's fullUrl). */
+const entryOf = (b: any, type: string) => {
+  const i = b.entry.findIndex((e: any) => e.resource.resourceType === type);
+  return { i, ref: b.entry[i].fullUrl as string };
+};
+
+describe('OPConsultRecord (hiType OPConsultation)', () => {
+  const load = () => example('op-consult-01.json');
+
+  it('accepts the IG example as an OPConsultation', () => {
+    expect(v.validate(load()).profile.hiType).toBe('OPConsultation');
+  });
+
+  it('requires the encounter', () => {
+    const b = load();
+    delete b.entry[0].resource.encounter;
+    expect(shown(b)).toEqual([
+      ['required', `${C}.encounter`, 'encounter is required [OPConsultRecord: Composition.encounter]'],
+    ]);
+  });
+
+  it('requires each sliced section’s code display and each entry’s reference', () => {
+    const b = load();
+    delete b.entry[0].resource.section[0].code.coding[0].display; // Chief complaints
+    b.entry[0].resource.section[1].entry[0] = { display: 'peanut allergy' }; // Allergies
+    expect(shown(b)).toEqual([
+      [
+        'required',
+        `${C}.section[0].code.coding[0].display`,
+        'code.coding.display is required in section ChiefComplaints [OPConsultRecord: Composition.section:ChiefComplaints.code.coding.display]',
+      ],
+      [
+        'required',
+        `${C}.section[1].entry[0].reference`,
+        'entry.reference is required in section Allergies [OPConsultRecord: Composition.section:Allergies.entry.reference]',
+      ],
+    ]);
+  });
+
+  it('allows only the slice’s resource types in a sliced section', () => {
+    const b = load();
+    const obs = { resourceType: 'Observation', id: 'o1', status: 'final', code: { text: 'BP' } };
+    b.entry.push({ fullUrl: 'urn:uuid:6f1c2b0e-2a8a-4f39-9d64-0c8c1d5e7a10', resource: obs });
+    b.entry[0].resource.section[0].entry.push({ reference: 'urn:uuid:6f1c2b0e-2a8a-4f39-9d64-0c8c1d5e7a10' });
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section[0].entry[1]`,
+        'A Observation is not allowed in section ChiefComplaints; allowed: Condition [OPConsultRecord: Composition.section:ChiefComplaints.entry]',
+      ],
+    ]);
+  });
+
+  it('uses its own section codes: medical history is 371529009, not the discharge summary’s 1003642006', () => {
+    const b = load();
+    b.entry[0].resource.section.push(structuredClone(b.entry[0].resource.section[2])); // a second Medical History
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section`,
+        'Section MedicalHistory (371529009) must occur 0..1 times, found 2 [OPConsultRecord: Composition.section:MedicalHistory]',
+      ],
+    ]);
+    const c = load();
+    c.entry[0].resource.section[2].code.coding[0].code = '1003642006'; // no OP slice: open at end, base R4 only
+    expect(issues(c)).toEqual([]);
+  });
+
+  it('accepts MedicationStatement and MedicationRequest in Medications, and checks MedicationStatement’s rules', () => {
+    const b = load();
+    const { i } = entryOf(b, 'MedicationStatement');
+    delete b.entry[i].resource.medicationCodeableConcept.coding[0].display;
+    expect(shown(b)).toEqual([
+      [
+        'required',
+        `Bundle.entry[${i}].resource.medicationCodeableConcept.coding[0].display`,
+        'MedicationStatement.medicationCodeableConcept.coding.display is required [MedicationStatement: MedicationStatement.medication[x].coding.display]',
+      ],
+    ]);
+  });
+
+  it('checks ServiceRequest (investigation advice) and Appointment (follow-up) rules', () => {
+    const b = load();
+    const sr = entryOf(b, 'ServiceRequest').i;
+    const ap = entryOf(b, 'Appointment').i;
+    delete b.entry[sr].resource.requester;
+    delete b.entry[ap].resource.start;
+    expect(issues(b).map((x) => [x.expression, x.diagnostics])).toEqual(
+      expect.arrayContaining([
+        [
+          `Bundle.entry[${sr}].resource.requester`,
+          'ServiceRequest.requester is required [ServiceRequest: ServiceRequest.requester]',
+        ],
+        [`Bundle.entry[${ap}].resource.start`, 'Appointment.start is required [Appointment: Appointment.start]'],
+      ]),
+    );
+  });
+});
+
+describe('ImmunizationRecord', () => {
+  const load = () => example('immunization-01.json');
+
+  it('accepts the IG example', () => {
+    expect(v.validate(load()).profile.hiType).toBe('ImmunizationRecord');
+  });
+
+  it('requires Reference.type on every entry (the entries are sliced by type) and matches it to the resource', () => {
+    const b = load();
+    delete b.entry[0].resource.section[0].entry[0].type;
+    b.entry[0].resource.section[0].entry[1].type = 'Immunization';
+    expect(shown(b)).toEqual([
+      [
+        'required',
+        `${C}.section[0].entry[0].type`,
+        'Section entry must state its resource type in Reference.type [ImmunizationRecord: Composition.section.entry:Immunization.type]',
+      ],
+      [
+        'value',
+        `${C}.section[0].entry[1].type`,
+        'Reference.type is Immunization but the entry is a ImmunizationRecommendation',
+      ],
+    ]);
+  });
+
+  it('allows one ImmunizationRecommendation and no other resource types (closed slicing)', () => {
+    const b = load();
+    const rec = b.entry[0].resource.section[0].entry[1];
+    b.entry[0].resource.section[0].entry.push(structuredClone(rec));
+    const { ref } = entryOf(b, 'Practitioner');
+    b.entry[0].resource.section[0].entry.push({ reference: ref, type: 'Practitioner' });
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section[0].entry[4]`,
+        'A Practitioner is not allowed in section ImmunizationRecord; allowed: Immunization, ImmunizationRecommendation, DocumentReference [ImmunizationRecord: Composition.section.entry]',
+      ],
+      [
+        'structure',
+        `${C}.section[0].entry`,
+        'Section ImmunizationRecord must have 0..1 ImmunizationRecommendation entries, found 2 [ImmunizationRecord: Composition.section.entry:ImmunizationRecommendation]',
+      ],
+    ]);
+  });
+
+  it('checks the Immunization profile’s required elements', () => {
+    const b = load();
+    const { i } = entryOf(b, 'Immunization');
+    delete b.entry[i].resource.vaccineCode.coding[0].system;
+    expect(shown(b)).toEqual([
+      [
+        'required',
+        `Bundle.entry[${i}].resource.vaccineCode.coding[0].system`,
+        'Immunization.vaccineCode.coding.system is required [Immunization: Immunization.vaccineCode.coding.system]',
+      ],
+    ]);
+  });
+});
+
+describe('HealthDocumentRecord', () => {
+  const load = () => example('health-document-01.json');
+
+  it('accepts the IG example (its section carries no code: Composition.section.code is 0..1)', () => {
+    expect(v.validate(load()).profile.hiType).toBe('HealthDocumentRecord');
+  });
+
+  it('requires at least one entry, and only DocumentReferences', () => {
+    const b = load();
+    b.entry[0].resource.section[0].entry = [{ reference: entryOf(b, 'Practitioner').ref }];
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section[0].entry[0]`,
+        'A Practitioner is not allowed in section HealthDocumentRecord; allowed: DocumentReference [HealthDocumentRecord: Composition.section.entry]',
+      ],
+    ]);
+    const c = load();
+    delete c.entry[0].resource.section[0].entry;
+    c.entry[0].resource.section[0].text = {
+      status: 'generated',
+      div: '<div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+    };
+    expect(shown(c).map((x) => x[2])).toContain(
+      'Section HealthDocumentRecord must have 1..* entries, found 0 [HealthDocumentRecord: Composition.section.entry]',
+    );
+  });
+
+  it('fixes the section code when one is given', () => {
+    const b = load();
+    b.entry[0].resource.section[0].code = { coding: [{ system: 'http://snomed.info/sct', code: '371530004' }] };
+    expect(shown(b)).toEqual([
+      [
+        'code-invalid',
+        `${C}.section[0].code.coding[0].code`,
+        "Section code '371530004' is not allowed; section HealthDocumentRecord has code 419891008 [HealthDocumentRecord: Composition.section.code.coding.code]",
+      ],
+      [
+        'required',
+        `${C}.section[0].code.coding[0].display`,
+        'code.coding.display is required in section HealthDocumentRecord [HealthDocumentRecord: Composition.section.code.coding.display]',
+      ],
+    ]);
+  });
+});
+
+describe('WellnessRecord (recognised by Composition.type.text; sections sliced by title)', () => {
+  const load = () => example('wellness-01.json');
+
+  it('accepts the IG example, whose Composition.type has no coding', () => {
+    expect(v.validate(load()).profile.hiType).toBe('WellnessRecord');
+  });
+
+  it('takes a record with no type text for a WellnessRecord by its meta.profile, and a wrong text is reported', () => {
+    const b = load();
+    b.entry[0].resource.type = { text: 'Wellness record' };
+    expect(shown(b)).toEqual([
+      [
+        'value',
+        `${C}.type.text`,
+        "Composition.type.text must be Wellness Record, found 'Wellness record' [WellnessRecord: Composition.type.text]",
+      ],
+    ]);
+    b.entry[0].resource.type = { coding: [{ system: 'http://loinc.org', code: '11502-2' }] };
+    expect(issues(b)).toEqual([]); // type.text is 0..1 with a fixed value; the coding is unconstrained
+  });
+
+  it('matches sections by title, allowing only their slice’s resources, once each', () => {
+    const b = load();
+    const comp = b.entry[0].resource;
+    comp.section.push(structuredClone(comp.section[0])); // a second "Vital Signs"
+    const dr = entryOf(b, 'DocumentReference').ref;
+    comp.section[1].entry.push({ reference: dr }); // a DocumentReference in "Body Measurement"
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section[1].entry[3]`,
+        'A DocumentReference is not allowed in section BodyMeasurement; allowed: Observation [WellnessRecord: Composition.section:BodyMeasurement.entry]',
+      ],
+      [
+        'structure',
+        `${C}.section`,
+        "Section VitalSigns ('Vital Signs') must occur 0..1 times, found 2 [WellnessRecord: Composition.section:VitalSigns]",
+      ],
+    ]);
+  });
+
+  it('leaves a section with another title to base R4 (the slicing is open at the end)', () => {
+    const b = load();
+    b.entry[0].resource.section[1].title = 'Anthropometry';
+    expect(issues(b)).toEqual([]);
+  });
+});
+
+describe('InvoiceRecord (hiType Invoice)', () => {
+  const load = () => example('invoice-01.json');
+
+  it('accepts the IG example', () => {
+    expect(v.validate(load()).profile.hiType).toBe('Invoice');
+  });
+
+  it('allows exactly one entry, the Invoice: a ChargeItem is reached only through Invoice.lineItem.chargeItem', () => {
+    const b = load();
+    b.entry[0].resource.section[0].entry.push({ reference: entryOf(b, 'ChargeItem').ref, type: 'ChargeItem' });
+    expect(shown(b)).toEqual([
+      [
+        'structure',
+        `${C}.section[0].entry[1]`,
+        'A ChargeItem is not allowed in section InvoiceRecord; allowed: Invoice [InvoiceRecord: Composition.section.entry]',
+      ],
+    ]);
+  });
+
+  it('checks the Invoice and ChargeItem profiles’ required elements', () => {
+    const b = load();
+    const inv = entryOf(b, 'Invoice').i;
+    const ci = entryOf(b, 'ChargeItem').i;
+    delete b.entry[inv].resource.totalGross;
+    delete b.entry[inv].resource.lineItem[0].priceComponent[0].code.coding[0].display;
+    delete b.entry[ci].resource.quantity;
+    expect(issues(b).map((x) => [x.expression, x.diagnostics])).toEqual([
+      [
+        `Bundle.entry[${inv}].resource.lineItem[0].priceComponent[0].code.coding[0].display`,
+        'Invoice.lineItem.priceComponent.code.coding.display is required [Invoice: Invoice.lineItem.priceComponent.code.coding.display]',
+      ],
+      [`Bundle.entry[${inv}].resource.totalGross`, 'Invoice.totalGross is required [Invoice: Invoice.totalGross]'],
+      [`Bundle.entry[${ci}].resource.quantity`, 'ChargeItem.quantity is required [ChargeItem: ChargeItem.quantity]'],
+    ]);
+  });
+
+  it('takes either form of ChargeItem.product[x], and requires one', () => {
+    const b = load();
+    const ci = entryOf(b, 'ChargeItem').i;
+    const product = b.entry[ci].resource.productReference ?? b.entry[ci].resource.productCodeableConcept;
+    delete b.entry[ci].resource.productReference;
+    delete b.entry[ci].resource.productCodeableConcept;
+    expect(issues(b).map((x) => [x.expression, x.diagnostics])).toEqual([
+      [
+        `Bundle.entry[${ci}].resource.productReference|productCodeableConcept`,
+        'ChargeItem.productReference|productCodeableConcept is required [ChargeItem: ChargeItem.product[x]]',
+      ],
+    ]);
+    b.entry[ci].resource.productCodeableConcept = { text: String(product?.display ?? 'Paracetamol 500 mg') };
+    expect(issues(b)).toEqual([]);
+  });
+});
