@@ -28,7 +28,8 @@ export const SEARCH_PARAMS: SearchParamDoc[] = [
   {
     name: 'type',
     type: 'token',
-    documentation: 'Record type (hiType): Prescription, DiagnosticReport or DischargeSummary.',
+    documentation:
+      'Record type (ABDM hiType): Prescription, DiagnosticReport, OPConsultation, DischargeSummary, ImmunizationRecord, HealthDocumentRecord, WellnessRecord or Invoice.',
   },
   {
     name: 'date',

@@ -9,6 +9,8 @@ import { createTestApp, uploadHeaders as baseHeaders, type TestApp } from '../su
 import { createGenerator } from '../../fixtures/generator.js';
 import { topLevelMembers } from '../../src/fhir/json-text.js';
 import { readContent } from '../../src/records/content.js';
+import { ProfileEngine } from '../../src/fhir/profiles.js';
+import { HI_TYPES } from '../../src/consents/schema.js';
 
 const example = (name: string) =>
   readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
@@ -609,9 +611,17 @@ describe('metadata and health', () => {
     expect(cs.fhirVersion).toBe('4.0.1');
     const names = cs.rest[0].resource[0].searchParam.map((p: any) => p.name);
     expect(names).toEqual(expect.arrayContaining(['patient-abha', 'care-context', 'type', 'date', '_count']));
-    expect(cs.rest[0].resource[0].supportedProfile).toContain(
-      'https://nrces.in/ndhm/fhir/r4/StructureDefinition/PrescriptionRecord',
-    );
+    // all eight ABDM record profiles, and the type parameter names every hiType a consent may carry
+    const SD = 'https://nrces.in/ndhm/fhir/r4/StructureDefinition/';
+    const records = ['Prescription', 'DiagnosticReport', 'OPConsult', 'DischargeSummary', 'Immunization'];
+    for (const r of [...records, 'HealthDocument', 'Wellness', 'Invoice'])
+      expect(cs.rest[0].resource[0].supportedProfile).toContain(`${SD}${r}Record`);
+    const type = cs.rest[0].resource[0].searchParam.find((p: any) => p.name === 'type');
+    for (const hiType of HI_TYPES) expect(type.documentation).toContain(hiType);
+  });
+
+  it('the store holds every hiType a consent may name, and no other', () => {
+    expect(new ProfileEngine([]).profiles.map((p) => p.hiType).sort()).toEqual([...HI_TYPES].sort());
   });
 
   it('healthz and readyz answer 200 with the database up', async () => {
