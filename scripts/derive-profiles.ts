@@ -96,6 +96,50 @@ export function tightened(sd: Sd, keep: (e: SdElement) => boolean = (e) => !e.id
   });
 }
 
+/** The value an element fixes (fixedUri, fixedCode, fixedString); any other fixed or pattern value has no slot. */
+function fixedValue(e: SdElement): string | undefined {
+  for (const k of Object.keys(e)) {
+    if (!k.startsWith('fixed') && !k.startsWith('pattern')) continue;
+    if (['fixedUri', 'fixedCode', 'fixedString'].includes(k) && typeof e[k] === 'string') return e[k] as string;
+    throw new Error(`${e.id}: ${k} is not a value the profile format can hold`);
+  }
+  return undefined;
+}
+
+/** Elements of `sd` (kept by `keep`) that fix a value, as rules on the JSON path below `from`. */
+function fixedRules(sd: Sd, els: Map<string, SdElement>, from: string, keep: (e: SdElement) => boolean) {
+  return sd.snapshot.element
+    .filter((e) => !isExtension(e.id) && keep(e) && fixedValue(e) !== undefined)
+    .map((e) => ({ path: jsonPath(e.id, from, els), value: fixedValue(e)!, cite: e.id }));
+}
+
+/**
+ * Codings a profile slices by system (Observation.code.coding: LOINC | SNOMEDCT): for each, whether
+ * the slicing is closed, and each slice's system and the elements a coding of it requires.
+ */
+function codingSlices(sd: Sd, els: Map<string, SdElement>, from: string) {
+  return sd.snapshot.element
+    .filter((e) => !e.id.includes(':') && !isExtension(e.id) && e.slicing)
+    .map((e) => {
+      const disc = e.slicing!.discriminator?.map((d) => `${d.type}:${d.path}`).join(',');
+      if (!e.id.endsWith('.coding') || disc !== 'value:system')
+        throw new Error(`${e.id}: slicing by ${disc} is not one the profile format can hold`);
+      const slices = sd.snapshot.element
+        .filter((x) => x.path === e.path && x.sliceName && x.id === `${e.id}:${x.sliceName}`)
+        .map((x) => ({
+          name: x.sliceName!,
+          system: els.get(`${x.id}.system`)?.fixedUri as string,
+          cite: x.id,
+          required: tightened(sd, (y) => y.id.startsWith(`${x.id}.`)).map((y) => ({
+            path: jsonPath(y.id, x.id, els),
+            cite: y.id,
+          })),
+        }));
+      if (slices.some((x) => !x.system)) throw new Error(`${e.id}: a slice fixes no system`);
+      return { path: jsonPath(e.id, from, els), cite: e.id, closed: e.slicing!.rules === 'closed', slices };
+    });
+}
+
 /**
  * The JSON path (dotted member names) an element id denotes, relative to `from` (an ancestor id):
  * slice names dropped, a choice element expanded to its allowed types (`product[x]` with two types
@@ -253,6 +297,10 @@ function sections(ig: Ig, sd: Sd, els: Map<string, SdElement>) {
       max: maxOf(s.max),
       cite,
       required: sliceRequired(sd, els, cite),
+      fixed: fixedRules(sd, els, cite, (e) => {
+        if (!e.id.startsWith(`${cite}.`) || e.id.slice(cite.length + 1).includes(':')) return false;
+        return ![`${cite}.code.coding.code`, `${cite}.code.coding.system`, `${cite}.title`].includes(e.id);
+      }),
       entry: entryRule(ig, sd, els, `${cite}.entry`),
     };
   });
@@ -302,6 +350,12 @@ function resources(ig: Ig, sd: Sd) {
       return tightened(x).map((e) => ({ path: jsonPath(e.id, rt, els), cite: e.id }));
     });
     const required = lists[0].filter((r) => lists.every((l) => l.some((q) => q.cite === r.cite && q.path === r.path)));
+    const agreed = <T>(per: T[][]) =>
+      per[0].filter((r) => per.every((l) => l.some((q) => JSON.stringify(q) === JSON.stringify(r))));
+    const fixed = agreed(
+      sds.map((x) => fixedRules(x, new Map(x.snapshot.element.map((e) => [e.id, e])), rt, (e) => !e.id.includes(':'))),
+    );
+    const codings = agreed(sds.map((x) => codingSlices(x, new Map(x.snapshot.element.map((e) => [e.id, e])), rt)));
     const note =
       sds.length > 1
         ? `${sds.map((x) => x.name).join(' and ')} all profile ${rt}; only the elements every one of them requires are listed.`
@@ -310,6 +364,8 @@ function resources(ig: Ig, sd: Sd) {
       profiles: sds.map((x) => x.url),
       sources: sds.map((x) => x.file),
       required,
+      fixed,
+      codings,
       ...(note ? { note } : {}),
     };
   }
@@ -330,6 +386,13 @@ export function deriveProfile(ig: Ig, recordType: string, hiType: string) {
     compositionRequired: tightened(sd)
       .filter((e) => !e.id.startsWith('Composition.section'))
       .map((e) => ({ path: jsonPath(e.id, 'Composition', els), cite: e.id })),
+    compositionFixed: fixedRules(sd, els, 'Composition', (e) => {
+      if (e.id.includes(':') || e.id.startsWith('Composition.section')) return false;
+      // what compositionType already holds
+      return !['Composition.type.coding.code', 'Composition.type.coding.system', 'Composition.type.text'].includes(
+        e.id,
+      );
+    }),
     sections: sections(ig, sd, els),
     resources: resources(ig, sd),
   };

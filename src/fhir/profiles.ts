@@ -19,6 +19,22 @@ const requiredPath = z
   .object({ path: z.string().min(1), cite: z.string() })
   .transform((r) => ({ ...r, steps: compilePath(r.path) }));
 
+/** A value the IG fixes (fixedUri, fixedCode, fixedString): wherever the element is present, it must be this. */
+const fixedRule = z
+  .object({ path: z.string().min(1), value: z.string(), cite: z.string() })
+  .transform((r) => ({ ...r, steps: compilePath(r.path) }));
+/** Codings a profile slices by system: each must match a slice (when closed) and have what its slice requires. */
+const codingRule = z
+  .object({
+    path: z.string().min(1),
+    cite: z.string(),
+    closed: z.boolean(),
+    slices: z.array(
+      z.object({ name: z.string(), system: z.string(), cite: z.string(), required: z.array(requiredPath) }),
+    ),
+  })
+  .transform((r) => ({ ...r, steps: compilePath(r.path) }));
+
 export const ProfileFile = z.object({
   recordType: z.string(),
   hiType: z.string(),
@@ -41,6 +57,8 @@ export const ProfileFile = z.object({
     })
     .refine((t) => !!t.code || (t.codes?.length ?? 0) > 0 || !!t.text, 'compositionType needs a code, codes or text'),
   compositionRequired: z.array(requiredPath),
+  /** Values the Composition profile fixes outside its sections, beyond what compositionType holds. */
+  compositionFixed: z.array(fixedRule).default([]),
   sections: z.object({
     ...cardinality,
     slicing: z.enum(['open', 'closed']),
@@ -55,6 +73,8 @@ export const ProfileFile = z.object({
         ...cardinality,
         /** Elements a section of this slice must have, relative to the section. */
         required: z.array(requiredPath).default([]),
+        /** Values a section of this slice must carry where present (its code's display), relative to the section. */
+        fixed: z.array(fixedRule).default([]),
         entry: z.object({
           ...cardinality,
           requireType: z.boolean(),
@@ -80,6 +100,8 @@ export const ProfileFile = z.object({
       profiles: z.array(z.string()).min(1),
       sources: z.array(z.string()).min(1),
       required: z.array(requiredPath),
+      fixed: z.array(fixedRule).default([]),
+      codings: z.array(codingRule).default([]),
       note: z.string().optional(),
     }),
   ),
@@ -180,6 +202,11 @@ export class ProfileEngine {
       missingPaths(comp, r.steps, C).forEach((p) =>
         issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)),
       );
+    for (const r of profile.compositionFixed)
+      presentValues(comp, r.steps, C, (value, p) => {
+        if (value !== r.value)
+          issues.push(error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${cite(r.cite)}`, p));
+      });
 
     // Sections and their entries.
     const sections = list(comp.section);
@@ -238,6 +265,17 @@ export class ProfileEngine {
         missingPaths(section, r.steps, here).forEach((p) =>
           issues.push(error('required', `${r.path} is required in section ${slice.name}${cite(r.cite)}`, p)),
         );
+      for (const r of slice.fixed)
+        presentValues(section, r.steps, here, (value, p) => {
+          if (value !== r.value)
+            issues.push(
+              error(
+                'value',
+                `${r.path} must be ${shown(r.value)} in section ${slice.name}, found ${shown(value)}${cite(r.cite)}`,
+                p,
+              ),
+            );
+        });
       sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
       const E = slice.entry;
       const entries = list(section?.entry);
@@ -312,13 +350,43 @@ export class ProfileEngine {
       const rt = entry?.resource?.resourceType;
       const rule = typeof rt === 'string' && Object.hasOwn(profile.resources, rt) ? profile.resources[rt] : undefined;
       if (!rule) return;
-      for (const r of rule.required) {
-        missingPaths(entry.resource, r.steps, `Bundle.entry[${i}].resource`).forEach((p) =>
-          issues.push(
-            error('required', `${rt}.${r.path} is required [${rule.sources.map(sdName).join(', ')}: ${r.cite}]`, p),
-          ),
+      const R = `Bundle.entry[${i}].resource`;
+      const by = (c: string) => ` [${rule.sources.map(sdName).join(', ')}: ${c}]`;
+      for (const r of rule.required)
+        missingPaths(entry.resource, r.steps, R).forEach((p) =>
+          issues.push(error('required', `${rt}.${r.path} is required${by(r.cite)}`, p)),
         );
-      }
+      for (const r of rule.fixed)
+        presentValues(entry.resource, r.steps, R, (value, p) => {
+          if (value !== r.value)
+            issues.push(
+              error('value', `${rt}.${r.path} must be ${shown(r.value)}, found ${shown(value)}${by(r.cite)}`, p),
+            );
+        });
+      for (const r of rule.codings)
+        presentValues(entry.resource, r.steps, R, (coding, p) => {
+          const slice = r.slices.find((x) => coding?.system === x.system);
+          if (!slice) {
+            if (r.closed) {
+              const allowed = r.slices.map((x) => `${x.system} (${x.name})`).join(', ');
+              const found = shown(coding?.system ?? '(none)');
+              issues.push(
+                error(
+                  'code-invalid',
+                  `${rt}.${r.path} system ${found} is not allowed; allowed: ${allowed}${by(r.cite)}`,
+                  `${p}.system`,
+                ),
+              );
+            }
+            return;
+          }
+          for (const q of slice.required)
+            missingPaths(coding, q.steps, p).forEach((m) =>
+              issues.push(
+                error('required', `${rt}.${r.path}.${q.path} is required in a ${slice.name} coding${by(q.cite)}`, m),
+              ),
+            );
+        });
     });
 
     // The patient must be identified by ABHA number and/or ABHA address.
@@ -371,6 +439,26 @@ function sliceOf(S: ProfileFile['sections'], section: any, codings: any[]) {
   if (S.discriminator === 'title')
     return typeof section?.title === 'string' ? S.slices.find((s) => s.title === section.title) : undefined;
   return S.slices.find((s) => s.code !== undefined && codings.some((c) => c?.code === s.code));
+}
+
+/**
+ * Calls `found` with each value present at `steps` under `node` and its FHIRPath; arrays on the way
+ * and at the end are walked item by item.
+ */
+export function presentValues(node: unknown, steps: CompiledPath, base: string, found: (v: any, path: string) => void) {
+  const visit = (value: unknown, i: number, where: string) => {
+    if (value === undefined || value === null) return;
+    if (Array.isArray(value)) value.forEach((item, j) => step(item, i, `${where}[${j}]`));
+    else step(value, i, where);
+  };
+  const step = (value: unknown, i: number, where: string) => {
+    if (i === steps.length) return found(value, where);
+    if (!value || typeof value !== 'object') return;
+    const obj = value as Record<string, unknown>;
+    const key = steps[i].find((k) => obj[k] !== undefined && obj[k] !== null);
+    if (key !== undefined) visit(obj[key], i + 1, `${where}.${key}`);
+  };
+  step(node, 0, base);
 }
 
 /** A required path compiled once: steps of alternatives (`a|b.c` → [[a, b], [c]]). */

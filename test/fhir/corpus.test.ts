@@ -88,6 +88,8 @@ function reason(i: Issue): string {
   if (i.code === 'not-found') return 'unresolved reference';
   if (/^Section code .* is not allowed/.test(d)) return 'IG section code';
   if (/^Section code system must be/.test(d)) return 'IG section code system';
+  if (/ must be .*, found .*\]$/.test(d)) return `IG fixed value ${/: ([^\]]+)\]$/.exec(d)![1]}`;
+  if (/ system .* is not allowed; allowed: /.test(d)) return `IG coding slices ${/: ([^\]]+)\]$/.exec(d)![1]}`;
   if (/^Section .* must (occur|have)/.test(d)) return 'IG section cardinality';
   const cite = /\[([A-Za-z]+): ([^\]]+)\]$/.exec(d);
   if (i.code === 'required' && cite) return `IG required ${cite[2]}`;
@@ -293,5 +295,10 @@ describe('corpus of public ABDM example bundles', () => {
     );
     for (const f of ['prescription-03.json', 'discharge-summary-08.json', 'diagnostic-report-lab-06.json'])
       expect(rules(f)).toContain('IG required Practitioner.identifier.type');
+    // the IG fixes the display of the type and section codes ("exactly" in its FSH): 'Discharge Summary' is not
+    // 'Discharge summary', 'Medication list' not 'Prescription record'
+    for (const f of ['discharge-summary-08.json', 'discharge-summary-09.json'])
+      expect(rules(f)).toContain('IG fixed value Composition.type.coding.display');
+    expect(rules('prescription-03.json')).toContain('IG fixed value Composition.section.code.coding.display');
   });
 });

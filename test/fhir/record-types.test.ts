@@ -333,3 +333,68 @@ describe('InvoiceRecord (hiType Invoice)', () => {
     expect(issues(b)).toEqual([]);
   });
 });
+
+describe('values the IG fixes, and codings it slices by system', () => {
+  it('fixes the display of the record type and of each section code', () => {
+    const b = example('op-consult-01.json');
+    b.entry[0].resource.type.coding[0].display = 'Clinical Consultation Report';
+    b.entry[0].resource.section[1].code.coding[0].display = 'Allergies'; // the Allergies slice fixes 'Allergy record'
+    expect(shown(b)).toEqual([
+      [
+        'value',
+        `${C}.type.coding[0].display`,
+        "type.coding.display must be 'Clinical consultation report', found 'Clinical Consultation Report' [OPConsultRecord: Composition.type.coding.display]",
+      ],
+      [
+        'value',
+        `${C}.section[1].code.coding[0].display`,
+        "code.coding.display must be 'Allergy record' in section Allergies, found 'Allergies' [OPConsultRecord: Composition.section:Allergies.code.coding.display]",
+      ],
+    ]);
+  });
+
+  it('fixes code systems inside entry profiles (a Procedure is coded in SNOMED CT)', () => {
+    const b = example('op-consult-01.json');
+    const { i } = entryOf(b, 'Procedure');
+    b.entry[i].resource.code.coding[0].system = 'http://www.icd10data.com/icd10pcs';
+    expect(shown(b)).toEqual([
+      [
+        'value',
+        `Bundle.entry[${i}].resource.code.coding[0].system`,
+        "Procedure.code.coding.system must be 'http://snomed.info/sct', found 'http://www.icd10data.com/icd10pcs' [Procedure: Procedure.code.coding.system]",
+      ],
+    ]);
+  });
+
+  it('allows an Observation coded only in LOINC or SNOMED CT, each coding with its code and display', () => {
+    const b = example('wellness-01.json');
+    const { i } = entryOf(b, 'Observation');
+    const coding = b.entry[i].resource.code.coding;
+    coding.push({ system: 'http://example.org/local-codes', code: 'HR' });
+    delete coding[0].display;
+    const profiles =
+      'Observation, ObservationBodyMeasurement, ObservationGeneralAssessment, ObservationLifestyle, ' +
+      'ObservationPhysicalActivity, ObservationVitalSigns, ObservationWomenHealth';
+    expect(shown(b)).toEqual([
+      [
+        'required',
+        `Bundle.entry[${i}].resource.code.coding[0].display`,
+        `Observation.code.coding.display is required in a ${coding[0].system === 'http://loinc.org' ? 'LOINC' : 'SNOMEDCT'} coding [${profiles}: Observation.code.coding:${coding[0].system === 'http://loinc.org' ? 'LOINC' : 'SNOMEDCT'}.display]`,
+      ],
+      [
+        'code-invalid',
+        `Bundle.entry[${i}].resource.code.coding[${coding.length - 1}].system`,
+        `Observation.code.coding system 'http://example.org/local-codes' is not allowed; allowed: http://loinc.org (LOINC), http://snomed.info/sct (SNOMEDCT) [${profiles}: Observation.code.coding]`,
+      ],
+    ]);
+  });
+
+  it('allows a Condition coded in ICD-10 or SNOMED CT only', () => {
+    const b = example('op-consult-01.json');
+    const { i } = entryOf(b, 'Condition');
+    b.entry[i].resource.code.coding = [{ code: 'R51', display: 'Headache' }];
+    expect(shown(b).map((x) => x[2])).toEqual([
+      "Condition.code.coding system '(none)' is not allowed; allowed: http://hl7.org/fhir/sid/icd-10 (ICD-10), http://snomed.info/sct (SNOMEDCT) [Condition: Condition.code.coding]",
+    ]);
+  });
+});

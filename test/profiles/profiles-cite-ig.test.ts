@@ -22,6 +22,15 @@ interface Rule {
   path: string;
   cite: string;
 }
+interface FixedRule extends Rule {
+  value: string;
+}
+interface CodingRule {
+  path: string;
+  cite: string;
+  closed: boolean;
+  slices: { name: string; system: string; cite: string; required: Rule[] }[];
+}
 interface Target {
   resourceType: string;
   profiles: string[];
@@ -47,12 +56,15 @@ interface SliceRule {
   max: Max;
   cite: string;
   required: Rule[];
+  fixed: FixedRule[];
   entry: EntryRule;
 }
 interface ResourceRule {
   profiles: string[];
   sources: string[];
   required: Rule[];
+  fixed: FixedRule[];
+  codings: CodingRule[];
   note?: string;
 }
 interface ProfileFile {
@@ -69,6 +81,7 @@ interface ProfileFile {
     cite: string;
   };
   compositionRequired: Rule[];
+  compositionFixed: FixedRule[];
   sections: {
     min: number;
     max: Max;
@@ -159,6 +172,36 @@ function checkRequired(r: Rule, from: string, sd: Sd, els: Map<string, SdElement
   return p;
 }
 
+/** The fixed value an element states (fixedUri, fixedCode, fixedString), if any. */
+const fixedOf = (e: SdElement | undefined): unknown =>
+  e
+    ? (e.fixedUri ?? e.fixedCode ?? e.fixedString ?? Object.entries(e).find(([k]) => /^(fixed|pattern)/.test(k))?.[1])
+    : undefined;
+
+/** Fixed-value rules against one SD: each stated with that value; and every fixed element `keep` selects is listed. */
+function checkFixed(
+  rules: FixedRule[],
+  from: string,
+  sd: Sd,
+  keep: (e: SdElement) => boolean,
+  where: string,
+  complete = true,
+): string[] {
+  const els = elementsOf(sd);
+  const p: string[] = [];
+  for (const r of rules) {
+    const e = els.get(r.cite);
+    if (!e || fixedOf(e) !== r.value) p.push(`${where}: ${r.cite} does not fix ${r.value} in ${sd.name}`);
+    if (citeToPath(r.cite, from, els) !== r.path) p.push(`${where}: path ${r.path} does not match cite ${r.cite}`);
+  }
+  const have = new Set(rules.map((r) => r.cite));
+  if (complete)
+    for (const e of sd.snapshot.element)
+      if (!/xtension/.test(e.id) && keep(e) && fixedOf(e) !== undefined && !have.has(e.id))
+        p.push(`${where}: misses IG-fixed ${e.id}`);
+  return p;
+}
+
 const targetProfilesOf = (e: SdElement | undefined): string[] => (e?.type ?? []).flatMap((t) => t.targetProfile ?? []);
 const typeOfTarget = (u: string) => sdByUrl.get(u)?.type ?? (u.startsWith(R4) ? u.slice(R4.length) : undefined);
 const sorted = (xs: string[]) => JSON.stringify([...xs].sort());
@@ -217,6 +260,17 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
     if (!e.id.includes(':') && !e.id.startsWith('Composition.section') && isTightened(e) && !listed.has(e.id))
       problems.push(`compositionRequired misses IG-required ${e.id}`);
 
+  const typeCites = ['Composition.type.coding.code', 'Composition.type.coding.system', 'Composition.type.text'];
+  problems.push(
+    ...checkFixed(
+      pf.compositionFixed,
+      'Composition',
+      sd,
+      (e) => !e.id.includes(':') && !e.id.startsWith('Composition.section') && !typeCites.includes(e.id),
+      'compositionFixed',
+    ),
+  );
+
   // Sections.
   const sec = pf.sections;
   const secEl = el('Composition.section')!;
@@ -274,6 +328,17 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
       const p = inEntrySlice ? `entry.${inEntrySlice[2]}` : citeToPath(e.id, s.cite, els);
       if (!have.has(p)) problems.push(`${where}: misses IG-required ${e.id}`);
     }
+
+    const encoded = ['code.coding.code', 'code.coding.system', 'title'].map((x) => `${s.cite}.${x}`);
+    problems.push(
+      ...checkFixed(
+        s.fixed,
+        s.cite,
+        sd,
+        (e) => e.id.startsWith(`${s.cite}.`) && !e.id.slice(s.cite.length + 1).includes(':') && !encoded.includes(e.id),
+        `${where} fixed`,
+      ),
+    );
 
     // Entries.
     const en = s.entry;
@@ -340,6 +405,45 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
     const have = new Set(rr.required.map((r) => r.cite));
     for (const id of sets[0])
       if (sets.every((st) => st.has(id)) && !have.has(id)) problems.push(`${where}: misses IG-required ${id}`);
+    // fixed values: each stated by every profile; complete where they all fix the same value
+    const all = sds as Sd[];
+    for (const x of all) problems.push(...checkFixed(rr.fixed, rt, x, () => false, `${where} fixed`, false));
+    const agreed = (e: SdElement) =>
+      !e.id.includes(':') && all.every((x) => fixedOf(elementsOf(x).get(e.id)) === fixedOf(e));
+    problems.push(...checkFixed(rr.fixed, rt, all[0], agreed, `${where} fixed`));
+    // codings sliced by system: each as every profile slices it, and every such slicing listed
+    for (const x of all) {
+      const els = elementsOf(x);
+      for (const c of rr.codings) {
+        const e = els.get(c.cite);
+        if (
+          !e?.slicing ||
+          e.slicing.rules !== (c.closed ? 'closed' : e.slicing.rules) ||
+          (e.slicing.rules === 'closed') !== c.closed
+        )
+          problems.push(`${where}: ${c.cite} is not sliced ${c.closed ? 'closed' : 'open'} in ${x.name}`);
+        if (e?.slicing?.discriminator?.map((d) => d.path).join(',') !== 'system')
+          problems.push(`${where}: ${c.cite} not sliced by system`);
+        if (citeToPath(c.cite, rt, els) !== c.path) problems.push(`${where}: path ${c.path} does not match ${c.cite}`);
+        const igSlices = x.snapshot.element.filter(
+          (y) => y.path === e?.path && y.sliceName && y.id === `${c.cite}:${y.sliceName}`,
+        );
+        if (sorted(igSlices.map((y) => y.id)) !== sorted(c.slices.map((y) => y.cite)))
+          problems.push(`${where}: ${c.cite} slices differ in ${x.name}`);
+        for (const sl of c.slices) {
+          if (els.get(`${sl.cite}.system`)?.fixedUri !== sl.system)
+            problems.push(`${where}: ${sl.cite} system ${sl.system} != IG`);
+          for (const r of sl.required) problems.push(...checkRequired(r, sl.cite, x, els, `${where} ${sl.name}`));
+          const req = new Set(sl.required.map((r) => r.cite));
+          for (const y of x.snapshot.element)
+            if (y.id.startsWith(`${sl.cite}.`) && isTightened(y) && !req.has(y.id))
+              problems.push(`${where}: ${sl.name} misses ${y.id}`);
+        }
+      }
+      for (const e of x.snapshot.element)
+        if (e.slicing && !e.id.includes(':') && !/xtension/.test(e.id) && !rr.codings.some((c) => c.cite === e.id))
+          problems.push(`${where}: ${x.name} slices ${e.id}, which no codings rule holds`);
+    }
   }
   // The record's own references (subject, encounter, author, ...) name IG profiles whose rules must be there too,
   // and so do the references the listed profiles require (DiagnosticReportLab.result, Invoice.lineItem.chargeItem[x]).
@@ -529,6 +633,23 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
       ],
       ['immunization-record.json', (p) => void (p.sections.slices[0].entry.targets[1].max = '*')],
       ['health-document-record.json', (p) => void (p.sections.slices[0].code = '371530004')],
+      ['prescription-record.json', (p) => void (p.compositionFixed[0].value = 'Prescription Record')],
+      ['prescription-record.json', (p) => void (p.compositionFixed = [])],
+      ['op-consult-record.json', (p) => void (p.sections.slices[2].fixed = [])],
+      ['op-consult-record.json', (p) => void (p.sections.slices[2].fixed[0].value = 'Allergies')],
+      ['op-consult-record.json', (p) => void (p.resources.Procedure.fixed = p.resources.Procedure.fixed.slice(1))],
+      [
+        'diagnostic-report-record.json',
+        (p) => void (p.resources.DiagnosticReport.fixed[1].value = 'http://snomed.info/sct'),
+      ],
+      ['wellness-record.json', (p) => void (p.resources.Observation.codings = [])],
+      ['wellness-record.json', (p) => void (p.resources.Observation.codings[0].closed = false)],
+      [
+        'wellness-record.json',
+        (p) => void (p.resources.Observation.codings[0].slices[0].system = 'http://snomed.info/sct'),
+      ],
+      ['wellness-record.json', (p) => void p.resources.Observation.codings[0].slices[1].required.pop()],
+      ['invoice-record.json', (p) => void (p.resources.Medication.fixed[1].value = 'ATC')],
     ];
     for (const [f, fn] of edits) expect(mutate(f, fn), `${f}: ${fn.toString()}`).not.toEqual([]);
     for (const f of Object.values(FILES)) expect(mutate(f, () => {})).toEqual([]);
