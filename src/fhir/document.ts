@@ -106,15 +106,19 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   // Every reference must resolve inside the bundle (documents are self-contained).
   entries.forEach((entry, index) => {
     if (entry?.resource && typeof entry.resource === 'object') {
-      forEachReference(entry.resource, `Bundle.entry[${index}].resource`, (reference, path, contained) => {
+      forEachReference(entry.resource, (reference, at, contained) => {
         if (reference.startsWith('#')) {
           if (reference !== '#' && !contained.has(reference.slice(1)))
-            add('not-found', `Reference '${clip(reference)}' names no contained resource`, path);
+            add(
+              'not-found',
+              `Reference '${clip(reference)}' names no contained resource`,
+              `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
+            );
         } else if (!resolve(reference)) {
           add(
             'not-found',
             `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`,
-            path,
+            `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
           );
         }
       });
@@ -151,43 +155,49 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   return { issues, facts: { composition: first, patient, resolve } };
 }
 
-/** Calls `visit` for every Reference.reference under `root` (iterative; JSON depth was bounded by the guard). */
-function forEachReference(
-  root: unknown,
-  rootPath: string,
-  visit: (ref: string, path: string, contained: Set<string>) => void,
-) {
+/** Where a value sits, as a link to its parent: a path is spelled out only when a fault needs it. */
+type Step = { node: unknown; key: string | number; parent: Step | undefined };
+
+function spell(s: Step | undefined, rootPath: string): string {
+  if (s === undefined) return rootPath;
+  return typeof s.key === 'number' ? `${spell(s.parent, rootPath)}[${s.key}]` : `${spell(s.parent, rootPath)}.${s.key}`;
+}
+
+/**
+ * Calls `visit` for every Reference.reference under `root`, with the step of the object holding it
+ * (iterative; JSON depth was bounded by the guard).
+ */
+function forEachReference(root: unknown, visit: (ref: string, at: Step | undefined, contained: Set<string>) => void) {
   const contained = new Set<string>();
   const list = (root as any)?.contained;
   if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.add(c.id);
-  // Paths are kept as parent links and spelled out only for a reference.
-  type Step = { node: unknown; key: string | number; parent: Step | undefined };
-  const spell = (s: Step | undefined): string =>
-    s === undefined
-      ? rootPath
-      : typeof s.key === 'number'
-        ? `${spell(s.parent)}[${s.key}]`
-        : `${spell(s.parent)}.${s.key}`;
   const stack: Step[] = [];
-  const push = (node: unknown, parent: Step | undefined) => {
-    if (Array.isArray(node)) {
-      for (let i = 0; i < node.length; i++) {
-        const v = node[i];
-        if (v && typeof v === 'object') stack.push({ node: v, key: i, parent });
-      }
-      return;
-    }
-    const obj = node as Record<string, unknown>;
-    for (const k in obj) {
-      const v = obj[k];
-      if (k === 'reference' && typeof v === 'string') visit(v, `${spell(parent)}.reference`, contained);
-      else if (v && typeof v === 'object') stack.push({ node: v, key: k, parent });
-    }
-  };
-  push(root, undefined);
+  pushChildren(root, undefined, stack, visit, contained);
   while (stack.length) {
     const s = stack.pop()!;
-    push(s.node, s);
+    pushChildren(s.node, s, stack, visit, contained);
+  }
+}
+
+function pushChildren(
+  node: unknown,
+  parent: Step | undefined,
+  stack: Step[],
+  visit: (ref: string, at: Step | undefined, contained: Set<string>) => void,
+  contained: Set<string>,
+) {
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      const v = node[i];
+      if (v && typeof v === 'object') stack.push({ node: v, key: i, parent });
+    }
+    return;
+  }
+  const obj = node as Record<string, unknown>;
+  for (const k in obj) {
+    const v = obj[k];
+    if (k === 'reference' && typeof v === 'string') visit(v, parent, contained);
+    else if (v && typeof v === 'object') stack.push({ node: v, key: k, parent });
   }
 }
 

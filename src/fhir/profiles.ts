@@ -167,7 +167,6 @@ export class ProfileEngine {
    */
   check(profile: ProfileFile, bundle: Record<string, any>, facts: DocumentFacts, identity?: AbhaIdentity): Issue[] {
     const issues: Issue[] = [];
-    const cite = (rule: string) => ` [${profile.recordType}: ${rule}]`;
     const C = 'Bundle.entry[0].resource';
     const comp = facts.composition;
 
@@ -176,13 +175,17 @@ export class ProfileEngine {
     const codings = list(comp.type?.coding);
     if (typeCodes(profile).length > 0 && !codings.some((c) => typeMatches(profile, c)))
       issues.push(
-        error('code-invalid', `Composition.type must carry the code ${typeShown(profile)}${cite(T.cite)}`, `${C}.type`),
+        error(
+          'code-invalid',
+          `Composition.type must carry the code ${typeShown(profile)}${tag(profile, T.cite)}`,
+          `${C}.type`,
+        ),
       );
     if (T.text !== undefined && comp.type?.text !== undefined && comp.type.text !== T.text)
       issues.push(
         error(
           'value',
-          `Composition.type.text must be ${named(T.text)}, found ${shown(comp.type.text)}${cite(T.cite)}`,
+          `Composition.type.text must be ${named(T.text)}, found ${shown(comp.type.text)}${tag(profile, T.cite)}`,
           `${C}.type.text`,
         ),
       );
@@ -200,12 +203,14 @@ export class ProfileEngine {
 
     for (const r of profile.compositionRequired)
       missingPaths(comp, r.steps, C).forEach((p) =>
-        issues.push(error('required', `${r.path} is required${cite(r.cite)}`, p)),
+        issues.push(error('required', `${r.path} is required${tag(profile, r.cite)}`, p)),
       );
     for (const r of profile.compositionFixed)
       presentValues(comp, r.steps, C, (value, p) => {
         if (value !== r.value)
-          issues.push(error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${cite(r.cite)}`, p));
+          issues.push(
+            error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${tag(profile, r.cite)}`, p),
+          );
       });
 
     // Sections and their entries.
@@ -215,7 +220,7 @@ export class ProfileEngine {
       issues.push(
         error(
           'structure',
-          `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${cite(S.cite)}`,
+          `Composition must have ${S.min}..${showMax(S.max)} sections, found ${sections.length}${tag(profile, S.cite)}`,
           `${C}.section`,
         ),
       );
@@ -232,7 +237,7 @@ export class ProfileEngine {
           issues.push(
             error(
               'code-invalid',
-              `Section ${by} is not allowed; expected one of ${expected}${cite(S.cite)}`,
+              `Section ${by} is not allowed; expected one of ${expected}${tag(profile, S.cite)}`,
               S.discriminator === 'title' ? `${here}.title` : `${here}.code`,
             ),
           );
@@ -248,7 +253,7 @@ export class ProfileEngine {
           issues.push(
             error(
               'code-invalid',
-              `Section code ${shown(c.code)} is not allowed; section ${slice.name} has code ${slice.code}${cite(`${slice.cite}.code.coding.code`)}`,
+              `Section code ${shown(c.code)} is not allowed; section ${slice.name} has code ${slice.code}${tag(profile, `${slice.cite}.code.coding.code`)}`,
               `${at}.code`,
             ),
           );
@@ -256,14 +261,14 @@ export class ProfileEngine {
           issues.push(
             error(
               'code-invalid',
-              `Section code system must be ${slice.system}, found ${shown(c.system)}${cite(`${slice.cite}.code.coding.system`)}`,
+              `Section code system must be ${slice.system}, found ${shown(c.system)}${tag(profile, `${slice.cite}.code.coding.system`)}`,
               `${at}.system`,
             ),
           );
       });
       for (const r of slice.required)
         missingPaths(section, r.steps, here).forEach((p) =>
-          issues.push(error('required', `${r.path} is required in section ${slice.name}${cite(r.cite)}`, p)),
+          issues.push(error('required', `${r.path} is required in section ${slice.name}${tag(profile, r.cite)}`, p)),
         );
       for (const r of slice.fixed)
         presentValues(section, r.steps, here, (value, p) => {
@@ -271,7 +276,7 @@ export class ProfileEngine {
             issues.push(
               error(
                 'value',
-                `${r.path} must be ${shown(r.value)} in section ${slice.name}, found ${shown(value)}${cite(r.cite)}`,
+                `${r.path} must be ${shown(r.value)} in section ${slice.name}, found ${shown(value)}${tag(profile, r.cite)}`,
                 p,
               ),
             );
@@ -283,7 +288,7 @@ export class ProfileEngine {
         issues.push(
           error(
             'structure',
-            `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${cite(E.cite)}`,
+            `Section ${slice.name} must have ${E.min}..${showMax(E.max)} entries, found ${entries.length}${tag(profile, E.cite)}`,
             `${here}.entry`,
           ),
         );
@@ -295,7 +300,7 @@ export class ProfileEngine {
           issues.push(
             error(
               'required',
-              `Section entry must state its resource type in Reference.type${cite(E.typeCite ?? E.cite)}`,
+              `Section entry must state its resource type in Reference.type${tag(profile, E.typeCite ?? E.cite)}`,
               `${at}.type`,
             ),
           );
@@ -312,7 +317,7 @@ export class ProfileEngine {
             issues.push(
               error(
                 'structure',
-                `A ${named(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${cite(E.cite)}`,
+                `A ${named(rt)} is not allowed in section ${slice.name}; allowed: ${E.targets.map((t) => t.resourceType).join(', ')}${tag(profile, E.cite)}`,
                 at,
               ),
             );
@@ -326,7 +331,7 @@ export class ProfileEngine {
           issues.push(
             error(
               'structure',
-              `Section ${slice.name} must have ${t.min ?? 0}..${showMax(t.max ?? '*')} ${t.resourceType} entries, found ${n}${cite(t.cite)}`,
+              `Section ${slice.name} must have ${t.min ?? 0}..${showMax(t.max ?? '*')} ${t.resourceType} entries, found ${n}${tag(profile, t.cite)}`,
               `${here}.entry`,
             ),
           );
@@ -339,55 +344,20 @@ export class ProfileEngine {
         issues.push(
           error(
             'structure',
-            `Section ${s.name}${s.code ? ` (${s.code})` : s.title ? ` (${shown(s.title)})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${cite(s.cite)}`,
+            `Section ${s.name}${s.code ? ` (${s.code})` : s.title ? ` (${shown(s.title)})` : ''} must occur ${s.min}..${showMax(s.max)} times, found ${n}${tag(profile, s.cite)}`,
             `${C}.section`,
           ),
         );
     }
 
-    // Required elements of entry resources.
-    list(bundle.entry).forEach((entry, i) => {
-      const rt = entry?.resource?.resourceType;
+    // Required elements, fixed values and sliced codings of entry resources.
+    const entries = list(bundle.entry);
+    for (let i = 0; i < entries.length; i++) {
+      const resource = entries[i]?.resource;
+      const rt = resource?.resourceType;
       const rule = typeof rt === 'string' && Object.hasOwn(profile.resources, rt) ? profile.resources[rt] : undefined;
-      if (!rule) return;
-      const R = `Bundle.entry[${i}].resource`;
-      const by = (c: string) => ` [${rule.sources.map(sdName).join(', ')}: ${c}]`;
-      for (const r of rule.required)
-        missingPaths(entry.resource, r.steps, R).forEach((p) =>
-          issues.push(error('required', `${rt}.${r.path} is required${by(r.cite)}`, p)),
-        );
-      for (const r of rule.fixed)
-        presentValues(entry.resource, r.steps, R, (value, p) => {
-          if (value !== r.value)
-            issues.push(
-              error('value', `${rt}.${r.path} must be ${shown(r.value)}, found ${shown(value)}${by(r.cite)}`, p),
-            );
-        });
-      for (const r of rule.codings)
-        presentValues(entry.resource, r.steps, R, (coding, p) => {
-          const slice = r.slices.find((x) => coding?.system === x.system);
-          if (!slice) {
-            if (r.closed) {
-              const allowed = r.slices.map((x) => `${x.system} (${x.name})`).join(', ');
-              const found = shown(coding?.system ?? '(none)');
-              issues.push(
-                error(
-                  'code-invalid',
-                  `${rt}.${r.path} system ${found} is not allowed; allowed: ${allowed}${by(r.cite)}`,
-                  `${p}.system`,
-                ),
-              );
-            }
-            return;
-          }
-          for (const q of slice.required)
-            missingPaths(coding, q.steps, p).forEach((m) =>
-              issues.push(
-                error('required', `${rt}.${r.path}.${q.path} is required in a ${slice.name} coding${by(q.cite)}`, m),
-              ),
-            );
-        });
-    });
+      if (rule) checkResource(rt, rule, resource, `Bundle.entry[${i}].resource`, issues);
+    }
 
     // The patient must be identified by ABHA number and/or ABHA address.
     if (facts.patient) {
@@ -441,24 +411,122 @@ function sliceOf(S: ProfileFile['sections'], section: any, codings: any[]) {
   return S.slices.find((s) => s.code !== undefined && codings.some((c) => c?.code === s.code));
 }
 
+const tag = (profile: ProfileFile, rule: string) => ` [${profile.recordType}: ${rule}]`;
+type ResourceRule = ProfileFile['resources'][string];
+const bySources = (rule: ResourceRule, cite: string) => ` [${rule.sources.map(sdName).join(', ')}: ${cite}]`;
+
+/**
+ * The rules of one resource type applied to one entry's resource. Fixed values and sliced codings
+ * are checked without building any path first; paths are built only for a fault.
+ */
+function checkResource(rt: string, rule: ResourceRule, resource: any, at: string, issues: Issue[]) {
+  for (const r of rule.required)
+    missingPaths(resource, r.steps, at).forEach((p) =>
+      issues.push(error('required', `${rt}.${r.path} is required${bySources(rule, r.cite)}`, p)),
+    );
+  for (const r of rule.fixed) {
+    if (!someAt(resource, r.steps, 0, (v) => v !== r.value)) continue;
+    presentValues(resource, r.steps, at, (value, p) => {
+      if (value !== r.value)
+        issues.push(
+          error(
+            'value',
+            `${rt}.${r.path} must be ${shown(r.value)}, found ${shown(value)}${bySources(rule, r.cite)}`,
+            p,
+          ),
+        );
+    });
+  }
+  for (const r of rule.codings) {
+    if (!someAt(resource, r.steps, 0, (c) => codingFault(r, c))) continue;
+    presentValues(resource, r.steps, at, (coding, p) => {
+      const slice = r.slices.find((x) => coding?.system === x.system);
+      if (!slice) {
+        if (r.closed) {
+          const allowed = r.slices.map((x) => `${x.system} (${x.name})`).join(', ');
+          const found = shown(coding?.system ?? '(none)');
+          issues.push(
+            error(
+              'code-invalid',
+              `${rt}.${r.path} system ${found} is not allowed; allowed: ${allowed}${bySources(rule, r.cite)}`,
+              `${p}.system`,
+            ),
+          );
+        }
+        return;
+      }
+      for (const q of slice.required)
+        missingPaths(coding, q.steps, p).forEach((m) =>
+          issues.push(
+            error(
+              'required',
+              `${rt}.${r.path}.${q.path} is required in a ${slice.name} coding${bySources(rule, q.cite)}`,
+              m,
+            ),
+          ),
+        );
+    });
+  }
+}
+
+/** Does this coding break its sliced-by-system rule (no slice of a closed slicing, or a slice's element missing)? */
+function codingFault(r: ResourceRule['codings'][number], coding: any): boolean {
+  const slice = r.slices.find((x) => coding?.system === x.system);
+  if (!slice) return r.closed;
+  for (const q of slice.required) if (someMissing(coding, q.steps, 0)) return true;
+  return false;
+}
+
+/** Is some value present at `steps[i..]` under `node` one that `test` holds for? (No paths built.) */
+function someAt(node: unknown, steps: CompiledPath, i: number, test: (v: any) => boolean): boolean {
+  if (i === steps.length) return test(node);
+  if (!node || typeof node !== 'object') return false;
+  const obj = node as Record<string, unknown>;
+  let value: unknown;
+  for (const k of steps[i])
+    if (obj[k] !== undefined && obj[k] !== null) {
+      value = obj[k];
+      break;
+    }
+  if (value === undefined) return false;
+  if (!Array.isArray(value)) return someAt(value, steps, i + 1, test);
+  for (const item of value) if (someAt(item, steps, i + 1, test)) return true;
+  return false;
+}
+
+/** Is `steps[i..]` missing somewhere under `node` (missingPaths' rule, without its paths)? */
+function someMissing(node: unknown, steps: CompiledPath, i: number): boolean {
+  const obj = node as Record<string, unknown>;
+  let value: unknown;
+  for (const k of steps[i])
+    if (obj[k] !== undefined && obj[k] !== null) {
+      value = obj[k];
+      break;
+    }
+  if (i === steps.length - 1) return value === undefined;
+  if (value === undefined) return false;
+  if (!Array.isArray(value)) return !!value && typeof value === 'object' && someMissing(value, steps, i + 1);
+  for (const item of value) if (item && typeof item === 'object' && someMissing(item, steps, i + 1)) return true;
+  return false;
+}
+
 /**
  * Calls `found` with each value present at `steps` under `node` and its FHIRPath; arrays on the way
  * and at the end are walked item by item.
  */
 export function presentValues(node: unknown, steps: CompiledPath, base: string, found: (v: any, path: string) => void) {
-  const visit = (value: unknown, i: number, where: string) => {
-    if (value === undefined || value === null) return;
-    if (Array.isArray(value)) value.forEach((item, j) => step(item, i, `${where}[${j}]`));
-    else step(value, i, where);
-  };
-  const step = (value: unknown, i: number, where: string) => {
-    if (i === steps.length) return found(value, where);
-    if (!value || typeof value !== 'object') return;
-    const obj = value as Record<string, unknown>;
-    const key = steps[i].find((k) => obj[k] !== undefined && obj[k] !== null);
-    if (key !== undefined) visit(obj[key], i + 1, `${where}.${key}`);
-  };
-  step(node, 0, base);
+  presentAt(node, steps, 0, base, found);
+}
+
+function presentAt(node: unknown, steps: CompiledPath, i: number, where: string, found: (v: any, p: string) => void) {
+  if (i === steps.length) return found(node, where);
+  if (!node || typeof node !== 'object') return;
+  const obj = node as Record<string, unknown>;
+  const key = steps[i].find((k) => obj[k] !== undefined && obj[k] !== null);
+  if (key === undefined) return;
+  const value = obj[key];
+  if (!Array.isArray(value)) return presentAt(value, steps, i + 1, `${where}.${key}`, found);
+  value.forEach((item, j) => presentAt(item, steps, i + 1, `${where}.${key}[${j}]`, found));
 }
 
 /** A required path compiled once: steps of alternatives (`a|b.c` → [[a, b], [c]]). */
