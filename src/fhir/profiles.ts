@@ -173,11 +173,21 @@ export class ProfileEngine {
     // The record's type, and the record profiles its meta.profile claims.
     const T = profile.compositionType;
     const codings = list(comp.type?.coding);
-    if (typeCodes(profile).length > 0 && !codings.some((c) => typeMatches(profile, c)))
+    // A fixed code must be there; codes of a value set the type is only *bound* to (preferred) do not
+    // constrain a record its meta.profile names, but the fixed system does.
+    if (T.code && !codings.some((c) => typeMatches(profile, c)))
       issues.push(
         error(
           'code-invalid',
           `Composition.type must carry the code ${typeShown(profile)}${tag(profile, T.cite)}`,
+          `${C}.type`,
+        ),
+      );
+    else if (!T.code && T.system && codings.length > 0 && !codings.some((c) => c?.system === T.system))
+      issues.push(
+        error(
+          'code-invalid',
+          `Composition.type must carry a coding of ${T.system}${tag(profile, T.cite)}`,
           `${C}.type`,
         ),
       );

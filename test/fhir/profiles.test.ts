@@ -166,6 +166,19 @@ describe('profile selection', () => {
     );
   });
 
+  it('takes any SNOMED CT type for a DiagnosticReportRecord its meta.profile names (the binding is only preferred)', () => {
+    const b = load('diagnostic-report');
+    b.entry[0].resource.type.coding[0] = {
+      system: 'http://snomed.info/sct',
+      code: '4241000179101',
+      display: 'Laboratory report',
+    };
+    b.entry[0].resource.type.coding[0].code = '16310003'; // ultrasonography: not among the value set's listed codes
+    expect(v.validate(b).profile.hiType).toBe('DiagnosticReport');
+    b.entry[0].resource.type.coding[0].system = 'http://loinc.org';
+    expect(brief(rejection(b).issues)).toContainEqual(['code-invalid', 'Bundle.entry[0].resource.type']);
+  });
+
   it('requires the profile code system when a coding names one', () => {
     const b = load('prescription');
     b.entry[0].resource.type.coding[0].system = 'http://loinc.org';
