@@ -1,0 +1,220 @@
+/**
+ * All eight ABDM record types through the whole store: each generated record (fixtures/generator.ts)
+ * uploads (201), searches by its type for the provider, is served to a viewer exactly under a consent
+ * for its hiType and for no other, is offered by v3 discovery under its hiType, and is pushed,
+ * Fidelius-encrypted, under a consent naming all eight; the viewer decrypts one record of each type.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { v4 as uuidv4 } from 'uuid';
+import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { grantConsent } from '../support/consents.js';
+import { startStandInGateway, v3Headers, gatewayEnv, type StandInGateway } from '../support/stand-in-gateway.js';
+import { createGenerator, RECORD_KINDS, type SyntheticPatient } from '../../fixtures/generator.js';
+import { decrypt, generateKeyMaterial } from '../../src/abdm/fidelius.js';
+import { HI_TYPES } from '../../src/consents/schema.js';
+
+const HIP = 'HIP-ALL';
+const HIU = 'HIU-ALL';
+const g = createGenerator(20261202);
+let t: TestApp;
+let gw: StandInGateway;
+let viewer: Server;
+let viewerUrl: string;
+let patient: SyntheticPatient;
+const pushed: any[] = [];
+/** hiType → the id of its record; the care context of each is `CC-<hiType>`. */
+const idOf = new Map<string, string>();
+const ccOf = (hiType: string) => `CC-${hiType}`;
+
+/** The Composition's record profile name of a bundle (as the store returns it). */
+const recordProfile = (b: any): string =>
+  String(b.entry[0].resource.meta?.profile?.[0] ?? '')
+    .split('/')
+    .pop() ?? '';
+const PROFILE_OF: Record<string, string> = {
+  Prescription: 'PrescriptionRecord',
+  DiagnosticReport: 'DiagnosticReportRecord',
+  OPConsultation: 'OPConsultRecord',
+  DischargeSummary: 'DischargeSummaryRecord',
+  ImmunizationRecord: 'ImmunizationRecord',
+  HealthDocumentRecord: 'HealthDocumentRecord',
+  WellnessRecord: 'WellnessRecord',
+  Invoice: 'InvoiceRecord',
+};
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function ids(path: string, as: [any, string], headers: Record<string, string> = {}): Promise<string[]> {
+  const res = await t.request(path, { as, headers });
+  expect(res.status, await res.clone().text()).toBe(200);
+  const page = await res.json();
+  return page.entry.map((e: any) => e.resource.id).sort();
+}
+
+beforeAll(async () => {
+  gw = await startStandInGateway();
+  viewer = createServer(async (req, res) => {
+    pushed.push(JSON.parse(await readBody(req)));
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{}');
+  });
+  await new Promise<void>((r) => viewer.listen(0, '127.0.0.1', () => r()));
+  const port = (viewer.address() as AddressInfo).port;
+  viewerUrl = `http://127.0.0.1:${port}`;
+  t = await createTestApp({
+    ...gatewayEnv(gw),
+    HI_PUSH_ALLOWED_HOSTS: `127.0.0.1:${port}`,
+    HIP_INITIATED_LINKING: 'false',
+  });
+  patient = g.patient();
+  for (const kind of RECORD_KINDS) {
+    const cc = ccOf(kind);
+    const rec = g.record(patient, kind, { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
+    const res = await t.request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(rec.bundle),
+      headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
+      as: ['hip', HIP],
+    });
+    expect(res.status, `${kind}: ${await res.clone().text()}`).toBe(201);
+    idOf.set(kind, (await res.json()).id);
+  }
+});
+
+afterEach(() => gw.assertClean());
+
+afterAll(async () => {
+  viewer?.closeAllConnections();
+  await new Promise<void>((r) => (viewer ? viewer.close(() => r()) : r()));
+  await gw?.close();
+  await t?.close();
+});
+
+describe('every ABDM record type', () => {
+  it('the generator makes all eight, one per hiType a consent may name', () => {
+    expect([...RECORD_KINDS].sort()).toEqual([...HI_TYPES].sort());
+    expect(idOf.size).toBe(8);
+  });
+
+  it('the provider finds each by its type, and reads it back as uploaded', async () => {
+    for (const hiType of RECORD_KINDS) {
+      const found = await ids(`/fhir/Bundle?patient-abha=${patient.abhaAddress}&type=${hiType}`, ['hip', HIP]);
+      expect([hiType, found]).toEqual([hiType, [idOf.get(hiType)]]);
+      const res = await t.request(`/fhir/Bundle/${idOf.get(hiType)}`, { as: ['hip', HIP] });
+      expect(res.status).toBe(200);
+      expect(recordProfile(await res.json())).toBe(PROFILE_OF[hiType]);
+    }
+  });
+
+  it('a consent for one hiType serves exactly the records of that type (OPConsultation: the OP consultation)', async () => {
+    const careContexts = RECORD_KINDS.map(ccOf);
+    for (const hiType of RECORD_KINDS) {
+      const { consentId, res } = await grantConsent(t, {
+        patient: patient.abhaAddress,
+        hip: HIP,
+        hiu: HIU,
+        careContexts,
+        hiTypes: [hiType],
+      });
+      expect(res.status).toBe(202);
+      const served = await ids(`/fhir/Bundle?patient-abha=${patient.abhaAddress}`, ['hiu', HIU], {
+        'X-Consent-Id': consentId,
+      });
+      expect([hiType, served]).toEqual([hiType, [idOf.get(hiType)]]);
+      // and no record of another type, by id: not found (the store does not say a record it will not show exists)
+      for (const other of RECORD_KINDS.filter((k) => k !== hiType)) {
+        const r = await t.request(`/fhir/Bundle/${idOf.get(other)}`, {
+          as: ['hiu', HIU],
+          headers: { 'X-Consent-Id': consentId },
+        });
+        expect([hiType, other, r.status]).toEqual([hiType, other, 404]);
+      }
+    }
+  });
+
+  it('v3 discovery offers each care context under its hiType', async () => {
+    const requestId = uuidv4();
+    const res = await t.request('/api/v3/hip/patient/care-context/discover', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: v3Headers(HIP, requestId),
+      body: JSON.stringify({
+        transactionId: uuidv4(),
+        patient: { id: patient.abhaAddress, verifiedIdentifiers: [], unverifiedIdentifiers: [] },
+      }),
+    });
+    expect(res.status).toBe(202);
+    const answer = await gw.waitFor(
+      '/user-initiated-linking/v3/patient/care-context/on-discover',
+      (c) => c.body.response?.requestId === requestId,
+    );
+    const byType = Object.fromEntries(
+      answer.body.patient.map((x: any) => [x.hiType, x.careContexts.map((cc: any) => cc.referenceNumber)]),
+    );
+    expect(byType).toEqual(Object.fromEntries(RECORD_KINDS.map((k) => [k, [ccOf(k)]])));
+  });
+
+  it('pushes one record of each type, encrypted, under a consent naming all eight', async () => {
+    const { consentId, res } = await grantConsent(t, {
+      patient: patient.abhaAddress,
+      hip: HIP,
+      hiu: HIU,
+      careContexts: RECORD_KINDS.map(ccOf),
+      hiTypes: [...RECORD_KINDS],
+    });
+    expect(res.status).toBe(202);
+    const key = generateKeyMaterial();
+    const txId = uuidv4();
+    const sent = await t.request('/api/v3/hip/health-information/request', {
+      method: 'POST',
+      as: ['cm', 'sbx'],
+      headers: v3Headers(HIP, uuidv4()),
+      body: JSON.stringify({
+        transactionId: txId,
+        hiRequest: {
+          consent: { id: consentId },
+          dateRange: { from: '2000-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
+          dataPushUrl: `${viewerUrl}/push`,
+          keyMaterial: {
+            cryptoAlg: 'ECDH',
+            curve: 'Curve25519',
+            dhPublicKey: {
+              expiry: new Date(Date.now() + 3600_000).toISOString(),
+              parameters: 'Curve25519/32byte random key',
+              keyValue: key.x509PublicKey,
+            },
+            nonce: key.nonce,
+          },
+        },
+      }),
+    });
+    expect(sent.status, await sent.clone().text()).toBe(202);
+    const notify = await gw.waitFor(
+      '/data-flow/v3/health-information/notify',
+      (c) => c.body?.notification?.transactionId === txId,
+      15_000,
+    );
+    expect(notify.body.notification.notifier).toBeDefined();
+    const got = new Map<string, string>();
+    for (const page of pushed.filter((p) => p.transactionId === txId))
+      for (const e of page.entries) {
+        const bundle = JSON.parse(
+          decrypt({
+            encryptedData: e.content,
+            requesterNonce: key.nonce,
+            senderNonce: page.keyMaterial.nonce,
+            requesterPrivateKey: key.privateKey,
+            senderPublicKey: page.keyMaterial.dhPublicKey.keyValue,
+          }),
+        );
+        got.set(recordProfile(bundle), e.careContextReference);
+      }
+    expect(Object.fromEntries(got)).toEqual(Object.fromEntries(RECORD_KINDS.map((k) => [PROFILE_OF[k], ccOf(k)])));
+  });
+});
