@@ -155,49 +155,53 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   return { issues, facts: { composition: first, patient, resolve } };
 }
 
-/** Where a value sits, as a link to its parent: a path is spelled out only when a fault needs it. */
-type Step = { node: unknown; key: string | number; parent: Step | undefined };
-
-function spell(s: Step | undefined, rootPath: string): string {
-  if (s === undefined) return rootPath;
-  return typeof s.key === 'number' ? `${spell(s.parent, rootPath)}[${s.key}]` : `${spell(s.parent, rootPath)}.${s.key}`;
+/** `rootPath` and the keys and indexes below it, as a FHIRPath (spelled out only for a fault). */
+function spell(at: readonly (string | number)[], rootPath: string): string {
+  let out = rootPath;
+  for (const k of at) out += typeof k === 'number' ? `[${k}]` : `.${k}`;
+  return out;
 }
 
 /**
- * Calls `visit` for every Reference.reference under `root`, with the step of the object holding it
- * (iterative; JSON depth was bounded by the guard).
+ * Calls `visit` for every Reference.reference under `root`, with the keys and indexes of the object
+ * holding it (a scratch array, valid during the call). Recursive: the guard bounded the JSON depth.
  */
-function forEachReference(root: unknown, visit: (ref: string, at: Step | undefined, contained: Set<string>) => void) {
+function forEachReference(
+  root: unknown,
+  visit: (ref: string, at: readonly (string | number)[], contained: Set<string>) => void,
+) {
   const contained = new Set<string>();
   const list = (root as any)?.contained;
   if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.add(c.id);
-  const stack: Step[] = [];
-  pushChildren(root, undefined, stack, visit, contained);
-  while (stack.length) {
-    const s = stack.pop()!;
-    pushChildren(s.node, s, stack, visit, contained);
-  }
+  referencesIn(root, [], visit, contained);
 }
 
-function pushChildren(
+function referencesIn(
   node: unknown,
-  parent: Step | undefined,
-  stack: Step[],
-  visit: (ref: string, at: Step | undefined, contained: Set<string>) => void,
+  at: (string | number)[],
+  visit: (ref: string, at: readonly (string | number)[], contained: Set<string>) => void,
   contained: Set<string>,
 ) {
   if (Array.isArray(node)) {
     for (let i = 0; i < node.length; i++) {
       const v = node[i];
-      if (v && typeof v === 'object') stack.push({ node: v, key: i, parent });
+      if (v && typeof v === 'object') {
+        at.push(i);
+        referencesIn(v, at, visit, contained);
+        at.pop();
+      }
     }
     return;
   }
   const obj = node as Record<string, unknown>;
   for (const k in obj) {
     const v = obj[k];
-    if (k === 'reference' && typeof v === 'string') visit(v, parent, contained);
-    else if (v && typeof v === 'object') stack.push({ node: v, key: k, parent });
+    if (k === 'reference' && typeof v === 'string') visit(v, at, contained);
+    else if (v && typeof v === 'object') {
+      at.push(k);
+      referencesIn(v, at, visit, contained);
+      at.pop();
+    }
   }
 }
 

@@ -551,6 +551,8 @@ export const compilePath = (path: string): CompiledPath => path.split('.').map((
  */
 export function missingPaths(node: unknown, path: string | CompiledPath, base: string): string[] {
   const steps = typeof path === 'string' ? compilePath(path) : path;
+  // Nearly every document has every required element: look without building paths first.
+  if (node && typeof node === 'object' && !someMissing(node, steps, 0)) return [];
   const out: string[] = [];
   walk(node, steps, 0, () => base, out);
   return out;
