@@ -315,61 +315,64 @@ function sections(ig: Ig, sd: Sd, els: Map<string, SdElement>) {
 }
 
 /**
- * The IG profiles a record can contain: section-entry targets and the Composition's own reference
- * targets, then, repeatedly, what those profiles reference from elements they require.
+ * The references an element list makes to IG profiles: each Reference element (outside slices and
+ * extensions) with an IG target profile, as its JSON path and those targets. A choice element
+ * (`chargeItem[x]`) is named by its Reference form (`chargeItemReference`).
  */
-function scope(ig: Ig, sd: Sd): (Sd & { file: string })[] {
-  const found = new Map<string, Sd & { file: string }>();
-  const queue = sd.snapshot.element.flatMap(targetProfiles);
-  while (queue.length > 0) {
-    const url = queue.shift()!;
-    const x = ig.byUrl.get(url);
-    if (!x || found.has(url)) continue;
-    found.set(url, x);
-    for (const e of x.snapshot.element) if ((e.min ?? 0) >= 1 && !isExtension(e.id)) queue.push(...targetProfiles(e));
-  }
-  return [...found.values()];
+function referenceRules(ig: Ig, sd: Sd, els: Map<string, SdElement>, from: string, keep: (e: SdElement) => boolean) {
+  return sd.snapshot.element
+    .filter((e) => !e.id.includes(':') && !isExtension(e.id) && keep(e))
+    .filter((e) => (e.type ?? []).some((t) => t.code === 'Reference'))
+    .map((e) => {
+      const targets = (e.type ?? [])
+        .filter((t) => t.code === 'Reference')
+        .flatMap((t) => t.targetProfile ?? [])
+        .filter((u) => ig.byUrl.has(u));
+      const rel = e.id.endsWith('[x]') ? `${e.id.slice(0, -3)}Reference` : e.id;
+      const parent = e.id.endsWith('[x]') ? e.id.slice(0, e.id.lastIndexOf('.')) : undefined;
+      const path = parent
+        ? `${parent === from ? '' : jsonPath(parent, from, els) + '.'}${rel.slice(parent.length + 1)}`
+        : jsonPath(e.id, from, els);
+      return { path, targets, cite: e.id };
+    })
+    .filter((r) => r.targets.length > 0);
 }
 
 const NOTES: Record<string, string> = {
   Patient:
-    'The ABHA-identifier rule for the patient is enforced in code (src/fhir/abha.ts), not here; these are only the profile’s required elements.',
+    'The ABHA-identifier rule for the patient is enforced in code (src/fhir/abha.ts), not here; these are only the profile’s own rules.',
 };
 
-function resources(ig: Ig, sd: Sd) {
-  const byType = new Map<string, (Sd & { file: string })[]>();
-  for (const x of scope(ig, sd)) {
-    if (!byType.has(x.type)) byType.set(x.type, []);
-    byType.get(x.type)!.push(x);
-  }
+/**
+ * The rules of every IG profile a record's resources may be held to: the targets of the
+ * Composition's references and section entries, then, repeatedly, the targets of those profiles'
+ * references. A resource is held to a profile only when it is reached through such a reference.
+ */
+function profileRules(ig: Ig, record: Sd) {
   const out: Record<string, unknown> = {};
-  for (const [rt, sds] of [...byType].sort(([a], [b]) => a.localeCompare(b))) {
-    sds.sort((a, b) => a.name.localeCompare(b.name));
-    const lists = sds.map((x) => {
-      const els = new Map(x.snapshot.element.map((e) => [e.id, e]));
-      return tightened(x).map((e) => ({ path: jsonPath(e.id, rt, els), cite: e.id }));
-    });
-    const required = lists[0].filter((r) => lists.every((l) => l.some((q) => q.cite === r.cite && q.path === r.path)));
-    const agreed = <T>(per: T[][]) =>
-      per[0].filter((r) => per.every((l) => l.some((q) => JSON.stringify(q) === JSON.stringify(r))));
-    const fixed = agreed(
-      sds.map((x) => fixedRules(x, new Map(x.snapshot.element.map((e) => [e.id, e])), rt, (e) => !e.id.includes(':'))),
-    );
-    const codings = agreed(sds.map((x) => codingSlices(x, new Map(x.snapshot.element.map((e) => [e.id, e])), rt)));
-    const note =
-      sds.length > 1
-        ? `${sds.map((x) => x.name).join(' and ')} all profile ${rt}; only the elements every one of them requires are listed.`
-        : NOTES[rt];
-    out[rt] = {
-      profiles: sds.map((x) => x.url),
-      sources: sds.map((x) => x.file),
-      required,
-      fixed,
-      codings,
-      ...(note ? { note } : {}),
+  const queue = record.snapshot.element.flatMap(targetProfiles).filter((u) => ig.byUrl.has(u));
+  const seen = new Set<string>();
+  while (queue.length > 0) {
+    const url = queue.shift()!;
+    if (seen.has(url)) continue;
+    seen.add(url);
+    const x = ig.byUrl.get(url)!;
+    const els = new Map(x.snapshot.element.map((e) => [e.id, e]));
+    const rt = x.type;
+    const references = referenceRules(ig, x, els, rt, () => true);
+    for (const r of references) queue.push(...r.targets);
+    out[url] = {
+      name: x.name,
+      resourceType: rt,
+      source: x.file,
+      required: tightened(x).map((e) => ({ path: jsonPath(e.id, rt, els), cite: e.id })),
+      fixed: fixedRules(x, els, rt, (e) => !e.id.includes(':')),
+      codings: codingSlices(x, els, rt),
+      references,
+      ...(NOTES[rt] ? { note: NOTES[rt] } : {}),
     };
   }
-  return out;
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 export function deriveProfile(ig: Ig, recordType: string, hiType: string) {
@@ -393,8 +396,9 @@ export function deriveProfile(ig: Ig, recordType: string, hiType: string) {
         e.id,
       );
     }),
+    compositionReferences: referenceRules(ig, sd, els, 'Composition', (e) => !e.id.startsWith('Composition.section')),
     sections: sections(ig, sd, els),
-    resources: resources(ig, sd),
+    profiles: profileRules(ig, sd),
   };
 }
 

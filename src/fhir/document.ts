@@ -106,7 +106,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   // Every reference must resolve inside the bundle (documents are self-contained).
   entries.forEach((entry, index) => {
     if (entry?.resource && typeof entry.resource === 'object') {
-      forEachReference(entry.resource, (reference, at, contained) => {
+      forEachReference(entry.resource, (reference, at, contained, holder) => {
         if (reference.startsWith('#')) {
           if (reference !== '#' && !contained.has(reference.slice(1)))
             add(
@@ -114,12 +114,20 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
               `Reference '${clip(reference)}' names no contained resource`,
               `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
             );
-        } else if (!resolve(reference)) {
-          add(
-            'not-found',
-            `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`,
-            `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
-          );
+        } else {
+          const target = resolve(reference);
+          if (!target)
+            add(
+              'not-found',
+              `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`,
+              `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
+            );
+          else if (typeof holder.type === 'string' && typeName(holder.type) !== target.resource.resourceType)
+            add(
+              'value',
+              `Reference.type is '${clip(holder.type)}' but the reference resolves to a ${named(target.resource.resourceType)} [R4 Reference.type: SHALL be consistent with the reference]`,
+              `${spell(at, `Bundle.entry[${index}].resource`)}.type`,
+            );
         }
       });
     }
@@ -168,7 +176,12 @@ function spell(at: readonly (string | number)[], rootPath: string): string {
  */
 function forEachReference(
   root: unknown,
-  visit: (ref: string, at: readonly (string | number)[], contained: Set<string>) => void,
+  visit: (
+    ref: string,
+    at: readonly (string | number)[],
+    contained: Set<string>,
+    holder: Record<string, unknown>,
+  ) => void,
 ) {
   const contained = new Set<string>();
   const list = (root as any)?.contained;
@@ -179,7 +192,12 @@ function forEachReference(
 function referencesIn(
   node: unknown,
   at: (string | number)[],
-  visit: (ref: string, at: readonly (string | number)[], contained: Set<string>) => void,
+  visit: (
+    ref: string,
+    at: readonly (string | number)[],
+    contained: Set<string>,
+    holder: Record<string, unknown>,
+  ) => void,
   contained: Set<string>,
 ) {
   if (Array.isArray(node)) {
@@ -196,7 +214,7 @@ function referencesIn(
   const obj = node as Record<string, unknown>;
   for (const k in obj) {
     const v = obj[k];
-    if (k === 'reference' && typeof v === 'string') visit(v, at, contained);
+    if (k === 'reference' && typeof v === 'string') visit(v, at, contained, obj);
     else if (v && typeof v === 'object') {
       at.push(k);
       referencesIn(v, at, visit, contained);
@@ -204,5 +222,8 @@ function referencesIn(
     }
   }
 }
+
+/** The resource type a Reference.type names: a type name, or the last segment of a StructureDefinition URL. */
+const typeName = (type: string) => type.slice(type.lastIndexOf('/') + 1);
 
 const clip = (s: string) => (s.length > 80 ? s.slice(0, 77) + '...' : s);

@@ -17,7 +17,7 @@ const cardinality = {
 };
 const requiredPath = z
   .object({ path: z.string().min(1), cite: z.string() })
-  .transform((r) => ({ ...r, steps: compilePath(r.path) }));
+  .transform((r) => ({ ...r, steps: compilePath(r.path), name: pathName(r.path) }));
 
 /** A value the IG fixes (fixedUri, fixedCode, fixedString): wherever the element is present, it must be this. */
 const fixedRule = z
@@ -33,6 +33,11 @@ const codingRule = z
       z.object({ name: z.string(), system: z.string(), cite: z.string(), required: z.array(requiredPath) }),
     ),
   })
+  .transform((r) => ({ ...r, steps: compilePath(r.path) }));
+
+/** A reference element whose targets must conform to one of these IG profiles. */
+const referenceRule = z
+  .object({ path: z.string().min(1), targets: z.array(z.string()).min(1), cite: z.string() })
   .transform((r) => ({ ...r, steps: compilePath(r.path) }));
 
 export const ProfileFile = z.object({
@@ -59,6 +64,8 @@ export const ProfileFile = z.object({
   compositionRequired: z.array(requiredPath),
   /** Values the Composition profile fixes outside its sections, beyond what compositionType holds. */
   compositionFixed: z.array(fixedRule).default([]),
+  /** The Composition's references to IG profiles (subject, encounter, author, ...), outside its sections. */
+  compositionReferences: z.array(referenceRule).default([]),
   sections: z.object({
     ...cardinality,
     slicing: z.enum(['open', 'closed']),
@@ -93,15 +100,21 @@ export const ProfileFile = z.object({
       }),
     ),
   }),
-  /** Required elements of the resources a record may hold, by resource type (what all its profiles require). */
-  resources: z.record(
+  /**
+   * The rules of each IG profile a resource of the record may be held to, by canonical URL. A
+   * resource is held to a profile only when it is reached through a reference (or section entry)
+   * whose target profiles name it, from the Composition down.
+   */
+  profiles: z.record(
     z.string(),
     z.object({
-      profiles: z.array(z.string()).min(1),
-      sources: z.array(z.string()).min(1),
+      name: z.string(),
+      resourceType: z.string(),
+      source: z.string(),
       required: z.array(requiredPath),
       fixed: z.array(fixedRule).default([]),
       codings: z.array(codingRule).default([]),
+      references: z.array(referenceRule).default([]),
       note: z.string().optional(),
     }),
   ),
@@ -141,23 +154,54 @@ export class ProfileEngine {
       });
   }
 
+  private readonly mergedRules = new Map<string, MergedRule>();
+
+  /**
+   * The rules of the profiles a resource is held to: one profile's own, or, where a reference allows
+   * several (DiagnosticReportLab or DiagnosticReportImaging), the rules all of them state.
+   */
+  merged(profile: ProfileFile, urls: string[]): MergedRule {
+    const key = `${profile.recordType} ${urls.join(' ')}`;
+    let m = this.mergedRules.get(key);
+    if (!m) {
+      const rules = urls.map((u) => profile.profiles[u]);
+      const shared = <T>(pick: (r: ProfileRule) => T[]): T[] =>
+        pick(rules[0]).filter((x) =>
+          rules.every((r) =>
+            pick(r).some((y) => JSON.stringify({ ...y, steps: 0 }) === JSON.stringify({ ...x, steps: 0 })),
+          ),
+        );
+      m = {
+        names: rules.map((r) => r.name).sort(),
+        required: shared((r) => r.required),
+        fixed: shared((r) => r.fixed),
+        codings: shared((r) => r.codings),
+        references: shared((r) => r.references),
+      };
+      this.mergedRules.set(key, m);
+    }
+    return m;
+  }
+
   get supported(): string {
     return this.profiles.map((p) => `${p.hiType} (${typeShown(p)})`).join(', ');
   }
 
   /**
-   * The profile a document's Composition is a record of: the one whose type code it carries, else
-   * the one whose fixed type text it carries, else the one its meta.profile names (then the type
-   * rules report what is wrong with its type).
+   * The profile a document's Composition is a record of: the record profile its meta.profile
+   * claims; else the one whose type code it carries (with that code's system, then with any); else
+   * the one whose fixed type text it carries. The type rules then report what is wrong with it.
    */
   select(composition: Record<string, any>): ProfileFile | undefined {
     const codings = list(composition.type?.coding);
+    const claimed = declaredProfiles(composition);
     return (
+      this.profiles.find((p) => claimed.includes(p.profile)) ??
       this.profiles.find((p) => codings.some((c) => typeMatches(p, c))) ??
+      this.profiles.find((p) => p.compositionType.code && codings.some((c) => c?.code === p.compositionType.code)) ??
       this.profiles.find(
         (p) => p.compositionType.text !== undefined && composition.type?.text === p.compositionType.text,
-      ) ??
-      this.profiles.find((p) => declaredProfiles(composition).includes(p.profile))
+      )
     );
   }
 
@@ -173,14 +217,28 @@ export class ProfileEngine {
     // The record's type, and the record profiles its meta.profile claims.
     const T = profile.compositionType;
     const codings = list(comp.type?.coding);
-    // A fixed code must be there; codes of a value set the type is only *bound* to (preferred) do not
-    // constrain a record its meta.profile names, but the fixed system does.
-    if (T.code && !codings.some((c) => typeMatches(profile, c)))
+    // A fixed code must be there, of the fixed system; codes of a value set the type is only *bound*
+    // to (preferred) do not constrain a record its meta.profile names, but the fixed system does.
+    const withCode = T.code ? codings.findIndex((c) => c?.code === T.code) : -1;
+    if (T.code && withCode < 0)
       issues.push(
         error(
           'code-invalid',
           `Composition.type must carry the code ${typeShown(profile)}${tag(profile, T.cite)}`,
           `${C}.type`,
+        ),
+      );
+    else if (
+      T.code &&
+      T.system &&
+      typeof codings[withCode]?.system === 'string' &&
+      codings[withCode].system !== T.system
+    )
+      issues.push(
+        error(
+          'code-invalid',
+          `Composition.type.coding.system must be ${T.system} for the code ${T.code}, found ${shown(codings[withCode].system)}${tag(profile, 'Composition.type.coding.system')}`,
+          `${C}.type.coding[${withCode}].system`,
         ),
       );
     else if (!T.code && T.system && codings.length > 0 && !codings.some((c) => c?.system === T.system))
@@ -199,17 +257,15 @@ export class ProfileEngine {
           `${C}.type.text`,
         ),
       );
-    for (const url of declaredProfiles(comp)) {
-      const other = this.profiles.find((p) => p.profile === url && p !== profile);
-      if (other)
-        issues.push(
-          error(
-            'business-rule',
-            `Composition.meta.profile claims ${other.recordType}, but the Composition is a ${profile.recordType} (Composition.type ${typeShown(profile)})`,
-            `${C}.meta.profile`,
-          ),
-        );
-    }
+    const claimed = this.profiles.filter((p) => declaredProfiles(comp).includes(p.profile));
+    if (claimed.length > 1)
+      issues.push(
+        error(
+          'business-rule',
+          `Composition.meta.profile claims ${claimed.map((p) => p.recordType).join(' and ')}; a record is of one type [R4 Resource.meta.profile]`,
+          `${C}.meta.profile`,
+        ),
+      );
 
     for (const r of profile.compositionRequired)
       missingPaths(comp, r.steps, C).forEach((p) =>
@@ -222,6 +278,12 @@ export class ProfileEngine {
             error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${tag(profile, r.cite)}`, p),
           );
       });
+
+    // The resources the record holds to IG profiles: reached from the Composition's references and
+    // section entries, then from theirs (checked once the sections are done).
+    const reach = new Reach(profile, facts);
+    for (const r of profile.compositionReferences)
+      presentValues(comp, r.steps, C, (ref) => reach.follow(ref, r.targets, comp, C));
 
     // Sections and their entries.
     const sections = list(comp.section);
@@ -237,6 +299,7 @@ export class ProfileEngine {
     }
     const sliceCounts = new Map<string, number>();
     sections.forEach((section, si) => {
+      if (!section || typeof section !== 'object') return; // the structure stage reports it
       const here = `${C}.section[${si}]`;
       const sectionCodings = list(section?.code?.coding);
       const slice = sliceOf(S, section, sectionCodings);
@@ -258,7 +321,7 @@ export class ProfileEngine {
       // section matched by code, the matching coding carries the slice's system.
       sectionCodings.forEach((c: any, ci: number) => {
         const at = `${here}.code.coding[${ci}]`;
-        const matching = S.discriminator === undefined || c?.code === slice.code;
+        const matching = true;
         if (S.discriminator === undefined && slice.code !== undefined && c?.code !== undefined && c.code !== slice.code)
           issues.push(
             error(
@@ -306,22 +369,21 @@ export class ProfileEngine {
       const targetCounts = new Map<string, number>();
       entries.forEach((ref, ei) => {
         const at = `${here}.entry[${ei}]`;
-        if (E.requireType && !ref?.type)
+        // an entry resolves to a bundle entry, or (`#id`) to a resource the Composition contains
+        const target = typeof ref?.reference === 'string' ? reach.resolve(ref.reference, comp, C) : undefined;
+        const rt = target?.resource?.resourceType;
+        const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
+        if (E.requireType && !ref?.type) {
+          const sliceCite = allowed && allowed.cite !== E.cite ? `${allowed.cite}.type` : (E.typeCite ?? E.cite);
           issues.push(
             error(
               'required',
-              `Section entry must state its resource type in Reference.type${tag(profile, E.typeCite ?? E.cite)}`,
+              `Section entry must state its resource type in Reference.type${tag(profile, sliceCite)}`,
               `${at}.type`,
             ),
           );
-        const target = typeof ref?.reference === 'string' ? facts.resolve(ref.reference) : undefined;
+        }
         if (!target) return; // unresolved references are reported by the document rules
-        const rt = target.resource.resourceType;
-        if (ref.type && ref.type !== rt)
-          issues.push(
-            error('value', `Reference.type is ${named(ref.type)} but the entry is a ${named(rt)}`, `${at}.type`),
-          );
-        const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
         if (!allowed) {
           if (E.closed)
             issues.push(
@@ -333,6 +395,7 @@ export class ProfileEngine {
             );
           return;
         }
+        reach.add(target, allowed.profiles ?? []);
         targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);
       });
       for (const t of E.targets) {
@@ -360,14 +423,8 @@ export class ProfileEngine {
         );
     }
 
-    // Required elements, fixed values and sliced codings of entry resources.
-    const entries = list(bundle.entry);
-    for (let i = 0; i < entries.length; i++) {
-      const resource = entries[i]?.resource;
-      const rt = resource?.resourceType;
-      const rule = typeof rt === 'string' && Object.hasOwn(profile.resources, rt) ? profile.resources[rt] : undefined;
-      if (rule) checkResource(rt, rule, resource, `Bundle.entry[${i}].resource`, issues);
-    }
+    // The rules of every IG profile a reached resource is held to.
+    reach.run(issues, (urls) => this.merged(profile, urls));
 
     // The patient must be identified by ABHA number and/or ABHA address.
     if (facts.patient) {
@@ -404,9 +461,6 @@ export class ProfileEngine {
   }
 }
 
-/** The StructureDefinition's name from its file name in the IG package. */
-const sdName = (file: string) => file.replace(/^StructureDefinition-|\.json$/g, '');
-
 const codesOf = (codings: any[]): string =>
   codings
     .map((c) => c?.code)
@@ -415,15 +469,96 @@ const codesOf = (codings: any[]): string =>
 
 /** The slice a section belongs to: the one unsliced rule, or the slice whose code (or title) it carries. */
 function sliceOf(S: ProfileFile['sections'], section: any, codings: any[]) {
+  if (!section || typeof section !== 'object') return undefined; // the structure stage reports it
   if (S.discriminator === undefined) return S.slices[0];
   if (S.discriminator === 'title')
     return typeof section?.title === 'string' ? S.slices.find((s) => s.title === section.title) : undefined;
-  return S.slices.find((s) => s.code !== undefined && codings.some((c) => c?.code === s.code));
+  // The discriminator is a fixed value on code.coding.code: every coding must carry it (a section
+  // with another coding besides is of no slice, as FHIRPath equality on the collection reads it).
+  if (codings.length === 0) return undefined;
+  return S.slices.find((s) => s.code !== undefined && codings.every((c) => c?.code === s.code));
 }
 
 const tag = (profile: ProfileFile, rule: string) => ` [${profile.recordType}: ${rule}]`;
-type ResourceRule = ProfileFile['resources'][string];
-const bySources = (rule: ResourceRule, cite: string) => ` [${rule.sources.map(sdName).join(', ')}: ${cite}]`;
+type ProfileRule = ProfileFile['profiles'][string];
+/** The rules a reached resource is held to (see ProfileEngine.merged). */
+export interface MergedRule {
+  names: string[];
+  required: ProfileRule['required'];
+  fixed: ProfileRule['fixed'];
+  codings: ProfileRule['codings'];
+  references: ProfileRule['references'];
+}
+type ResourceRule = MergedRule;
+const bySources = (rule: ResourceRule, cite: string) => ` [${rule.names.join(', ')}: ${cite}]`;
+
+/** A resource reached from the Composition: where it is, and the resource whose `contained` a `#id` names. */
+interface Reached {
+  resource: any;
+  at: string;
+  container: any;
+  containerAt: string;
+}
+
+/**
+ * The walk from the Composition through references to IG profiles: each resource reached is held to
+ * the profiles the referencing element names (once per set of profiles), and its own references are
+ * followed in turn. Resources reached by no such reference are held to base R4 only.
+ */
+class Reach {
+  private readonly queue: [Reached, string[]][] = [];
+  private readonly applied = new Map<object, Set<string>>();
+
+  constructor(
+    private readonly profile: ProfileFile,
+    private readonly facts: DocumentFacts,
+  ) {}
+
+  /** A reference string, resolved in the bundle, or (`#id`) among what `container` contains. */
+  resolve(reference: string, container: any, containerAt: string): Reached | undefined {
+    if (reference.startsWith('#')) {
+      const contained = list(container?.contained);
+      const j = contained.findIndex((c) => c?.id === reference.slice(1));
+      return j < 0
+        ? undefined
+        : { resource: contained[j], at: `${containerAt}.contained[${j}]`, container, containerAt };
+    }
+    const e = this.facts.resolve(reference);
+    if (!e) return undefined;
+    const at = `Bundle.entry[${e.index}].resource`;
+    return { resource: e.resource, at, container: e.resource, containerAt: at };
+  }
+
+  /** A Reference value held to `targets` (those of its resource's type apply). */
+  follow(ref: any, targets: string[], container: any, containerAt: string) {
+    if (typeof ref?.reference !== 'string') return;
+    const t = this.resolve(ref.reference, container, containerAt);
+    if (t) this.add(t, targets);
+  }
+
+  add(t: Reached, targets: string[]) {
+    const rt = t.resource?.resourceType;
+    if (!t.resource || typeof t.resource !== 'object') return;
+    const own = targets.filter((u) => this.profile.profiles[u]?.resourceType === rt).sort();
+    if (own.length === 0) return;
+    const key = own.join(' ');
+    let keys = this.applied.get(t.resource);
+    if (!keys) this.applied.set(t.resource, (keys = new Set()));
+    if (keys.has(key)) return;
+    keys.add(key);
+    this.queue.push([t, own]);
+  }
+
+  run(issues: Issue[], merged: (urls: string[]) => MergedRule) {
+    for (let i = 0; i < this.queue.length; i++) {
+      const [t, urls] = this.queue[i];
+      const rule = merged(urls);
+      checkResource(t.resource.resourceType, rule, t.resource, t.at, issues);
+      for (const r of rule.references)
+        presentValues(t.resource, r.steps, t.at, (ref) => this.follow(ref, r.targets, t.container, t.containerAt));
+    }
+  }
+}
 
 /**
  * The rules of one resource type applied to one entry's resource. Fixed values and sliced codings
@@ -432,7 +567,7 @@ const bySources = (rule: ResourceRule, cite: string) => ` [${rule.sources.map(sd
 function checkResource(rt: string, rule: ResourceRule, resource: any, at: string, issues: Issue[]) {
   for (const r of rule.required)
     missingPaths(resource, r.steps, at).forEach((p) =>
-      issues.push(error('required', `${rt}.${r.path} is required${bySources(rule, r.cite)}`, p)),
+      issues.push(error('required', `${rt}.${r.name} is required${bySources(rule, r.cite)}`, p)),
     );
   for (const r of rule.fixed) {
     if (!someAt(resource, r.steps, 0, (v) => v !== r.value)) continue;
@@ -539,6 +674,20 @@ function presentAt(node: unknown, steps: CompiledPath, i: number, where: string,
   value.forEach((item, j) => presentAt(item, steps, i + 1, `${where}.${key}[${j}]`, found));
 }
 
+/** How a path is shown: a choice's alternatives (`productReference|productCodeableConcept`) as `product[x]`. */
+function pathName(path: string): string {
+  const steps = path.split('.');
+  const last = steps[steps.length - 1].split('|');
+  if (last.length > 1 && choiceStem(last)) steps[steps.length - 1] = `${choiceStem(last)}[x]`;
+  return steps.join('.');
+}
+/** The common stem of a choice element's alternatives (`productReference`, `productCodeableConcept` → `product`). */
+function choiceStem(alternatives: string[]): string {
+  let n = 0;
+  while (alternatives.every((a) => a[n] !== undefined && a[n] === alternatives[0][n])) n++;
+  return alternatives[0].slice(0, n);
+}
+
 /** A required path compiled once: steps of alternatives (`a|b.c` → [[a, b], [c]]). */
 export type CompiledPath = string[][];
 export const compilePath = (path: string): CompiledPath => path.split('.').map((step) => step.split('|'));
@@ -570,7 +719,11 @@ function walk(node: unknown, steps: CompiledPath, i: number, where: () => string
     }
   }
   if (i === steps.length - 1) {
-    if (key === undefined) out.push(`${where()}.${alternatives.join('|')}`);
+    // a missing choice is named as FHIRPath names it: its stem (`product`)
+    if (key === undefined)
+      out.push(
+        `${where()}.${alternatives.length > 1 ? choiceStem(alternatives) || alternatives.join('|') : alternatives[0]}`,
+      );
     return;
   }
   if (key === undefined) return; // the parent is absent: whether it must be there is a rule of its own

@@ -116,6 +116,10 @@ describe('OPConsultRecord (hiType OPConsultation)', () => {
     const ap = entryOf(b, 'Appointment').i;
     delete b.entry[sr].resource.requester;
     delete b.entry[ap].resource.start;
+    // the example's follow-up section is coded 736271009, no OPConsultRecord slice: its Appointment is held to no
+    // IG profile until the section is the FollowUp slice (390906007)
+    const followUp = b.entry[0].resource.section.find((x: any) => x.code.coding[0].code === '736271009');
+    followUp.code.coding[0] = { system: 'http://snomed.info/sct', code: '390906007', display: 'Follow-up encounter' };
     expect(issues(b).map((x) => [x.expression, x.diagnostics])).toEqual(
       expect.arrayContaining([
         [
@@ -141,14 +145,14 @@ describe('ImmunizationRecord', () => {
     b.entry[0].resource.section[0].entry[1].type = 'Immunization';
     expect(shown(b)).toEqual([
       [
+        'value',
+        `${C}.section[0].entry[1].type`,
+        "Reference.type is 'Immunization' but the reference resolves to a ImmunizationRecommendation [R4 Reference.type: SHALL be consistent with the reference]",
+      ],
+      [
         'required',
         `${C}.section[0].entry[0].type`,
         'Section entry must state its resource type in Reference.type [ImmunizationRecord: Composition.section.entry:Immunization.type]',
-      ],
-      [
-        'value',
-        `${C}.section[0].entry[1].type`,
-        'Reference.type is Immunization but the entry is a ImmunizationRecommendation',
       ],
     ]);
   });
@@ -324,10 +328,7 @@ describe('InvoiceRecord (hiType Invoice)', () => {
     delete b.entry[ci].resource.productReference;
     delete b.entry[ci].resource.productCodeableConcept;
     expect(issues(b).map((x) => [x.expression, x.diagnostics])).toEqual([
-      [
-        `Bundle.entry[${ci}].resource.productReference|productCodeableConcept`,
-        'ChargeItem.productReference|productCodeableConcept is required [ChargeItem: ChargeItem.product[x]]',
-      ],
+      [`Bundle.entry[${ci}].resource.product`, 'ChargeItem.product[x] is required [ChargeItem: ChargeItem.product[x]]'],
     ]);
     b.entry[ci].resource.productCodeableConcept = { text: String(product?.display ?? 'Paracetamol 500 mg') };
     expect(issues(b)).toEqual([]);
@@ -372,9 +373,7 @@ describe('values the IG fixes, and codings it slices by system', () => {
     const coding = b.entry[i].resource.code.coding;
     coding.push({ system: 'http://example.org/local-codes', code: 'HR' });
     delete coding[0].display;
-    const profiles =
-      'Observation, ObservationBodyMeasurement, ObservationGeneralAssessment, ObservationLifestyle, ' +
-      'ObservationPhysicalActivity, ObservationVitalSigns, ObservationWomenHealth';
+    const profiles = 'ObservationVitalSigns'; // the first section is "Vital Signs", whose entries are held to it
     expect(shown(b)).toEqual([
       [
         'required',
@@ -395,6 +394,158 @@ describe('values the IG fixes, and codings it slices by system', () => {
     b.entry[i].resource.code.coding = [{ code: 'R51', display: 'Headache' }];
     expect(shown(b).map((x) => x[2])).toEqual([
       "Condition.code.coding system '(none)' is not allowed; allowed: http://hl7.org/fhir/sid/icd-10 (ICD-10), http://snomed.info/sct (SNOMEDCT) [Condition: Condition.code.coding]",
+    ]);
+  });
+});
+
+// Each case below was found by a review that probed the engine against the IG; each failed before its fix.
+describe('resources are held to the IG profiles the references reaching them name', () => {
+  const urn = (n: number) =>
+    `urn:uuid:${String(n).repeat(8)}-${String(n).repeat(4)}-4${String(n).repeat(3)}-8${String(n).repeat(3)}-${String(n).repeat(12)}`;
+  const id = (n: number) => urn(n).slice('urn:uuid:'.length);
+
+  it('a section entry naming a resource the Composition contains (#id) is checked like any entry', () => {
+    const b = example('prescription-01.json');
+    const comp = b.entry[0].resource;
+    comp.contained = [
+      {
+        resourceType: 'MedicationRequest',
+        id: 'm1',
+        status: 'active',
+        intent: 'order',
+        subject: { reference: comp.subject.reference },
+        medicationReference: { display: 'Paracetamol' },
+      },
+    ];
+    comp.section[0].entry = [{ reference: '#m1', type: 'MedicationRequest' }];
+    expect(shown(b).map((x) => [x[1], x[2]])).toEqual([
+      [
+        `${C}.contained[0].medicationCodeableConcept`,
+        'MedicationRequest.medicationCodeableConcept is required [MedicationRequest: MedicationRequest.medication[x]]',
+      ],
+      [
+        `${C}.contained[0].authoredOn`,
+        'MedicationRequest.authoredOn is required [MedicationRequest: MedicationRequest.authoredOn]',
+      ],
+      [
+        `${C}.contained[0].requester`,
+        'MedicationRequest.requester is required [MedicationRequest: MedicationRequest.requester]',
+      ],
+      [
+        `${C}.contained[0].dosageInstruction`,
+        'MedicationRequest.dosageInstruction is required [MedicationRequest: MedicationRequest.dosageInstruction]',
+      ],
+    ]);
+    comp.contained = [{ resourceType: 'Patient', id: 'm1' }];
+    expect(shown(b).map((x) => x[2])).toEqual([
+      'A Patient is not allowed in section PrescriptionRecord; allowed: MedicationRequest, Binary [PrescriptionRecord: Composition.section.entry]',
+    ]);
+  });
+
+  it('a contained resource an IG reference reaches is held to its profile (DiagnosticReportLab.result → Observation)', () => {
+    const b = example('diagnostic-report-lab-01.json');
+    const { i } = entryOf(b, 'DiagnosticReport');
+    const dr = b.entry[i].resource;
+    dr.contained = [
+      {
+        resourceType: 'Observation',
+        id: 'o1',
+        status: 'final',
+        code: { coding: [{ system: 'http://local', code: 'x' }] },
+      },
+    ];
+    dr.result.push({ reference: '#o1' });
+    expect(shown(b).map((x) => [x[1], x[2]])).toEqual([
+      [
+        `Bundle.entry[${i}].resource.contained[0].code.coding[0].system`,
+        "Observation.code.coding system 'http://local' is not allowed; allowed: http://loinc.org (LOINC), http://snomed.info/sct (SNOMEDCT) [Observation: Observation.code.coding]",
+      ],
+    ]);
+  });
+
+  it('a resource only base R4 references reach is held to base R4 only (a Location’s managing Organization)', () => {
+    const b = example('discharge-summary-01.json');
+    entryOf(b, 'Encounter');
+    b.entry[entryOf(b, 'Encounter').i].resource.location = [{ location: { reference: urn(2) } }];
+    b.entry.push({
+      fullUrl: urn(2),
+      resource: { resourceType: 'Location', id: id(2), name: 'Ward 3B', managingOrganization: { reference: urn(3) } },
+    });
+    b.entry.push({
+      fullUrl: urn(3),
+      resource: { resourceType: 'Organization', id: id(3), name: 'Cardiology Department' },
+    });
+    expect(issues(b)).toEqual([]);
+    // the same Organization as the Composition's custodian (an IG Organization) is held to the profile
+    b.entry[0].resource.custodian = { reference: urn(3) };
+    expect(shown(b).map((x) => x[2])).toContain(
+      'Organization.identifier is required [Organization: Organization.identifier]',
+    );
+  });
+
+  it('a Practitioner that only authors a section (Composition.section.author targets base R4) is held to base R4', () => {
+    const b = example('op-consult-01.json');
+    b.entry.push({
+      fullUrl: urn(4),
+      resource: { resourceType: 'Practitioner', id: id(4), name: [{ text: 'Dr. Scribe' }] },
+    });
+    b.entry[0].resource.section[0].author = [{ reference: urn(4) }];
+    expect(issues(b)).toEqual([]);
+  });
+});
+
+describe('sections, types and messages (review findings)', () => {
+  it('a section carrying another coding besides the slice code is of no slice (FHIRPath equality on the codings)', () => {
+    const b = example('op-consult-01.json');
+    const cc = b.entry[0].resource.section.shift();
+    cc.code.coding.push({
+      system: 'http://loinc.org',
+      code: '10154-3',
+      display: 'Chief complaint Narrative - Reported',
+    });
+    b.entry[0].resource.section.push(cc); // open at the end: checked against base R4 only
+    expect(issues(b)).toEqual([]);
+  });
+
+  it('a null section is left to the structure stage and the profile rules still report the rest', () => {
+    const b = example('prescription-01.json');
+    b.entry[0].resource.section.push(null);
+    const { i } = entryOf(b, 'MedicationRequest');
+    delete b.entry[i].resource.authoredOn;
+    expect(shown(b).map((x) => x[1])).toEqual([
+      `${C}.section[1]`,
+      `${C}.section`,
+      `Bundle.entry[${i}].resource.authoredOn`,
+    ]);
+  });
+
+  it('a Wellness record its meta.profile names may carry any type coding (WellnessRecord puts no rule on it)', () => {
+    const b = example('wellness-01.json');
+    b.entry[0].resource.type.coding = [
+      { system: 'http://snomed.info/sct', code: '371530004', display: 'Clinical consultation report' },
+    ];
+    expect(v.validate(b).profile.recordType).toBe('WellnessRecord');
+  });
+
+  it('a missing Reference.type cites the entry slice of the resource it names', () => {
+    const b = example('prescription-01.json');
+    const binary = b.entry[0].resource.section[0].entry.findIndex((e: any) => e.type === 'Binary');
+    delete b.entry[0].resource.section[0].entry[binary].type;
+    expect(shown(b).map((x) => x[2])).toEqual([
+      'Section entry must state its resource type in Reference.type [PrescriptionRecord: Composition.section.entry:Binary.type]',
+    ]);
+  });
+
+  it('Reference.type must agree with the resource everywhere, in a section no slice matches too (R4)', () => {
+    const b = example('op-consult-01.json');
+    const fu = b.entry[0].resource.section.findIndex((x: any) => x.code.coding[0].code === '736271009');
+    b.entry[0].resource.section[fu].entry[0].type = 'Observation';
+    expect(shown(b)).toEqual([
+      [
+        'value',
+        `${C}.section[${fu}].entry[0].type`,
+        "Reference.type is 'Observation' but the reference resolves to a Appointment [R4 Reference.type: SHALL be consistent with the reference]",
+      ],
     ]);
   });
 });

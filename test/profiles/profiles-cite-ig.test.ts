@@ -59,12 +59,19 @@ interface SliceRule {
   fixed: FixedRule[];
   entry: EntryRule;
 }
-interface ResourceRule {
-  profiles: string[];
-  sources: string[];
+interface ReferenceRule {
+  path: string;
+  targets: string[];
+  cite: string;
+}
+interface ProfileRule {
+  name: string;
+  resourceType: string;
+  source: string;
   required: Rule[];
   fixed: FixedRule[];
   codings: CodingRule[];
+  references: ReferenceRule[];
   note?: string;
 }
 interface ProfileFile {
@@ -90,7 +97,8 @@ interface ProfileFile {
     discriminator?: 'code' | 'title';
     slices: SliceRule[];
   };
-  resources: Record<string, ResourceRule>;
+  compositionReferences: ReferenceRule[];
+  profiles: Record<string, ProfileRule>;
 }
 
 // ---------- minimal StructureDefinition model ----------
@@ -376,88 +384,103 @@ function checkProfileAgainstIg(pf: ProfileFile): string[] {
       const igTargets = targetProfilesOf(tEl).filter((u) => typeOfTarget(u) === t.resourceType && sdByUrl.has(u));
       if (sorted(igTargets) !== sorted(t.profiles)) problems.push(`${tw}: profiles ${t.profiles} != IG ${igTargets}`);
       for (const u of targetProfilesOf(tEl)) if (typeOfTarget(u) === t.resourceType) listedUrls.add(u);
-      const rr = pf.resources[t.resourceType];
-      if (!rr) problems.push(`${tw}: no resources.${t.resourceType} block`);
-      else
-        for (const u of t.profiles)
-          if (!rr.profiles.includes(u)) problems.push(`${tw}: resources.${t.resourceType} omits ${u}`);
+      for (const u of t.profiles) if (!pf.profiles[u]) problems.push(`${tw}: no profiles rule for ${u}`);
     }
     for (const u of all) if (!listedUrls.has(u)) problems.push(`${where}: IG allows ${u} but no target lists it`);
   }
 
-  // Entry resources: each rule stated by every listed profile of the type, and every rule they all state listed.
-  for (const [rt, rr] of Object.entries(pf.resources)) {
-    const where = `resources.${rt}`;
-    const sds = rr.profiles.map((u) => sdByUrl.get(u));
-    if (sds.some((x) => !x)) {
-      problems.push(`${where}: a profile is not in the IG`);
+  // The rules of each IG profile a resource may be held to, each against its own StructureDefinition.
+  const checkReferences = (
+    refs: ReferenceRule[],
+    x: Sd,
+    from: string,
+    keep: (e: SdElement) => boolean,
+    where: string,
+  ) => {
+    const els = elementsOf(x);
+    for (const r of refs) {
+      const e = els.get(r.cite);
+      const igTargets = (e?.type ?? []).filter((t) => t.code === 'Reference').flatMap((t) => t.targetProfile ?? []);
+      if (!e || sorted(igTargets.filter((u) => sdByUrl.has(u))) !== sorted(r.targets))
+        problems.push(`${where}: ${r.cite} targets ${r.targets} != IG ${igTargets}`);
+      const p = r.cite.endsWith('[x]')
+        ? citeToPath(r.cite.slice(0, r.cite.lastIndexOf('.')), from, els)
+            .split('.')
+            .filter(Boolean)
+            .concat(`${r.cite.slice(r.cite.lastIndexOf('.') + 1, -3)}Reference`)
+            .join('.')
+        : citeToPath(r.cite, from, els);
+      if (p !== r.path) problems.push(`${where}: path ${r.path} does not match ${r.cite}`);
+    }
+    const have = new Set(refs.map((r) => r.cite));
+    for (const e of x.snapshot.element) {
+      if (e.id.includes(':') || /xtension/.test(e.id) || !keep(e)) continue;
+      const targets = (e.type ?? []).filter((t) => t.code === 'Reference').flatMap((t) => t.targetProfile ?? []);
+      if (targets.some((u) => sdByUrl.has(u)) && !have.has(e.id))
+        problems.push(`${where}: misses the reference ${e.id}`);
+    }
+  };
+  checkReferences(
+    pf.compositionReferences,
+    sd,
+    'Composition',
+    (e) => !e.id.startsWith('Composition.section'),
+    'compositionReferences',
+  );
+
+  const reachable = new Set<string>([
+    ...pf.compositionReferences.flatMap((r) => r.targets),
+    ...pf.sections.slices.flatMap((s) => s.entry.targets.flatMap((t) => t.profiles)),
+  ]);
+  for (const [url, rr] of Object.entries(pf.profiles)) {
+    const where = `profiles ${rr.name}`;
+    const x = sdByUrl.get(url);
+    if (!x) {
+      problems.push(`${where}: ${url} is not in the IG`);
       continue;
     }
-    for (const x of sds as Sd[]) {
-      if (x.type !== rt) problems.push(`${where}: ${x.name} profiles ${x.type}`);
-      if (!rr.sources.includes(x.file)) problems.push(`${where}: sources omit ${x.file}`);
-      for (const r of rr.required) problems.push(...checkRequired(r, rt, x, elementsOf(x), where));
-    }
-    if (rr.sources.length !== sds.length) problems.push(`${where}: sources and profiles differ`);
-    const sets = (sds as Sd[]).map(
-      (x) => new Set(x.snapshot.element.filter((e) => !e.id.includes(':') && isTightened(e)).map((e) => e.id)),
-    );
+    if (x.name !== rr.name || x.type !== rr.resourceType || x.file !== rr.source)
+      problems.push(`${where}: name, resourceType or source differ from ${x.name}`);
+    const els = elementsOf(x);
+    for (const r of rr.required) problems.push(...checkRequired(r, x.type, x, els, where));
     const have = new Set(rr.required.map((r) => r.cite));
-    for (const id of sets[0])
-      if (sets.every((st) => st.has(id)) && !have.has(id)) problems.push(`${where}: misses IG-required ${id}`);
-    // fixed values: each stated by every profile; complete where they all fix the same value
-    const all = sds as Sd[];
-    for (const x of all) problems.push(...checkFixed(rr.fixed, rt, x, () => false, `${where} fixed`, false));
-    const agreed = (e: SdElement) =>
-      !e.id.includes(':') && all.every((x) => fixedOf(elementsOf(x).get(e.id)) === fixedOf(e));
-    problems.push(...checkFixed(rr.fixed, rt, all[0], agreed, `${where} fixed`));
-    // codings sliced by system: each as every profile slices it, and every such slicing listed
-    for (const x of all) {
-      const els = elementsOf(x);
-      for (const c of rr.codings) {
-        const e = els.get(c.cite);
-        if (
-          !e?.slicing ||
-          e.slicing.rules !== (c.closed ? 'closed' : e.slicing.rules) ||
-          (e.slicing.rules === 'closed') !== c.closed
-        )
-          problems.push(`${where}: ${c.cite} is not sliced ${c.closed ? 'closed' : 'open'} in ${x.name}`);
-        if (e?.slicing?.discriminator?.map((d) => d.path).join(',') !== 'system')
-          problems.push(`${where}: ${c.cite} not sliced by system`);
-        if (citeToPath(c.cite, rt, els) !== c.path) problems.push(`${where}: path ${c.path} does not match ${c.cite}`);
-        const igSlices = x.snapshot.element.filter(
-          (y) => y.path === e?.path && y.sliceName && y.id === `${c.cite}:${y.sliceName}`,
-        );
-        if (sorted(igSlices.map((y) => y.id)) !== sorted(c.slices.map((y) => y.cite)))
-          problems.push(`${where}: ${c.cite} slices differ in ${x.name}`);
-        for (const sl of c.slices) {
-          if (els.get(`${sl.cite}.system`)?.fixedUri !== sl.system)
-            problems.push(`${where}: ${sl.cite} system ${sl.system} != IG`);
-          for (const r of sl.required) problems.push(...checkRequired(r, sl.cite, x, els, `${where} ${sl.name}`));
-          const req = new Set(sl.required.map((r) => r.cite));
-          for (const y of x.snapshot.element)
-            if (y.id.startsWith(`${sl.cite}.`) && isTightened(y) && !req.has(y.id))
-              problems.push(`${where}: ${sl.name} misses ${y.id}`);
-        }
+    for (const e of x.snapshot.element)
+      if (!e.id.includes(':') && isTightened(e) && !have.has(e.id))
+        problems.push(`${where}: misses IG-required ${e.id}`);
+    problems.push(...checkFixed(rr.fixed, x.type, x, (e) => !e.id.includes(':'), `${where} fixed`));
+    for (const c of rr.codings) {
+      const e = els.get(c.cite);
+      if (!e?.slicing || (e.slicing.rules === 'closed') !== c.closed)
+        problems.push(`${where}: ${c.cite} slicing differs`);
+      if (e?.slicing?.discriminator?.map((d) => d.path).join(',') !== 'system')
+        problems.push(`${where}: ${c.cite} not by system`);
+      if (citeToPath(c.cite, x.type, els) !== c.path)
+        problems.push(`${where}: path ${c.path} does not match ${c.cite}`);
+      const igSlices = x.snapshot.element.filter(
+        (y) => y.path === e?.path && y.sliceName && y.id === `${c.cite}:${y.sliceName}`,
+      );
+      if (sorted(igSlices.map((y) => y.id)) !== sorted(c.slices.map((y) => y.cite)))
+        problems.push(`${where}: ${c.cite} slices differ`);
+      for (const sl of c.slices) {
+        if (els.get(`${sl.cite}.system`)?.fixedUri !== sl.system)
+          problems.push(`${where}: ${sl.cite} system ${sl.system} != IG`);
+        for (const r of sl.required) problems.push(...checkRequired(r, sl.cite, x, els, `${where} ${sl.name}`));
+        const req = new Set(sl.required.map((r) => r.cite));
+        for (const y of x.snapshot.element)
+          if (y.id.startsWith(`${sl.cite}.`) && isTightened(y) && !req.has(y.id))
+            problems.push(`${where}: ${sl.name} misses ${y.id}`);
       }
-      for (const e of x.snapshot.element)
-        if (e.slicing && !e.id.includes(':') && !/xtension/.test(e.id) && !rr.codings.some((c) => c.cite === e.id))
-          problems.push(`${where}: ${x.name} slices ${e.id}, which no codings rule holds`);
     }
+    for (const e of x.snapshot.element)
+      if (e.slicing && !e.id.includes(':') && !/xtension/.test(e.id) && !rr.codings.some((c) => c.cite === e.id))
+        problems.push(`${where}: ${x.name} slices ${e.id}, which no codings rule holds`);
+    checkReferences(rr.references, x, x.type, () => true, where);
+    for (const r of rr.references) for (const u of r.targets) reachable.add(u);
   }
-  // The record's own references (subject, encounter, author, ...) name IG profiles whose rules must be there too,
-  // and so do the references the listed profiles require (DiagnosticReportLab.result, Invoice.lineItem.chargeItem[x]).
-  const refs = [
-    ...sd.snapshot.element,
-    ...Object.values(pf.resources).flatMap((rr) =>
-      rr.profiles.flatMap((u) => (sdByUrl.get(u)?.snapshot.element ?? []).filter((e) => (e.min ?? 0) >= 1)),
-    ),
-  ];
-  for (const e of refs)
-    for (const u of targetProfilesOf(e)) {
-      const x = sdByUrl.get(u);
-      if (x && !pf.resources[x.type]?.profiles.includes(u)) problems.push(`${e.id} → ${x.name}: no resources rule`);
-    }
+  // every profile a reference can reach has its rules, and none is there that nothing reaches
+  for (const u of reachable) if (!pf.profiles[u]) problems.push(`no profiles rule for ${u}, which a reference names`);
+  for (const u of Object.keys(pf.profiles))
+    if (!reachable.has(u)) problems.push(`profiles ${u}: no reference reaches it`);
   return problems;
 }
 
@@ -489,6 +512,7 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
   }
 
   it('the record types, hiTypes and codes (spot check against the IG)', () => {
+    const SD = 'https://nrces.in/ndhm/fhir/r4/StructureDefinition/';
     const by = Object.fromEntries(Object.values(FILES).map((f) => [loadProfile(f).recordType, loadProfile(f)]));
     const row = (rt: string) => {
       const p = by[rt];
@@ -539,7 +563,7 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
       1,
       [['Invoice', 0, 1]],
     ]);
-    expect(by.InvoiceRecord.resources.Invoice.required.map((r) => r.path)).toEqual(
+    expect(by.InvoiceRecord.profiles[`${SD}Invoice`].required.map((r) => r.path)).toEqual(
       expect.arrayContaining([
         'identifier',
         'type',
@@ -551,7 +575,7 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
         'totalGross',
       ]),
     );
-    expect(by.InvoiceRecord.resources.ChargeItem.required.map((r) => r.path)).toContain(
+    expect(by.InvoiceRecord.profiles[`${SD}ChargeItem`].required.map((r) => r.path)).toContain(
       'productReference|productCodeableConcept',
     );
     const imm = by.ImmunizationRecord.sections.slices[0].entry.targets.map((t) => [t.resourceType, t.min, t.max]);
@@ -575,6 +599,8 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
   });
 
   it('the checker fails on edited rules', () => {
+    const SD = 'https://nrces.in/ndhm/fhir/r4/StructureDefinition/';
+    const P = (p: ProfileFile, name: string) => p.profiles[`${SD}${name}`];
     const mutate = (f: string, fn: (p: ProfileFile) => void): string[] => {
       const p = loadProfile(f);
       fn(p);
@@ -587,14 +613,14 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
       ['prescription-record.json', (p) => void (p.compositionType.code = '1003606003')],
       [
         'prescription-record.json',
-        (p) => void p.resources.MedicationRequest.required.push({ path: 'note', cite: 'MedicationRequest.note' }),
+        (p) => void P(p, 'MedicationRequest').required.push({ path: 'note', cite: 'MedicationRequest.note' }),
       ],
       ['prescription-record.json', (p) => void p.compositionRequired.push({ path: 'date', cite: 'Composition.date' })],
       [
         'prescription-record.json',
         (p) => void (p.compositionRequired = p.compositionRequired.filter((r) => r.path !== 'subject.reference')),
       ],
-      ['prescription-record.json', (p) => void (p.resources.Binary.required = [])],
+      ['prescription-record.json', (p) => void (P(p, 'Binary').required = [])],
       [
         'prescription-record.json',
         (p) => void (p.sections.slices[0].required = p.sections.slices[0].required.slice(1)),
@@ -602,7 +628,7 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
       ['diagnostic-report-record.json', (p) => void (p.sections.slices[0].entry.max = '*')],
       [
         'diagnostic-report-record.json',
-        (p) => void p.resources.DiagnosticReport.required.push({ path: 'result', cite: 'DiagnosticReport.result' }),
+        (p) => void P(p, 'DiagnosticReportLab').required.push({ path: 'note', cite: 'DiagnosticReport.note' }),
       ],
       ['diagnostic-report-record.json', (p) => void p.compositionType.codes!.push('000')],
       ['discharge-summary-record.json', (p) => void (p.sections.slices[3].code = '000')],
@@ -621,35 +647,32 @@ describe('profiles/*.json is what the ABDM IG 6.5.0 states', () => {
       ['wellness-record.json', (p) => void (p.sections.slices[0].title = 'Vitals')],
       ['wellness-record.json', (p) => void (p.sections.discriminator = 'code')],
       ['wellness-record.json', (p) => void (p.compositionType.text = 'Wellness')],
-      [
-        'wellness-record.json',
-        (p) => void (p.resources.Observation.profiles = p.resources.Observation.profiles.slice(1)),
-      ],
+      ['wellness-record.json', (p) => void delete p.profiles[`${SD}ObservationVitalSigns`]],
+      ['wellness-record.json', (p) => void P(p, 'ObservationVitalSigns').references.pop()],
+      ['invoice-record.json', (p) => void (p.compositionReferences = p.compositionReferences.slice(1))],
+      ['invoice-record.json', (p) => void (P(p, 'Invoice').references[5].path = 'lineItem.chargeItem')],
       ['invoice-record.json', (p) => void (p.sections.slices[0].entry.closed = false)],
-      ['invoice-record.json', (p) => void delete p.resources.ChargeItem],
-      [
-        'invoice-record.json',
-        (p) => void (p.resources.ChargeItem.required = p.resources.ChargeItem.required.slice(0, -1)),
-      ],
+      ['invoice-record.json', (p) => void delete p.profiles[`${SD}ChargeItem`]],
+      ['invoice-record.json', (p) => void (P(p, 'ChargeItem').required = P(p, 'ChargeItem').required.slice(0, -1))],
       ['immunization-record.json', (p) => void (p.sections.slices[0].entry.targets[1].max = '*')],
       ['health-document-record.json', (p) => void (p.sections.slices[0].code = '371530004')],
       ['prescription-record.json', (p) => void (p.compositionFixed[0].value = 'Prescription Record')],
       ['prescription-record.json', (p) => void (p.compositionFixed = [])],
       ['op-consult-record.json', (p) => void (p.sections.slices[2].fixed = [])],
       ['op-consult-record.json', (p) => void (p.sections.slices[2].fixed[0].value = 'Allergies')],
-      ['op-consult-record.json', (p) => void (p.resources.Procedure.fixed = p.resources.Procedure.fixed.slice(1))],
+      ['op-consult-record.json', (p) => void (P(p, 'Procedure').fixed = P(p, 'Procedure').fixed.slice(1))],
       [
         'diagnostic-report-record.json',
-        (p) => void (p.resources.DiagnosticReport.fixed[1].value = 'http://snomed.info/sct'),
+        (p) => void (P(p, 'DiagnosticReportLab').fixed[1].value = 'http://snomed.info/sct'),
       ],
-      ['wellness-record.json', (p) => void (p.resources.Observation.codings = [])],
-      ['wellness-record.json', (p) => void (p.resources.Observation.codings[0].closed = false)],
+      ['wellness-record.json', (p) => void (P(p, 'Observation').codings = [])],
+      ['wellness-record.json', (p) => void (P(p, 'Observation').codings[0].closed = false)],
       [
         'wellness-record.json',
-        (p) => void (p.resources.Observation.codings[0].slices[0].system = 'http://snomed.info/sct'),
+        (p) => void (P(p, 'Observation').codings[0].slices[0].system = 'http://snomed.info/sct'),
       ],
-      ['wellness-record.json', (p) => void p.resources.Observation.codings[0].slices[1].required.pop()],
-      ['invoice-record.json', (p) => void (p.resources.Medication.fixed[1].value = 'ATC')],
+      ['wellness-record.json', (p) => void P(p, 'Observation').codings[0].slices[1].required.pop()],
+      ['invoice-record.json', (p) => void (P(p, 'Medication').fixed[1].value = 'ATC')],
     ];
     for (const [f, fn] of edits) expect(mutate(f, fn), `${f}: ${fn.toString()}`).not.toEqual([]);
     for (const f of Object.values(FILES)) expect(mutate(f, () => {})).toEqual([]);
