@@ -622,17 +622,21 @@ function codingFault(r: ResourceRule['codings'][number], coding: any): boolean {
   return false;
 }
 
+/** The value of the first of `names` present (neither undefined nor null) in `obj`. */
+function firstPresent(obj: Record<string, unknown>, names: string[]): unknown {
+  for (const k of names) {
+    const v = obj[k];
+    if (v !== undefined && v !== null) return v;
+  }
+  return undefined;
+}
+
 /** Is some value present at `steps[i..]` under `node` one that `test` holds for? (No paths built.) */
 function someAt(node: unknown, steps: CompiledPath, i: number, test: (v: any) => boolean): boolean {
   if (i === steps.length) return test(node);
   if (!node || typeof node !== 'object') return false;
   const obj = node as Record<string, unknown>;
-  let value: unknown;
-  for (const k of steps[i])
-    if (obj[k] !== undefined && obj[k] !== null) {
-      value = obj[k];
-      break;
-    }
+  const value = firstPresent(obj, steps[i]);
   if (value === undefined) return false;
   if (!Array.isArray(value)) return someAt(value, steps, i + 1, test);
   for (const item of value) if (someAt(item, steps, i + 1, test)) return true;
@@ -642,12 +646,7 @@ function someAt(node: unknown, steps: CompiledPath, i: number, test: (v: any) =>
 /** Is `steps[i..]` missing somewhere under `node` (missingPaths' rule, without its paths)? */
 function someMissing(node: unknown, steps: CompiledPath, i: number): boolean {
   const obj = node as Record<string, unknown>;
-  let value: unknown;
-  for (const k of steps[i])
-    if (obj[k] !== undefined && obj[k] !== null) {
-      value = obj[k];
-      break;
-    }
+  const value = firstPresent(obj, steps[i]);
   if (i === steps.length - 1) return value === undefined;
   if (value === undefined) return false;
   if (!Array.isArray(value)) return !!value && typeof value === 'object' && someMissing(value, steps, i + 1);

@@ -14,10 +14,9 @@
  * take minutes (quadratic), which is the seed's cost, not the transfer's.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
+import { hiRequestBody, startViewer, type Viewer } from '../support/viewer.js';
 import { createTestApp, sharedStructure, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
 import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
@@ -37,28 +36,16 @@ const CARE_CONTEXTS = Array.from({ length: 10 }, (_, i) => `CC-${String(i).padSt
 const NOTIFY = '/data-flow/v3/health-information/notify';
 
 let gw: StandInGateway;
-let viewer: Server;
-let viewerUrl: string;
+let viewer: Viewer;
 let t: TestApp;
-const pages: any[] = [];
+/** The pages the viewer received. */
+const pages = (): any[] => viewer.pages.map((p) => p.body);
 let abhaAddress: string;
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 beforeAll(async () => {
   gw = await startStandInGateway();
-  viewer = createServer(async (req, res) => {
-    pages.push(JSON.parse(await readBody(req)));
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end('{}');
-  });
-  await new Promise<void>((r) => viewer.listen(0, '127.0.0.1', () => r()));
-  const port = (viewer.address() as AddressInfo).port;
-  viewerUrl = `http://127.0.0.1:${port}`;
+  viewer = await startViewer();
+  const port = viewer.port;
   t = await createTestApp({
     ...gatewayEnv(gw),
     HI_PAGE_SIZE: '100',
@@ -121,8 +108,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  viewer?.closeAllConnections();
-  await new Promise<void>((r) => (viewer ? viewer.close(() => r()) : r()));
+  await viewer?.close();
   await gw?.close();
   await t?.close();
 });
@@ -153,30 +139,21 @@ it('a consent covering 1,000 records: every entry delivered and decrypted, TRANS
     method: 'POST',
     as: ['cm', 'sbx'],
     headers: v3Headers(HIP),
-    body: JSON.stringify({
-      transactionId: txId,
-      hiRequest: {
-        consent: { id: consentId },
-        dateRange: { from: '2020-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
-        dataPushUrl: `${viewerUrl}/push/${txId}`,
-        keyMaterial: {
-          cryptoAlg: 'ECDH',
-          curve: 'Curve25519',
-          dhPublicKey: {
-            expiry: new Date(Date.now() + 3 * 3600_000).toISOString(),
-            parameters: 'Curve25519/32byte random key',
-            keyValue: key.x509PublicKey,
-          },
-          nonce: key.nonce,
-        },
-      },
-    }),
+    body: JSON.stringify(
+      hiRequestBody({
+        txId,
+        consentId,
+        dataPushUrl: `${viewer.url}/push/${txId}`,
+        key,
+        range: { from: '2020-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
+      }),
+    ),
   });
   expect(await res.json()).toMatchObject({ transactionId: txId, status: 'ACKNOWLEDGED' });
   const notify = await gw.waitFor(NOTIFY, (c) => c.body.notification.transactionId === txId, 540_000);
   const seconds = (performance.now() - started) / 1000;
   console.log(
-    `[push-scale] ${RECORDS} records in ${pages.length} pages: request to notify ${seconds.toFixed(1)} s (ABDM: within 2 h)`,
+    `[push-scale] ${RECORDS} records in ${pages().length} pages: request to notify ${seconds.toFixed(1)} s (ABDM: within 2 h)`,
   );
 
   expect(notify.body.notification.statusNotification.sessionStatus).toBe('TRANSFERRED');
@@ -185,11 +162,11 @@ it('a consent covering 1,000 records: every entry delivered and decrypted, TRANS
       notify.body.notification.statusNotification.statusResponses.map((s: any) => [s.careContextReference, s.hiStatus]),
     ),
   ).toEqual(Object.fromEntries(CARE_CONTEXTS.map((cc) => [cc, 'DELIVERED'])));
-  expect(pages.map((p) => p.pageNumber)).toEqual(Array.from({ length: RECORDS / 100 }, (_, i) => i + 1));
+  expect(pages().map((p: any) => p.pageNumber)).toEqual(Array.from({ length: RECORDS / 100 }, (_, i) => i + 1));
 
   const decryptStarted = performance.now();
   const ids = new Set<string>();
-  for (const page of pages)
+  for (const page of pages())
     for (const e of page.entries) {
       const plaintext = decrypt({
         encryptedData: e.content,

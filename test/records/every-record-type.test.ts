@@ -5,8 +5,6 @@
  * Fidelius-encrypted, under a consent naming all eight; the viewer decrypts one record of each type.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { v4 as uuidv4 } from 'uuid';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
@@ -14,16 +12,15 @@ import { startStandInGateway, v3Headers, gatewayEnv, type StandInGateway } from 
 import { createGenerator, RECORD_KINDS, type SyntheticPatient } from '../../fixtures/generator.js';
 import { decrypt, generateKeyMaterial } from '../../src/abdm/fidelius.js';
 import { HI_TYPES } from '../../src/consents/schema.js';
+import { hiRequestBody, startViewer, type Viewer } from '../support/viewer.js';
 
 const HIP = 'HIP-ALL';
 const HIU = 'HIU-ALL';
 const g = createGenerator(20261202);
 let t: TestApp;
 let gw: StandInGateway;
-let viewer: Server;
-let viewerUrl: string;
+let viewer: Viewer;
 let patient: SyntheticPatient;
-const pushed: any[] = [];
 /** hiType → the id of its record; the care context of each is `CC-<hiType>`. */
 const idOf = new Map<string, string>();
 const ccOf = (hiType: string) => `CC-${hiType}`;
@@ -44,12 +41,6 @@ const PROFILE_OF: Record<string, string> = {
   Invoice: 'InvoiceRecord',
 };
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 async function ids(path: string, as: [any, string], headers: Record<string, string> = {}): Promise<string[]> {
   const res = await t.request(path, { as, headers });
   expect(res.status, await res.clone().text()).toBe(200);
@@ -59,17 +50,10 @@ async function ids(path: string, as: [any, string], headers: Record<string, stri
 
 beforeAll(async () => {
   gw = await startStandInGateway();
-  viewer = createServer(async (req, res) => {
-    pushed.push(JSON.parse(await readBody(req)));
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end('{}');
-  });
-  await new Promise<void>((r) => viewer.listen(0, '127.0.0.1', () => r()));
-  const port = (viewer.address() as AddressInfo).port;
-  viewerUrl = `http://127.0.0.1:${port}`;
+  viewer = await startViewer();
   t = await createTestApp({
     ...gatewayEnv(gw),
-    HI_PUSH_ALLOWED_HOSTS: `127.0.0.1:${port}`,
+    HI_PUSH_ALLOWED_HOSTS: `127.0.0.1:${viewer.port}`,
     HIP_INITIATED_LINKING: 'false',
   });
   patient = g.patient();
@@ -90,8 +74,7 @@ beforeAll(async () => {
 afterEach(() => gw.assertClean());
 
 afterAll(async () => {
-  viewer?.closeAllConnections();
-  await new Promise<void>((r) => (viewer ? viewer.close(() => r()) : r()));
+  await viewer?.close();
   await gw?.close();
   await t?.close();
 });
@@ -175,24 +158,7 @@ describe('every ABDM record type', () => {
       method: 'POST',
       as: ['cm', 'sbx'],
       headers: v3Headers(HIP, uuidv4()),
-      body: JSON.stringify({
-        transactionId: txId,
-        hiRequest: {
-          consent: { id: consentId },
-          dateRange: { from: '2000-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
-          dataPushUrl: `${viewerUrl}/push`,
-          keyMaterial: {
-            cryptoAlg: 'ECDH',
-            curve: 'Curve25519',
-            dhPublicKey: {
-              expiry: new Date(Date.now() + 3600_000).toISOString(),
-              parameters: 'Curve25519/32byte random key',
-              keyValue: key.x509PublicKey,
-            },
-            nonce: key.nonce,
-          },
-        },
-      }),
+      body: JSON.stringify(hiRequestBody({ txId, consentId, dataPushUrl: `${viewer.url}/push`, key })),
     });
     expect(sent.status, await sent.clone().text()).toBe(202);
     const notify = await gw.waitFor(
@@ -202,7 +168,7 @@ describe('every ABDM record type', () => {
     );
     expect(notify.body.notification.notifier).toBeDefined();
     const got = new Map<string, string>();
-    for (const page of pushed.filter((p) => p.transactionId === txId))
+    for (const { body: page } of viewer.pages.filter((p) => p.body.transactionId === txId))
       for (const e of page.entries) {
         const bundle = JSON.parse(
           decrypt({
