@@ -85,7 +85,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
           `${where}.fullUrl`,
         );
       else byFullUrl.set(fullUrl, ref);
-      const m = TYPE_ID.exec(fullUrl);
+      const m = fullUrl.startsWith('urn:') ? null : TYPE_ID.exec(fullUrl);
       if (m) byTypeId.set(`${m[1]}/${m[2]}`, ref);
     }
     if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {

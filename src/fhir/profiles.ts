@@ -155,14 +155,18 @@ export class ProfileEngine {
   }
 
   private readonly mergedRules = new Map<string, MergedRule>();
+  /** The same, by the (cached) list of profile URLs a reach hands over. */
+  private readonly mergedByList = new WeakMap<string[], MergedRule>();
 
   /**
    * The rules of the profiles a resource is held to: one profile's own, or, where a reference allows
    * several (DiagnosticReportLab or DiagnosticReportImaging), the rules all of them state.
    */
   merged(profile: ProfileFile, urls: string[]): MergedRule {
+    let m = this.mergedByList.get(urls);
+    if (m) return m;
     const key = `${profile.recordType} ${urls.join(' ')}`;
-    let m = this.mergedRules.get(key);
+    m = this.mergedRules.get(key);
     if (!m) {
       const rules = urls.map((u) => profile.profiles[u]);
       const shared = <T>(pick: (r: ProfileRule) => T[]): T[] =>
@@ -180,6 +184,7 @@ export class ProfileEngine {
       };
       this.mergedRules.set(key, m);
     }
+    this.mergedByList.set(urls, m);
     return m;
   }
 
@@ -272,18 +277,19 @@ export class ProfileEngine {
         issues.push(error('required', `${r.path} is required${tag(profile, r.cite)}`, p)),
       );
     for (const r of profile.compositionFixed)
-      presentValues(comp, r.steps, C, (value, p) => {
-        if (value !== r.value)
-          issues.push(
-            error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${tag(profile, r.cite)}`, p),
-          );
-      });
+      if (someAt(comp, r.steps, 0, (v) => v !== r.value))
+        presentValues(comp, r.steps, C, (value, p) => {
+          if (value !== r.value)
+            issues.push(
+              error('value', `${r.path} must be ${shown(r.value)}, found ${shown(value)}${tag(profile, r.cite)}`, p),
+            );
+        });
 
     // The resources the record holds to IG profiles: reached from the Composition's references and
     // section entries, then from theirs (checked once the sections are done).
-    const reach = new Reach(profile, facts);
+    const reach = new Reach(profile, facts, bundle);
     for (const r of profile.compositionReferences)
-      presentValues(comp, r.steps, C, (ref) => reach.follow(ref, r.targets, comp, C));
+      eachAt(comp, r.steps, 0, (ref) => reach.follow(ref?.reference, r.targets, comp, 0));
 
     // Sections and their entries.
     const sections = list(comp.section);
@@ -344,16 +350,17 @@ export class ProfileEngine {
           issues.push(error('required', `${r.path} is required in section ${slice.name}${tag(profile, r.cite)}`, p)),
         );
       for (const r of slice.fixed)
-        presentValues(section, r.steps, here, (value, p) => {
-          if (value !== r.value)
-            issues.push(
-              error(
-                'value',
-                `${r.path} must be ${shown(r.value)} in section ${slice.name}, found ${shown(value)}${tag(profile, r.cite)}`,
-                p,
-              ),
-            );
-        });
+        if (someAt(section, r.steps, 0, (v) => v !== r.value))
+          presentValues(section, r.steps, here, (value, p) => {
+            if (value !== r.value)
+              issues.push(
+                error(
+                  'value',
+                  `${r.path} must be ${shown(r.value)} in section ${slice.name}, found ${shown(value)}${tag(profile, r.cite)}`,
+                  p,
+                ),
+              );
+          });
       sliceCounts.set(slice.name, (sliceCounts.get(slice.name) ?? 0) + 1);
       const E = slice.entry;
       const entries = list(section?.entry);
@@ -370,7 +377,7 @@ export class ProfileEngine {
       entries.forEach((ref, ei) => {
         const at = `${here}.entry[${ei}]`;
         // an entry resolves to a bundle entry, or (`#id`) to a resource the Composition contains
-        const target = typeof ref?.reference === 'string' ? reach.resolve(ref.reference, comp, C) : undefined;
+        const target = typeof ref?.reference === 'string' ? reach.resolve(ref.reference, comp, 0) : undefined;
         const rt = target?.resource?.resourceType;
         const allowed = typeof rt === 'string' ? E.targets.find((t) => t.resourceType === rt) : undefined;
         if (E.requireType && !ref?.type) {
@@ -395,7 +402,7 @@ export class ProfileEngine {
             );
           return;
         }
-        reach.add(target, allowed.profiles ?? []);
+        reach.add(target.resource, target.entry, target.contained, allowed.profiles ?? []);
         targetCounts.set(rt, (targetCounts.get(rt) ?? 0) + 1);
       });
       for (const t of E.targets) {
@@ -492,72 +499,123 @@ export interface MergedRule {
 type ResourceRule = MergedRule;
 const bySources = (rule: ResourceRule, cite: string) => ` [${rule.names.join(', ')}: ${cite}]`;
 
-/** A resource reached from the Composition: where it is, and the resource whose `contained` a `#id` names. */
+/**
+ * A resource reached from the Composition: the bundle entry it is (or is contained in), its index
+ * in that entry's `contained` when it is contained, and the profiles it is held to.
+ */
 interface Reached {
   resource: any;
-  at: string;
-  container: any;
-  containerAt: string;
+  entry: number;
+  contained: number;
+  urls: string[];
 }
+const atOf = (t: { entry: number; contained: number }) =>
+  `Bundle.entry[${t.entry}].resource${t.contained < 0 ? '' : `.contained[${t.contained}]`}`;
+
+/** A reference rule's targets of one resource type, sorted, and their key; cached per rule. */
+type Own = { urls: string[]; key: string } | null;
+const ownTargets = new WeakMap<object, Map<unknown, Own>>();
 
 /**
  * The walk from the Composition through references to IG profiles: each resource reached is held to
  * the profiles the referencing element names (once per set of profiles), and its own references are
- * followed in turn. Resources reached by no such reference are held to base R4 only.
+ * followed in turn. Resources reached by no such reference are held to base R4 only. Nothing is
+ * spelled out as a path unless a rule finds a fault.
  */
 class Reach {
-  private readonly queue: [Reached, string[]][] = [];
+  private readonly queue: Reached[] = [];
   private readonly applied = new Map<object, Set<string>>();
+
+  private readonly entries: any[];
 
   constructor(
     private readonly profile: ProfileFile,
     private readonly facts: DocumentFacts,
-  ) {}
+    bundle: Record<string, any>,
+  ) {
+    this.entries = list(bundle.entry);
+  }
 
-  /** A reference string, resolved in the bundle, or (`#id`) among what `container` contains. */
-  resolve(reference: string, container: any, containerAt: string): Reached | undefined {
+  /** What `reference`, written in a resource of entry `entry` (`container`: that entry's resource), names. */
+  resolve(reference: string, container: any, entry: number) {
     if (reference.startsWith('#')) {
       const contained = list(container?.contained);
       const j = contained.findIndex((c) => c?.id === reference.slice(1));
-      return j < 0
-        ? undefined
-        : { resource: contained[j], at: `${containerAt}.contained[${j}]`, container, containerAt };
+      return j < 0 ? undefined : { resource: contained[j], entry, contained: j };
     }
     const e = this.facts.resolve(reference);
-    if (!e) return undefined;
-    const at = `Bundle.entry[${e.index}].resource`;
-    return { resource: e.resource, at, container: e.resource, containerAt: at };
+    return e ? { resource: e.resource, entry: e.index, contained: -1 } : undefined;
   }
 
-  /** A Reference value held to `targets` (those of its resource's type apply). */
-  follow(ref: any, targets: string[], container: any, containerAt: string) {
-    if (typeof ref?.reference !== 'string') return;
-    const t = this.resolve(ref.reference, container, containerAt);
-    if (t) this.add(t, targets);
+  /**
+   * Resolves `reference` from a resource of entry `entry` (`container`: that entry's resource, whose
+   * `contained` a `#id` names), and holds what it names to those of `targets` of its type.
+   */
+  follow(reference: unknown, targets: string[], container: any, entry: number) {
+    if (typeof reference !== 'string') return;
+    let resource: any;
+    let at: number;
+    let contained = -1;
+    if (reference.startsWith('#')) {
+      const list_ = list(container?.contained);
+      contained = list_.findIndex((c) => c?.id === reference.slice(1));
+      if (contained < 0) return;
+      resource = list_[contained];
+      at = entry;
+    } else {
+      const e = this.facts.resolve(reference);
+      if (!e) return;
+      resource = e.resource;
+      at = e.index;
+    }
+    this.add(resource, at, contained, targets);
   }
 
-  add(t: Reached, targets: string[]) {
-    const rt = t.resource?.resourceType;
-    if (!t.resource || typeof t.resource !== 'object') return;
-    const own = targets.filter((u) => this.profile.profiles[u]?.resourceType === rt).sort();
-    if (own.length === 0) return;
-    const key = own.join(' ');
-    let keys = this.applied.get(t.resource);
-    if (!keys) this.applied.set(t.resource, (keys = new Set()));
-    if (keys.has(key)) return;
-    keys.add(key);
-    this.queue.push([t, own]);
+  /** Holds `resource` to those of `targets` of its type, unless it already is. */
+  add(resource: any, entry: number, contained: number, targets: string[]) {
+    if (!resource || typeof resource !== 'object') return;
+    let byType = ownTargets.get(targets);
+    if (!byType) ownTargets.set(targets, (byType = new Map()));
+    const rt = resource.resourceType;
+    let own = byType.get(rt);
+    if (own === undefined) {
+      const urls = targets.filter((u) => this.profile.profiles[u]?.resourceType === rt).sort();
+      own = urls.length > 0 ? { urls, key: urls.join(' ') } : null;
+      byType.set(rt, own);
+    }
+    if (!own) return;
+    let keys = this.applied.get(resource);
+    if (!keys) this.applied.set(resource, (keys = new Set()));
+    if (keys.has(own.key)) return;
+    keys.add(own.key);
+    this.queue.push({ resource, entry, contained, urls: own.urls });
   }
 
   run(issues: Issue[], merged: (urls: string[]) => MergedRule) {
     for (let i = 0; i < this.queue.length; i++) {
-      const [t, urls] = this.queue[i];
-      const rule = merged(urls);
-      checkResource(t.resource.resourceType, rule, t.resource, t.at, issues);
+      const t = this.queue[i];
+      const rule = merged(t.urls);
+      checkResource(t.resource.resourceType, rule, t.resource, atOf(t), issues);
+      // a contained resource's `#id` references name its container's other contained resources
+      const container = t.contained < 0 ? t.resource : this.containerOf(t.entry);
       for (const r of rule.references)
-        presentValues(t.resource, r.steps, t.at, (ref) => this.follow(ref, r.targets, t.container, t.containerAt));
+        eachAt(t.resource, r.steps, 0, (ref) => this.follow(ref?.reference, r.targets, container, t.entry));
     }
   }
+
+  private containerOf(entry: number): any {
+    return this.entries[entry]?.resource;
+  }
+}
+
+/** Calls `fn` with each value present at `steps[i..]` under `node` (no paths built). */
+function eachAt(node: unknown, steps: CompiledPath, i: number, fn: (v: any) => void): void {
+  if (i === steps.length) return fn(node);
+  if (!node || typeof node !== 'object') return;
+  const value = firstPresent(node as Record<string, unknown>, steps[i]);
+  if (value === undefined) return;
+  if (!Array.isArray(value)) return eachAt(value, steps, i + 1, fn);
+  for (const item of value) eachAt(item, steps, i + 1, fn);
 }
 
 /**
@@ -565,10 +623,11 @@ class Reach {
  * are checked without building any path first; paths are built only for a fault.
  */
 function checkResource(rt: string, rule: ResourceRule, resource: any, at: string, issues: Issue[]) {
-  for (const r of rule.required)
-    missingPaths(resource, r.steps, at).forEach((p) =>
-      issues.push(error('required', `${rt}.${r.name} is required${bySources(rule, r.cite)}`, p)),
-    );
+  if (anyMissing(resource, requiredTree(rule)))
+    for (const r of rule.required)
+      missingPaths(resource, r.steps, at).forEach((p) =>
+        issues.push(error('required', `${rt}.${r.name} is required${bySources(rule, r.cite)}`, p)),
+      );
   for (const r of rule.fixed) {
     if (!someAt(resource, r.steps, 0, (v) => v !== r.value)) continue;
     presentValues(resource, r.steps, at, (value, p) => {
@@ -614,6 +673,50 @@ function checkResource(rt: string, rule: ResourceRule, resource: any, at: string
   }
 }
 
+/**
+ * A rule set's required paths as one tree (paths share their first steps), so that one walk finds
+ * whether any is missing; built once per rule set.
+ */
+interface RequiredNode {
+  names: string[];
+  /** A rule ends here: the element must be present where its parent is. */
+  required: boolean;
+  children: RequiredNode[];
+}
+const requiredTrees = new WeakMap<object, RequiredNode[]>();
+function requiredTree(rule: ResourceRule): RequiredNode[] {
+  let tree = requiredTrees.get(rule);
+  if (tree) return tree;
+  tree = [];
+  for (const r of rule.required) {
+    let level = tree;
+    r.steps.forEach((names, i) => {
+      const key = names.join('|');
+      let node = level.find((n) => n.names.join('|') === key);
+      if (!node) level.push((node = { names, required: false, children: [] }));
+      if (i === r.steps.length - 1) node.required = true;
+      level = node.children;
+    });
+  }
+  requiredTrees.set(rule, tree);
+  return tree;
+}
+/** Is any path of the tree missing under `node` (the rule of missingPaths, for all paths in one walk)? */
+function anyMissing(node: Record<string, unknown>, children: RequiredNode[]): boolean {
+  for (const c of children) {
+    const v = firstPresent(node, c.names);
+    if (v === undefined) {
+      if (c.required) return true;
+      continue;
+    }
+    if (c.children.length === 0) continue;
+    if (Array.isArray(v)) {
+      for (const item of v) if (item && typeof item === 'object' && anyMissing(item, c.children)) return true;
+    } else if (typeof v === 'object' && anyMissing(v as Record<string, unknown>, c.children)) return true;
+  }
+  return false;
+}
+
 /** Does this coding break its sliced-by-system rule (no slice of a closed slicing, or a slice's element missing)? */
 function codingFault(r: ResourceRule['codings'][number], coding: any): boolean {
   const slice = r.slices.find((x) => coding?.system === x.system);
@@ -624,6 +727,10 @@ function codingFault(r: ResourceRule['codings'][number], coding: any): boolean {
 
 /** The value of the first of `names` present (neither undefined nor null) in `obj`. */
 function firstPresent(obj: Record<string, unknown>, names: string[]): unknown {
+  if (names.length === 1) {
+    const v = obj[names[0]];
+    return v === null ? undefined : v;
+  }
   for (const k of names) {
     const v = obj[k];
     if (v !== undefined && v !== null) return v;
