@@ -52,10 +52,10 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
 
   const entries: any[] = Array.isArray(bundle.entry) ? bundle.entry : [];
   const byFullUrl = new Map<string, EntryRef>();
-  const byTypeId = new Map<string, EntryRef>();
+  const refs: EntryRef[] = [];
   entries.forEach((entry, index) => {
-    const where = `Bundle.entry[${index}]`;
     if (!entry || typeof entry !== 'object') return;
+    const where = `Bundle.entry[${index}]`; // a cons string: flattened only if a fault uses it
     if (entry.request || entry.response)
       add('structure', 'Entries of a document must not carry request or response [R4 bdl-3, bdl-4]', where);
     const resource = entry.resource;
@@ -64,6 +64,7 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
       return;
     }
     const ref: EntryRef = { index, resource };
+    refs.push(ref);
     const fullUrl = entry.fullUrl;
     if (typeof fullUrl !== 'string')
       add(
@@ -85,22 +86,19 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
           `${where}.fullUrl`,
         );
       else byFullUrl.set(fullUrl, ref);
-      const m = fullUrl.startsWith('urn:') ? null : TYPE_ID.exec(fullUrl);
-      if (m) byTypeId.set(`${m[1]}/${m[2]}`, ref);
-    }
-    if (typeof resource.resourceType === 'string' && typeof resource.id === 'string') {
-      // (other shapes are reported by the structure stage)
-      const key = `${resource.resourceType}/${resource.id}`;
-      if (!byTypeId.has(key)) byTypeId.set(key, ref);
     }
   });
 
+  // Type/id references: the index is built at the first one (a bundle of urn:uuid fullUrls never needs it).
+  let byTypeId: Map<string, EntryRef> | undefined;
   const resolve = (reference: string): EntryRef | undefined => {
     const hit = byFullUrl.get(reference);
     if (hit) return hit;
     if (reference.startsWith('urn:')) return undefined;
     const m = TYPE_ID.exec(reference);
-    return m ? byTypeId.get(`${m[1]}/${m[2]}`) : undefined;
+    if (!m) return undefined;
+    byTypeId ??= typeIdIndex(refs, entries);
+    return byTypeId.get(`${m[1]}/${m[2]}`);
   };
 
   // Every reference must resolve inside the bundle (documents are self-contained).
@@ -221,6 +219,25 @@ function referencesIn(
       at.pop();
     }
   }
+}
+
+/** Entries by `Type/id`: from a fullUrl of that form first, else from the resource's type and id. */
+function typeIdIndex(refs: EntryRef[], entries: any[]): Map<string, EntryRef> {
+  const index = new Map<string, EntryRef>();
+  for (const ref of refs) {
+    const fullUrl = entries[ref.index].fullUrl;
+    const m = typeof fullUrl === 'string' && !fullUrl.startsWith('urn:') ? TYPE_ID.exec(fullUrl) : null;
+    if (m) index.set(`${m[1]}/${m[2]}`, ref);
+  }
+  for (const ref of refs) {
+    const r = ref.resource;
+    // (other shapes are reported by the structure stage)
+    if (typeof r.resourceType === 'string' && typeof r.id === 'string') {
+      const key = `${r.resourceType}/${r.id}`;
+      if (!index.has(key)) index.set(key, ref);
+    }
+  }
+  return index;
 }
 
 /** The resource type a Reference.type names: a type name, or the last segment of a StructureDefinition URL. */

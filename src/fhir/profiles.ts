@@ -277,7 +277,7 @@ export class ProfileEngine {
         issues.push(error('required', `${r.path} is required${tag(profile, r.cite)}`, p)),
       );
     for (const r of profile.compositionFixed)
-      if (someAt(comp, r.steps, 0, (v) => v !== r.value))
+      if (someNotEqual(comp, r.steps, 0, r.value))
         presentValues(comp, r.steps, C, (value, p) => {
           if (value !== r.value)
             issues.push(
@@ -288,8 +288,7 @@ export class ProfileEngine {
     // The resources the record holds to IG profiles: reached from the Composition's references and
     // section entries, then from theirs (checked once the sections are done).
     const reach = new Reach(profile, facts, bundle);
-    for (const r of profile.compositionReferences)
-      eachAt(comp, r.steps, 0, (ref) => reach.follow(ref?.reference, r.targets, comp, 0));
+    for (const r of profile.compositionReferences) reach.followAt(comp, r.steps, 0, r.targets, comp, 0);
 
     // Sections and their entries.
     const sections = list(comp.section);
@@ -350,7 +349,7 @@ export class ProfileEngine {
           issues.push(error('required', `${r.path} is required in section ${slice.name}${tag(profile, r.cite)}`, p)),
         );
       for (const r of slice.fixed)
-        if (someAt(section, r.steps, 0, (v) => v !== r.value))
+        if (someNotEqual(section, r.steps, 0, r.value))
           presentValues(section, r.steps, here, (value, p) => {
             if (value !== r.value)
               issues.push(
@@ -598,24 +597,23 @@ class Reach {
       checkResource(t.resource.resourceType, rule, t.resource, atOf(t), issues);
       // a contained resource's `#id` references name its container's other contained resources
       const container = t.contained < 0 ? t.resource : this.containerOf(t.entry);
-      for (const r of rule.references)
-        eachAt(t.resource, r.steps, 0, (ref) => this.follow(ref?.reference, r.targets, container, t.entry));
+      for (const r of rule.references) this.followAt(t.resource, r.steps, 0, r.targets, container, t.entry);
     }
+  }
+
+  /** `follow` for each Reference present at `steps[i..]` under `node`. */
+  followAt(node: unknown, steps: CompiledPath, i: number, targets: string[], container: any, entry: number): void {
+    if (!node || typeof node !== 'object') return;
+    if (i === steps.length) return this.follow((node as any).reference, targets, container, entry);
+    const value = firstPresent(node as Record<string, unknown>, steps[i]);
+    if (value === undefined) return;
+    if (!Array.isArray(value)) return this.followAt(value, steps, i + 1, targets, container, entry);
+    for (const item of value) this.followAt(item, steps, i + 1, targets, container, entry);
   }
 
   private containerOf(entry: number): any {
     return this.entries[entry]?.resource;
   }
-}
-
-/** Calls `fn` with each value present at `steps[i..]` under `node` (no paths built). */
-function eachAt(node: unknown, steps: CompiledPath, i: number, fn: (v: any) => void): void {
-  if (i === steps.length) return fn(node);
-  if (!node || typeof node !== 'object') return;
-  const value = firstPresent(node as Record<string, unknown>, steps[i]);
-  if (value === undefined) return;
-  if (!Array.isArray(value)) return eachAt(value, steps, i + 1, fn);
-  for (const item of value) eachAt(item, steps, i + 1, fn);
 }
 
 /**
@@ -629,7 +627,7 @@ function checkResource(rt: string, rule: ResourceRule, resource: any, at: string
         issues.push(error('required', `${rt}.${r.name} is required${bySources(rule, r.cite)}`, p)),
       );
   for (const r of rule.fixed) {
-    if (!someAt(resource, r.steps, 0, (v) => v !== r.value)) continue;
+    if (!someNotEqual(resource, r.steps, 0, r.value)) continue;
     presentValues(resource, r.steps, at, (value, p) => {
       if (value !== r.value)
         issues.push(
@@ -642,7 +640,7 @@ function checkResource(rt: string, rule: ResourceRule, resource: any, at: string
     });
   }
   for (const r of rule.codings) {
-    if (!someAt(resource, r.steps, 0, (c) => codingFault(r, c))) continue;
+    if (!someCodingFault(resource, r.steps, 0, r)) continue;
     presentValues(resource, r.steps, at, (coding, p) => {
       const slice = r.slices.find((x) => coding?.system === x.system);
       if (!slice) {
@@ -738,15 +736,25 @@ function firstPresent(obj: Record<string, unknown>, names: string[]): unknown {
   return undefined;
 }
 
-/** Is some value present at `steps[i..]` under `node` one that `test` holds for? (No paths built.) */
-function someAt(node: unknown, steps: CompiledPath, i: number, test: (v: any) => boolean): boolean {
-  if (i === steps.length) return test(node);
+/** Is some value present at `steps[i..]` under `node` other than `value`? (No paths built.) */
+function someNotEqual(node: unknown, steps: CompiledPath, i: number, value: string): boolean {
+  if (i === steps.length) return node !== value;
   if (!node || typeof node !== 'object') return false;
-  const obj = node as Record<string, unknown>;
-  const value = firstPresent(obj, steps[i]);
-  if (value === undefined) return false;
-  if (!Array.isArray(value)) return someAt(value, steps, i + 1, test);
-  for (const item of value) if (someAt(item, steps, i + 1, test)) return true;
+  const v = firstPresent(node as Record<string, unknown>, steps[i]);
+  if (v === undefined) return false;
+  if (!Array.isArray(v)) return someNotEqual(v, steps, i + 1, value);
+  for (const item of v) if (someNotEqual(item, steps, i + 1, value)) return true;
+  return false;
+}
+
+/** Does some coding present at `steps[i..]` under `node` break rule `r` (see codingFault)? */
+function someCodingFault(node: unknown, steps: CompiledPath, i: number, r: ResourceRule['codings'][number]): boolean {
+  if (i === steps.length) return codingFault(r, node);
+  if (!node || typeof node !== 'object') return false;
+  const v = firstPresent(node as Record<string, unknown>, steps[i]);
+  if (v === undefined) return false;
+  if (!Array.isArray(v)) return someCodingFault(v, steps, i + 1, r);
+  for (const item of v) if (someCodingFault(item, steps, i + 1, r)) return true;
   return false;
 }
 
