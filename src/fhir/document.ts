@@ -14,8 +14,8 @@ export interface DocumentFacts {
   composition: Record<string, any>;
   /** The Composition.subject entry, when it resolves to a Patient. */
   patient?: EntryRef;
-  /** Resolves a reference string as written in the bundle. */
-  resolve(reference: string): EntryRef | undefined;
+  /** Resolves a reference string as written in entry `from` (default 0, the Composition); undefined if ambiguous. */
+  resolve(reference: string, from?: number): EntryRef | undefined;
 }
 
 const UUID_URN = /^urn:uuid:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
@@ -90,43 +90,75 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
   });
 
   // Type/id references: the index is built at the first one (a bundle of urn:uuid fullUrls never needs it).
-  let byTypeId: Map<string, EntryRef> | undefined;
-  const resolve = (reference: string): EntryRef | undefined => {
+  let byTypeId: Map<string, EntryRef[]> | undefined;
+  /**
+   * The entries a reference written in entry `from` may name (R4 §2.36.4): an absolute reference
+   * names the entry with that fullUrl, and nothing else; a relative `Type/id` names the entry whose
+   * fullUrl is the referencing entry's base with that Type/id, else the one entry that is that
+   * Type/id (by fullUrl or by the resource's type and id). More than one candidate: ambiguous.
+   */
+  const candidates = (reference: string, from: number): EntryRef[] => {
     const hit = byFullUrl.get(reference);
-    if (hit) return hit;
-    if (reference.startsWith('urn:')) return undefined;
+    if (hit) return [hit];
+    if (reference.startsWith('urn:') || reference.includes('://')) return [];
     const m = TYPE_ID.exec(reference);
-    if (!m) return undefined;
+    if (!m || m.index !== 0) return [];
     byTypeId ??= typeIdIndex(refs, entries);
-    return byTypeId.get(`${m[1]}/${m[2]}`);
+    const all = byTypeId.get(`${m[1]}/${m[2]}`) ?? [];
+    if (all.length <= 1) return all;
+    const base = baseOf(entries[from]?.fullUrl);
+    const here = base === undefined ? undefined : byFullUrl.get(`${base}${m[1]}/${m[2]}`);
+    return here ? [here] : all;
+  };
+  const resolve = (reference: string, from = 0): EntryRef | undefined => {
+    const found = candidates(reference, from);
+    return found.length === 1 ? found[0] : undefined;
   };
 
   // Every reference must resolve inside the bundle (documents are self-contained).
   entries.forEach((entry, index) => {
     if (entry?.resource && typeof entry.resource === 'object') {
+      const root = `Bundle.entry[${index}].resource`;
       forEachReference(entry.resource, (reference, at, contained, holder) => {
+        let targetType: unknown;
         if (reference.startsWith('#')) {
-          if (reference !== '#' && !contained.has(reference.slice(1)))
+          // '#' is the resource itself, '#id' one it contains
+          const id = reference.slice(1);
+          if (id !== '' && !contained.has(id)) {
             add(
               'not-found',
               `Reference '${clip(reference)}' names no contained resource`,
-              `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
+              `${spell(at, root)}.reference`,
             );
+            return;
+          }
+          targetType = id === '' ? entry.resource.resourceType : contained.get(id);
         } else {
-          const target = resolve(reference);
-          if (!target)
+          const found = candidates(reference, index);
+          if (found.length === 0) {
             add(
               'not-found',
-              `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl or Type/id) [documents are self-contained, R4 §3.3]`,
-              `${spell(at, `Bundle.entry[${index}].resource`)}.reference`,
+              `Reference '${clip(reference)}' does not resolve to an entry of this bundle (by fullUrl, or as a relative Type/id) [documents are self-contained, R4 §3.3]`,
+              `${spell(at, root)}.reference`,
             );
-          else if (typeof holder.type === 'string' && typeName(holder.type) !== target.resource.resourceType)
+            return;
+          }
+          if (found.length > 1) {
             add(
-              'value',
-              `Reference.type is '${clip(holder.type)}' but the reference resolves to a ${named(target.resource.resourceType)} [R4 Reference.type: SHALL be consistent with the reference]`,
-              `${spell(at, `Bundle.entry[${index}].resource`)}.type`,
+              'business-rule',
+              `Reference '${clip(reference)}' is ambiguous: entries ${found.map((f) => f.index).join(', ')} are each ${clip(reference)} under different bases, and the referencing entry's fullUrl does not say which [R4 §2.36.4 resolving references in Bundles]`,
+              `${spell(at, root)}.reference`,
             );
+            return;
+          }
+          targetType = found[0].resource.resourceType;
         }
+        if (typeof holder.type === 'string' && holder.type !== targetType)
+          add(
+            'value',
+            `Reference.type is '${clip(holder.type)}' but the reference resolves to a ${named(targetType)}${/[:/]/.test(holder.type) ? ' (an absolute URL is allowed only for logical models)' : ''} [R4 Reference.type: SHALL be consistent with the reference]`,
+            `${spell(at, root)}.type`,
+          );
       });
     }
   });
@@ -148,8 +180,14 @@ export function documentRules(bundle: Record<string, any>): { issues: Issue[]; f
       'Composition.subject.reference is required: the document must say whose record it is',
       'Bundle.entry[0].resource.subject',
     );
+  else if (subjectRef.startsWith('#'))
+    add(
+      'value',
+      'Composition.subject must reference the Patient entry of the bundle, not a contained resource: the patient is identified by that entry',
+      'Bundle.entry[0].resource.subject.reference',
+    );
   else {
-    const target = resolve(subjectRef);
+    const target = resolve(subjectRef, 0);
     if (target && target.resource.resourceType !== 'Patient')
       add(
         'value',
@@ -177,13 +215,13 @@ function forEachReference(
   visit: (
     ref: string,
     at: readonly (string | number)[],
-    contained: Set<string>,
+    contained: Map<string, unknown>,
     holder: Record<string, unknown>,
   ) => void,
 ) {
-  const contained = new Set<string>();
+  const contained = new Map<string, unknown>();
   const list = (root as any)?.contained;
-  if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.add(c.id);
+  if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.set(c.id, c.resourceType);
   referencesIn(root, [], visit, contained);
 }
 
@@ -193,10 +231,10 @@ function referencesIn(
   visit: (
     ref: string,
     at: readonly (string | number)[],
-    contained: Set<string>,
+    contained: Map<string, unknown>,
     holder: Record<string, unknown>,
   ) => void,
-  contained: Set<string>,
+  contained: Map<string, unknown>,
 ) {
   if (Array.isArray(node)) {
     for (let i = 0; i < node.length; i++) {
@@ -222,25 +260,29 @@ function referencesIn(
 }
 
 /** Entries by `Type/id`: from a fullUrl of that form first, else from the resource's type and id. */
-function typeIdIndex(refs: EntryRef[], entries: any[]): Map<string, EntryRef> {
-  const index = new Map<string, EntryRef>();
+function typeIdIndex(refs: EntryRef[], entries: any[]): Map<string, EntryRef[]> {
+  const index = new Map<string, EntryRef[]>();
+  const put = (key: string, ref: EntryRef) => {
+    const list = index.get(key);
+    if (!list) index.set(key, [ref]);
+    else if (!list.includes(ref)) list.push(ref);
+  };
   for (const ref of refs) {
     const fullUrl = entries[ref.index].fullUrl;
     const m = typeof fullUrl === 'string' && !fullUrl.startsWith('urn:') ? TYPE_ID.exec(fullUrl) : null;
-    if (m) index.set(`${m[1]}/${m[2]}`, ref);
-  }
-  for (const ref of refs) {
-    const r = ref.resource;
-    // (other shapes are reported by the structure stage)
-    if (typeof r.resourceType === 'string' && typeof r.id === 'string') {
-      const key = `${r.resourceType}/${r.id}`;
-      if (!index.has(key)) index.set(key, ref);
-    }
+    if (m) put(`${m[1]}/${m[2]}`, ref);
+    // an entry whose fullUrl is no Type/id (a urn) is found by its resource's type and id
+    else if (typeof ref.resource.resourceType === 'string' && typeof ref.resource.id === 'string')
+      put(`${ref.resource.resourceType}/${ref.resource.id}`, ref);
   }
   return index;
 }
 
-/** The resource type a Reference.type names: a type name, or the last segment of a StructureDefinition URL. */
-const typeName = (type: string) => type.slice(type.lastIndexOf('/') + 1);
+/** The RESTful base of a fullUrl (`http://a.org/fhir/` of `http://a.org/fhir/Patient/1`), if it has one. */
+function baseOf(fullUrl: unknown): string | undefined {
+  if (typeof fullUrl !== 'string' || fullUrl.startsWith('urn:')) return undefined;
+  const m = TYPE_ID.exec(fullUrl);
+  return m ? fullUrl.slice(0, m.index + (fullUrl[m.index] === '/' ? 1 : 0)) : undefined;
+}
 
 const clip = (s: string) => (s.length > 80 ? s.slice(0, 77) + '...' : s);

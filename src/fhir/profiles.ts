@@ -203,7 +203,7 @@ export class ProfileEngine {
     return (
       this.profiles.find((p) => claimed.includes(p.profile)) ??
       this.profiles.find((p) => codings.some((c) => typeMatches(p, c))) ??
-      this.profiles.find((p) => p.compositionType.code && codings.some((c) => c?.code === p.compositionType.code)) ??
+      this.profiles.find((p) => codings.some((c) => typeCodes(p).includes(c?.code))) ??
       this.profiles.find(
         (p) => p.compositionType.text !== undefined && composition.type?.text === p.compositionType.text,
       )
@@ -537,12 +537,13 @@ class Reach {
 
   /** What `reference`, written in a resource of entry `entry` (`container`: that entry's resource), names. */
   resolve(reference: string, container: any, entry: number) {
+    if (reference === '#') return { resource: container, entry, contained: -1 }; // the resource itself
     if (reference.startsWith('#')) {
       const contained = list(container?.contained);
       const j = contained.findIndex((c) => c?.id === reference.slice(1));
       return j < 0 ? undefined : { resource: contained[j], entry, contained: j };
     }
-    const e = this.facts.resolve(reference);
+    const e = this.facts.resolve(reference, entry);
     return e ? { resource: e.resource, entry: e.index, contained: -1 } : undefined;
   }
 
@@ -555,14 +556,17 @@ class Reach {
     let resource: any;
     let at: number;
     let contained = -1;
-    if (reference.startsWith('#')) {
+    if (reference === '#') {
+      resource = container;
+      at = entry;
+    } else if (reference.startsWith('#')) {
       const list_ = list(container?.contained);
       contained = list_.findIndex((c) => c?.id === reference.slice(1));
       if (contained < 0) return;
       resource = list_[contained];
       at = entry;
     } else {
-      const e = this.facts.resolve(reference);
+      const e = this.facts.resolve(reference, entry);
       if (!e) return;
       resource = e.resource;
       at = e.index;

@@ -438,6 +438,7 @@ describe('resources are held to the IG profiles the references reaching them nam
     ]);
     comp.contained = [{ resourceType: 'Patient', id: 'm1' }];
     expect(shown(b).map((x) => x[2])).toEqual([
+      "Reference.type is 'MedicationRequest' but the reference resolves to a Patient [R4 Reference.type: SHALL be consistent with the reference]",
       'A Patient is not allowed in section PrescriptionRecord; allowed: MedicationRequest, Binary [PrescriptionRecord: Composition.section.entry]',
     ]);
   });
@@ -546,6 +547,79 @@ describe('sections, types and messages (review findings)', () => {
         `${C}.section[${fu}].entry[0].type`,
         "Reference.type is 'Observation' but the reference resolves to a Appointment [R4 Reference.type: SHALL be consistent with the reference]",
       ],
+    ]);
+  });
+});
+
+// Found by a second review; each failed before its fix.
+describe('references: what they name, and Reference.type', () => {
+  it('Reference.type is a resource type name: an absolute URL is refused (R4: only for logical models)', () => {
+    const b = example('prescription-01.json');
+    b.entry[0].resource.section[0].entry[0].type = 'http://hl7.org/fhir/StructureDefinition/MedicationRequest';
+    expect(shown(b).map((x) => x[2])).toContain(
+      "Reference.type is 'http://hl7.org/fhir/StructureDefinition/MedicationRequest' but the reference resolves to a MedicationRequest (an absolute URL is allowed only for logical models) [R4 Reference.type: SHALL be consistent with the reference]",
+    );
+  });
+
+  it('Reference.type is checked on #id references too, and "#" is the resource itself', () => {
+    const b = example('prescription-01.json');
+    const comp = b.entry[0].resource;
+    const mr = b.entry[entryOf(b, 'MedicationRequest').i].resource;
+    comp.contained = [{ ...structuredClone(mr), id: 'mr1' }];
+    comp.section[0].entry = [{ reference: '#mr1', type: 'Binary' }];
+    expect(shown(b).map((x) => x[2])).toEqual([
+      "Reference.type is 'Binary' but the reference resolves to a MedicationRequest [R4 Reference.type: SHALL be consistent with the reference]",
+    ]);
+    comp.section[0].entry = [{ reference: '#', type: 'MedicationRequest' }];
+    expect(shown(b).map((x) => x[2])).toEqual([
+      "Reference.type is 'MedicationRequest' but the reference resolves to a Composition [R4 Reference.type: SHALL be consistent with the reference]",
+      'A Composition is not allowed in section PrescriptionRecord; allowed: MedicationRequest, Binary [PrescriptionRecord: Composition.section.entry]',
+    ]);
+  });
+
+  it('a relative Type/id resolves against the referencing entry’s base; one under two bases it cannot tell is ambiguous', () => {
+    // the IG's Type/id-era example (fullUrls `Patient/1`, relative references), put under a server base
+    const b = example('prescription-02.json');
+    for (const e of b.entry) e.fullUrl = `https://hospital.example/fhir/${e.fullUrl}`;
+    const p = entryOf(b, 'Patient');
+    expect(issues(b)).toEqual([]);
+    // another server's Patient/1, with no ABHA identity
+    const copy = structuredClone(b.entry[p.i]);
+    copy.fullUrl = 'http://other.example/fhir/Patient/1';
+    copy.resource.identifier = [{ system: 'http://other.example/mrn', value: 'X1' }];
+    b.entry.push(copy);
+    // the Composition's base is the real Patient's: the other server's Patient/1 is not the subject
+    expect(issues(b)).toEqual([]);
+    expect(v.validate(b).facts.patient.index).toBe(p.i);
+    // without a base of its own, the Composition cannot tell the two Patient/1 apart
+    b.entry[0].fullUrl = 'urn:uuid:0b4a6f2e-9d1c-4e57-8a3b-5c2d7e9f1a60';
+    expect(shown(b).map((x) => x[2])).toContain(
+      `Reference 'Patient/1' is ambiguous: entries ${p.i}, ${b.entry.length - 1} are each Patient/1 under different bases, and the referencing entry's fullUrl does not say which [R4 §2.36.4 resolving references in Bundles]`,
+    );
+    b.entry[0].fullUrl = 'https://hospital.example/fhir/Composition/1';
+    // an absolute reference names the entry with that fullUrl and nothing else
+    b.entry[0].resource.subject.reference = 'http://third.example/fhir/Patient/1';
+    expect(shown(b).map((x) => x[2])).toContain(
+      "Reference 'http://third.example/fhir/Patient/1' does not resolve to an entry of this bundle (by fullUrl, or as a relative Type/id) [documents are self-contained, R4 §3.3]",
+    );
+  });
+
+  it('the subject is the Patient entry, not a contained resource', () => {
+    const b = example('prescription-01.json');
+    b.entry[0].resource.contained = [{ resourceType: 'Patient', id: 'p' }];
+    b.entry[0].resource.subject = { reference: '#p' };
+    expect(shown(b).map((x) => [x[1], x[2]])).toContainEqual([
+      `${C}.subject.reference`,
+      'Composition.subject must reference the Patient entry of the bundle, not a contained resource: the patient is identified by that entry',
+    ]);
+  });
+
+  it('a DiagnosticReportRecord code in the wrong system is the system’s fault, not an unknown type', () => {
+    const b = example('diagnostic-report-lab-01.json');
+    delete b.entry[0].resource.meta.profile;
+    b.entry[0].resource.type.coding[0].system = 'http://loinc.org';
+    expect(shown(b).map((x) => x[2])).toEqual([
+      'Composition.type must carry a coding of http://snomed.info/sct [DiagnosticReportRecord: Composition.type.coding.system]',
     ]);
   });
 });
