@@ -206,36 +206,26 @@ function spell(at: readonly (string | number)[], rootPath: string): string {
   return out;
 }
 
+/** Called with a reference, where its holder sits, the root's contained resources (id → type), and its holder. */
+type ReferenceVisit = (
+  ref: string,
+  at: readonly (string | number)[],
+  contained: Map<string, unknown>,
+  holder: Record<string, unknown>,
+) => void;
+
 /**
  * Calls `visit` for every Reference.reference under `root`, with the keys and indexes of the object
  * holding it (a scratch array, valid during the call). Recursive: the guard bounded the JSON depth.
  */
-function forEachReference(
-  root: unknown,
-  visit: (
-    ref: string,
-    at: readonly (string | number)[],
-    contained: Map<string, unknown>,
-    holder: Record<string, unknown>,
-  ) => void,
-) {
+function forEachReference(root: unknown, visit: ReferenceVisit) {
   const contained = new Map<string, unknown>();
   const list = (root as any)?.contained;
   if (Array.isArray(list)) for (const c of list) if (typeof c?.id === 'string') contained.set(c.id, c.resourceType);
   referencesIn(root, [], visit, contained);
 }
 
-function referencesIn(
-  node: unknown,
-  at: (string | number)[],
-  visit: (
-    ref: string,
-    at: readonly (string | number)[],
-    contained: Map<string, unknown>,
-    holder: Record<string, unknown>,
-  ) => void,
-  contained: Map<string, unknown>,
-) {
+function referencesIn(node: unknown, at: (string | number)[], visit: ReferenceVisit, contained: Map<string, unknown>) {
   if (Array.isArray(node)) {
     for (let i = 0; i < node.length; i++) {
       const v = node[i];

@@ -15,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { v4 as uuidv4 } from 'uuid';
+import { hiRequestBody } from '../support/viewer.js';
 import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
 import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
@@ -142,24 +143,15 @@ async function request(dataPushUrl: (txId: string) => string) {
     method: 'POST',
     as: ['cm', 'sbx'],
     headers: v3Headers(HIP, requestId),
-    body: JSON.stringify({
-      transactionId: txId,
-      hiRequest: {
-        consent: { id: consentId },
-        dateRange: { from: '2020-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
+    body: JSON.stringify(
+      hiRequestBody({
+        txId,
+        consentId,
         dataPushUrl: dataPushUrl(txId),
-        keyMaterial: {
-          cryptoAlg: 'ECDH',
-          curve: 'Curve25519',
-          dhPublicKey: {
-            expiry: new Date(Date.now() + 3600_000).toISOString(),
-            parameters: 'Curve25519/32byte random key',
-            keyValue: key.x509PublicKey,
-          },
-          nonce: key.nonce,
-        },
-      },
-    }),
+        key,
+        range: { from: '2020-01-01T00:00:00Z', to: '2030-01-01T00:00:00Z' },
+      }),
+    ),
   });
   expect(res.status).toBe(202);
   const answer = await res.json();
