@@ -322,11 +322,10 @@ export class ProfileEngine {
         }
         return;
       }
-      // The slice's fixed code and system: on an unsliced section every coding carries them; on a
-      // section matched by code, the matching coding carries the slice's system.
+      // The slice's fixed code and system, on every coding (a section matched by code carries the code
+      // on every coding already).
       sectionCodings.forEach((c: any, ci: number) => {
         const at = `${here}.code.coding[${ci}]`;
-        const matching = true;
         if (S.discriminator === undefined && slice.code !== undefined && c?.code !== undefined && c.code !== slice.code)
           issues.push(
             error(
@@ -335,7 +334,7 @@ export class ProfileEngine {
               `${at}.code`,
             ),
           );
-        if (matching && slice.system !== undefined && typeof c?.system === 'string' && c.system !== slice.system)
+        if (slice.system !== undefined && typeof c?.system === 'string' && c.system !== slice.system)
           issues.push(
             error(
               'code-invalid',
@@ -553,25 +552,8 @@ class Reach {
    */
   follow(reference: unknown, targets: string[], container: any, entry: number) {
     if (typeof reference !== 'string') return;
-    let resource: any;
-    let at: number;
-    let contained = -1;
-    if (reference === '#') {
-      resource = container;
-      at = entry;
-    } else if (reference.startsWith('#')) {
-      const list_ = list(container?.contained);
-      contained = list_.findIndex((c) => c?.id === reference.slice(1));
-      if (contained < 0) return;
-      resource = list_[contained];
-      at = entry;
-    } else {
-      const e = this.facts.resolve(reference, entry);
-      if (!e) return;
-      resource = e.resource;
-      at = e.index;
-    }
-    this.add(resource, at, contained, targets);
+    const t = this.resolve(reference, container, entry);
+    if (t) this.add(t.resource, t.entry, t.contained, targets);
   }
 
   /** Holds `resource` to those of `targets` of its type, unless it already is. */
