@@ -1,7 +1,9 @@
 /**
  * The ABDM profile engine: applies the record-type rules kept as data in
- * ../profiles (one file per record type, each rule citing the IG element that
- * states it). Adding a record type is a new file there, not a new branch here.
+ * ../profiles (one file per record type, derived from the IG by
+ * scripts/derive-profiles.ts, each rule citing the IG element that states it;
+ * the format is profiles/README.md). A new record type or IG release is a
+ * re-derivation there, not a new branch here.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
