@@ -30,7 +30,7 @@ import { type CounterDoc, countOne } from '../db/counter.js';
 import type { Collection, Db } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
-import { insertFirst } from '../db/mongo.js';
+import { insertFirst, regexLiteral } from '../db/mongo.js';
 import { KeyedLock } from '../db/keyed-lock.js';
 import { type Engine, guardedFindOneAndUpdate, guardedUpdate } from '../db/engine.js';
 import type { Collections } from '../records/model.js';
@@ -468,7 +468,7 @@ export class LinkStore {
       this.discoveries.deleteMany({ $or: [{ patientId: address }, { patientReference: address }] }),
       opts.counters
         ? // Counter ids are `${hip}|${address}|${hour}` (countInit); a facility id has no '|'.
-          this.initUsage.deleteMany({ _id: { $regex: `^[^|]*\\|${escapeRegex(address)}\\|` } })
+          this.initUsage.deleteMany({ _id: { $regex: `^[^|]*\\|${regexLiteral(address)}\\|` } })
         : Promise.resolve({ deletedCount: 0 }),
       this.initMessages.deleteMany({ patient: address }),
     ]);
@@ -521,5 +521,3 @@ export class LinkStore {
     };
   }
 }
-
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

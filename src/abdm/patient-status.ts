@@ -58,6 +58,8 @@ import type { Collections } from '../records/model.js';
 import type { GatewayClient } from './gateway.js';
 import { INBOUND, hipHeader, inboundRequestId } from './dialect.js';
 import { LinkStore } from './link-store.js';
+import { HIP_LINKS, HIP_LINK_TOKENS } from './hip-linking.js';
+import { regexLiteral } from '../db/mongo.js';
 
 export const ABHA_STATUSES = ['DEACTIVATED', 'REACTIVATED', 'DELETED'] as const;
 export type AbhaStatus = (typeof ABHA_STATUSES)[number];
@@ -83,7 +85,7 @@ export interface AbhaStatusDoc {
 }
 
 /** HIP-initiated linking's collections: what they keep of an address is found by its `abhaAddress` field. */
-const HIP_LINKING = ['hip_links', 'hip_link_tokens'] as const;
+const HIP_LINKING = [HIP_LINKS, HIP_LINK_TOKENS] as const;
 
 /** The ABHA status of each address the consent manager has told the store about (abha_status). */
 export class AbhaStatuses {
@@ -130,8 +132,6 @@ export interface PatientStatusDeps {
   clock: () => Date;
 }
 
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 export function patientStatusRoutes(deps: PatientStatusDeps) {
   const { db, consents, gateway, audit, config, log, clock } = deps;
   const statuses = new AbhaStatuses(db, deps.engine);
@@ -146,13 +146,13 @@ export function patientStatusRoutes(deps: PatientStatusDeps) {
     const l = await links.forgetPatient(address, { counters: deleted });
     const cc = await links.unlinkPatient(address);
     // Stored by another feature, perhaps in the case it was given: matched without regard to case.
-    const match = { abhaAddress: { $regex: `^${escapeRegex(address)}$`, $options: 'i' } };
+    const match = { abhaAddress: { $regex: `^${regexLiteral(address)}$`, $options: 'i' } };
     // A job for a patient known by ABHA number only has no address: it goes with the care contexts the address had.
     const [hipLinks, hipTokens] = await Promise.all(
       HIP_LINKING.map((name) =>
         db
           .collection(name)
-          .deleteMany(name === 'hip_links' ? { $or: [match, { careContextId: { $in: cc.careContextIds } }] } : match),
+          .deleteMany(name === HIP_LINKS ? { $or: [match, { careContextId: { $in: cc.careContextIds } }] } : match),
       ),
     );
     return [

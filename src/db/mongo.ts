@@ -60,8 +60,6 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
   };
 }
 
-/** Kept for callers that only ask this; stores read the Engine (db/engine.ts) instead. */
-
 /** A unique-index clash (E11000): the write lost a race, or was already done. */
 export const isDuplicateKey = (e: unknown): boolean => e instanceof MongoServerError && e.code === 11000;
 
@@ -81,6 +79,9 @@ export async function insertFirst<T extends Document & { _id: string }>(
     return { existing: await coll.findOne({ _id: doc._id } as Filter<T>) };
   }
 }
+
+/** `text` as a regular expression that matches exactly it (for `$regex` queries). */
+export const regexLiteral = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Database failures become 503 OperationOutcomes; everything else passes through. */
 export function asUnavailable(e: unknown): unknown {

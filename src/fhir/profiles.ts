@@ -496,8 +496,7 @@ export interface MergedRule {
   codings: ProfileRule['codings'];
   references: ProfileRule['references'];
 }
-type ResourceRule = MergedRule;
-const bySources = (rule: ResourceRule, cite: string) => ` [${rule.names.join(', ')}: ${cite}]`;
+const bySources = (rule: MergedRule, cite: string) => ` [${rule.names.join(', ')}: ${cite}]`;
 
 /**
  * A resource reached from the Composition: the bundle entry it is (or is contained in), its index
@@ -608,7 +607,7 @@ class Reach {
  * The rules of one resource type applied to one entry's resource. Fixed values and sliced codings
  * are checked without building any path first; paths are built only for a fault.
  */
-function checkResource(rt: string, rule: ResourceRule, resource: any, at: string, issues: Issue[]) {
+function checkResource(rt: string, rule: MergedRule, resource: any, at: string, issues: Issue[]) {
   if (anyMissing(resource, requiredTree(rule)))
     for (const r of rule.required)
       missingPaths(resource, r.steps, at).forEach((p) =>
@@ -670,7 +669,7 @@ interface RequiredNode {
   children: RequiredNode[];
 }
 const requiredTrees = new WeakMap<object, RequiredNode[]>();
-function requiredTree(rule: ResourceRule): RequiredNode[] {
+function requiredTree(rule: MergedRule): RequiredNode[] {
   let tree = requiredTrees.get(rule);
   if (tree) return tree;
   tree = [];
@@ -704,7 +703,7 @@ function anyMissing(node: Record<string, unknown>, children: RequiredNode[]): bo
 }
 
 /** Does this coding break its sliced-by-system rule (no slice of a closed slicing, or a slice's element missing)? */
-function codingFault(r: ResourceRule['codings'][number], coding: any): boolean {
+function codingFault(r: MergedRule['codings'][number], coding: any): boolean {
   const slice = r.slices.find((x) => coding?.system === x.system);
   if (!slice) return r.closed;
   for (const q of slice.required) if (someMissing(coding, q.steps, 0)) return true;
@@ -736,7 +735,7 @@ function someNotEqual(node: unknown, steps: CompiledPath, i: number, value: stri
 }
 
 /** Does some coding present at `steps[i..]` under `node` break rule `r` (see codingFault)? */
-function someCodingFault(node: unknown, steps: CompiledPath, i: number, r: ResourceRule['codings'][number]): boolean {
+function someCodingFault(node: unknown, steps: CompiledPath, i: number, r: MergedRule['codings'][number]): boolean {
   if (i === steps.length) return codingFault(r, node);
   if (!node || typeof node !== 'object') return false;
   const v = firstPresent(node as Record<string, unknown>, steps[i]);

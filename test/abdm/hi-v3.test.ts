@@ -20,7 +20,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { grantConsent, notifyConsent } from '../support/consents.js';
 import {
   startStandInGateway,
@@ -154,14 +154,7 @@ const ids = new Map<string, Planned>();
 
 async function upload(hip: string, p: SyntheticPatient, kind: RecordKind, date: string, careContext: string) {
   const rec = g.record(p, kind, { date, careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(careContext),
-    as: ['hip', hip],
-  });
-  expect(res.status, await res.clone().text()).toBe(201);
-  return (await res.json()).id as string;
+  return t.upload(hip, rec.bundle, careContext);
 }
 
 async function grant(terms: Partial<typeof CONSENT> = {}): Promise<string> {
@@ -250,6 +243,25 @@ const statusesOf = (notify: Callback): Record<string, string> =>
   );
 
 /** Waits until the transaction is saved as notified and its lease released (nothing more will change it). */
+/** A v3 HI request for the NARROW range accepted straight into the transfers (no HTTP), as the route would. */
+async function acceptDirectly(consentId: string) {
+  const key = generateKeyMaterial();
+  const txId = uuidv4();
+  const accepted = await t.transfers.accept(
+    {
+      requestId: uuidv4(),
+      transactionId: txId,
+      consentId,
+      dateRange: NARROW,
+      dataPushUrl: `${viewerUrl}/push/${txId}`,
+      keyMaterial: { dhPublicKey: { expiry: EXPIRY, keyValue: key.x509PublicKey }, nonce: key.nonce },
+      dialect: 'v3',
+    },
+    await t.consents.get(consentId),
+  );
+  return { txId, accepted };
+}
+
 async function settled(txId: string) {
   await expect
     .poll(async () => {
@@ -654,20 +666,7 @@ describe('a transaction whose process died', () => {
 describe('a failure after the acknowledgement ends FAILED, with a notify', () => {
   it('the stored sender key corrupted after accept, before run: FAILED, every care context ERRORED, notify', async () => {
     const consentId = await grant();
-    const key = generateKeyMaterial();
-    const txId = uuidv4();
-    const accepted = await t.transfers.accept(
-      {
-        requestId: uuidv4(),
-        transactionId: txId,
-        consentId,
-        dateRange: NARROW,
-        dataPushUrl: `${viewerUrl}/push/${txId}`,
-        keyMaterial: { dhPublicKey: { expiry: EXPIRY, keyValue: key.x509PublicKey }, nonce: key.nonce },
-        dialect: 'v3',
-      },
-      await t.consents.get(consentId),
-    );
+    const { txId, accepted } = await acceptDirectly(consentId);
     expect(accepted.outcome).toBe('new');
     await t.transfers.transactions.updateOne({ _id: txId }, { $set: { 'sender.privateKey': 'not a key!' } });
     await t.transfers.run(txId);
@@ -685,20 +684,7 @@ describe('a failure after the acknowledgement ends FAILED, with a notify', () =>
 
   it('a record whose content cannot be read mid-transfer: FAILED, its care context and those after it ERRORED', async () => {
     const consentId = await grant();
-    const key = generateKeyMaterial();
-    const txId = uuidv4();
-    await t.transfers.accept(
-      {
-        requestId: uuidv4(),
-        transactionId: txId,
-        consentId,
-        dateRange: NARROW,
-        dataPushUrl: `${viewerUrl}/push/${txId}`,
-        keyMaterial: { dhPublicKey: { expiry: EXPIRY, keyValue: key.x509PublicKey }, nonce: key.nonce },
-        dialect: 'v3',
-      },
-      await t.consents.get(consentId),
-    );
+    const { txId } = await acceptDirectly(consentId);
     // Page 1 (R1, R2) goes; R3 (page 2, CC-B) is then made unreadable: its current version points at no content.
     const r3 = [...ids].find(([, p]) => p.name === 'R3')![0];
     const original = await t.collections.current.findOne({ _id: r3 });

@@ -9,7 +9,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
 import { startServer } from '../support/server.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
@@ -31,16 +31,7 @@ afterAll(async () => {
 
 async function upload(t: TestApp, p: SyntheticPatient, cc: string) {
   const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: cc } });
-  expect(
-    (
-      await t.request('/fhir/Bundle', {
-        method: 'POST',
-        body: JSON.stringify(rec.bundle),
-        headers: uploadHeaders(cc),
-        as: ['hip', 'HIP-R'],
-      })
-    ).status,
-  ).toBe(201);
+  await t.upload('HIP-R', rec.bundle, cc);
 }
 
 const init = (t: TestApp, p: SyntheticPatient, cc: string, facility = 'sbx') =>

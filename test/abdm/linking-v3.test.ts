@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { createGenerator, type RecordKind, type SyntheticPatient } from '../../fixtures/generator.js';
 import type { Role } from '../../src/auth/caller.js';
@@ -42,13 +42,7 @@ afterAll(async () => {
 
 async function upload(p: SyntheticPatient, cc: string, kind: RecordKind = 'Prescription') {
   const rec = g.record(p, kind, { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
-    as: ['hip', HIP],
-  });
-  expect(res.status).toBe(201);
+  await t.upload(HIP, rec.bundle, cc, `Visit ${cc}`);
 }
 
 /** A patient with OPD-1 (Prescription and DiagnosticReport), OPD-2 (DiagnosticReport) and IPD-3 (DischargeSummary). */

@@ -68,13 +68,7 @@ const demographicsOf = (p: SyntheticPatient) => ({
 
 async function upload(p: SyntheticPatient, cc: string, hip = 'HIP-L') {
   const rec = g.record(p, 'Prescription', { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
-    as: ['hip', hip],
-  });
-  expect(res.status).toBe(201);
+  await t.upload(hip, rec.bundle, cc, `Visit ${cc}`);
 }
 
 async function discover(

@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { startStandInGateway, v3Headers, type StandInGateway, gatewayEnv } from '../support/stand-in-gateway.js';
 import { grantConsent, notifyConsent } from '../support/consents.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
@@ -46,14 +46,7 @@ async function upload(p: SyntheticPatient, cc: string): Promise<string> {
     careContext: { referenceNumber: cc, display: `Visit ${cc}` },
     date: '2024-05-01T10:00:00+05:30',
   });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
-    as: ['hip', HIP],
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()).id;
+  return t.upload(HIP, rec.bundle, cc, `Visit ${cc}`);
 }
 
 /** Posts a v3 linking message and returns the gateway's answer to it. */

@@ -267,14 +267,7 @@ async function upload(
   careContext: string,
 ): Promise<{ id: string; bundle: any }> {
   const rec = g.record(p, kind, { date, careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(careContext),
-    as: ['hip', hip],
-  });
-  expect(res.status, await res.clone().text()).toBe(201);
-  return { id: (await res.json()).id as string, bundle: rec.bundle };
+  return { id: await t.upload(hip, rec.bundle, careContext), bundle: rec.bundle };
 }
 
 /** The records the consent allows within RANGE, in push order (record date ascending). */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
 import { notifyConsent } from '../support/consents.js';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 import type { ConsentDetail } from '../../src/consents/schema.js';
 
@@ -36,14 +36,7 @@ async function upload(
   careContext: string,
 ) {
   const rec = g.record(p, kind, { date, careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(careContext),
-    as: ['hip', hip],
-  });
-  expect(res.status).toBe(201);
-  return (await res.json()).id as string;
+  return t.upload(hip, rec.bundle, careContext);
 }
 
 beforeAll(async () => {

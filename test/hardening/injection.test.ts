@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { startStandInGateway, type StandInGateway } from '../support/stand-in-gateway.js';
 import { createGenerator, type SyntheticPatient } from '../../fixtures/generator.js';
 
@@ -30,14 +30,7 @@ async function upload(
   careContext: string,
 ): Promise<string> {
   const rec = g.record(p, kind, { careContext: { referenceNumber: careContext, display: careContext } });
-  const res = await t.request('/fhir/Bundle', {
-    method: 'POST',
-    body: JSON.stringify(rec.bundle),
-    headers: uploadHeaders(careContext),
-    as: ['hip', hip],
-  });
-  expect(res.status, await res.clone().text()).toBe(201);
-  return (await res.json()).id;
+  return t.upload(hip, rec.bundle, careContext);
 }
 
 const grantBody = (id: string, extra: Record<string, unknown> = {}) => ({

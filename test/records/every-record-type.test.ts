@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { v4 as uuidv4 } from 'uuid';
-import { createTestApp, uploadHeaders, type TestApp } from '../support/app.js';
+import { createTestApp, type TestApp } from '../support/app.js';
 import { grantConsent } from '../support/consents.js';
 import { startStandInGateway, v3Headers, gatewayEnv, type StandInGateway } from '../support/stand-in-gateway.js';
 import { createGenerator, RECORD_KINDS, type SyntheticPatient } from '../../fixtures/generator.js';
@@ -60,14 +60,7 @@ beforeAll(async () => {
   for (const kind of RECORD_KINDS) {
     const cc = ccOf(kind);
     const rec = g.record(patient, kind, { careContext: { referenceNumber: cc, display: `Visit ${cc}` } });
-    const res = await t.request('/fhir/Bundle', {
-      method: 'POST',
-      body: JSON.stringify(rec.bundle),
-      headers: uploadHeaders(cc, { 'X-Care-Context-Display': `Visit ${cc}` }),
-      as: ['hip', HIP],
-    });
-    expect(res.status, `${kind}: ${await res.clone().text()}`).toBe(201);
-    idOf.set(kind, (await res.json()).id);
+    idOf.set(kind, await t.upload(HIP, rec.bundle, cc, `Visit ${cc}`));
   }
 });
 

@@ -2,7 +2,7 @@
  * Builds the real app on the real test database, in a database of its own
  * per call so test files run in parallel without sharing data.
  */
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { Writable } from 'node:stream';
 import { loadConfig, validatorOptions, type Config } from '../../src/config.js';
@@ -46,6 +46,8 @@ export interface TestApp {
   token(role: Role, facility: string, opts?: { ttlSec?: number }): Promise<string>;
   /** app.request as `role` of `facility` (no token when `as` is omitted). */
   request(path: string, init?: RequestInit & { as?: [Role, string] }): Promise<Response>;
+  /** Uploads `bundle` as provider `hip` under `careContext` (and its display); expects 201, gives the id. */
+  upload(hip: string, bundle: unknown, careContext: string, display?: string): Promise<string>;
   clock: { now: Date | undefined };
   client: MongoClient;
   collections: Collections;
@@ -143,6 +145,16 @@ export async function createTestApp(
     if (as) headers.set('Authorization', `Bearer ${await token(as[0], as[1])}`);
     return app.request(path, { ...rest, headers });
   };
+  const upload = async (hip: string, bundle: unknown, careContext: string, display?: string) => {
+    const res = await request('/fhir/Bundle', {
+      method: 'POST',
+      body: JSON.stringify(bundle),
+      headers: uploadHeaders(careContext, display === undefined ? {} : { 'X-Care-Context-Display': display }),
+      as: ['hip', hip],
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    return (await res.json()).id as string;
+  };
   return {
     app,
     config,
@@ -157,6 +169,7 @@ export async function createTestApp(
     repositories,
     token,
     request,
+    upload,
     clock,
     otps,
     async close() {
