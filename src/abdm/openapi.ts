@@ -5,7 +5,8 @@ import { Discover, DiscoverV3, LinkConfirm, LinkConfirmV3, LinkInit, LinkInitV3 
 import { PatientStatusNotify } from './patient-status.js';
 import { ContextOnNotify, OnCareContext, OnGenerateToken, SmsOnNotify } from './hip-linking-routes.js';
 import { INBOUND } from './dialect.js';
-import { type OpenApiPart, AUTHED, errors, json, post } from '../http/openapi.js';
+import { SESSION_STATUSES } from './transfer.js';
+import { type OpenApiPart, AUTHED, errors, json, listParameters, post } from '../http/openapi.js';
 
 /** The `hiRequest` of both dialects' examples. */
 const HI_REQUEST: z.input<typeof HiRequest>['hiRequest'] = {
@@ -127,6 +128,15 @@ const EXAMPLES: {
 
 const accepted = z.object({}).passthrough();
 
+/** A transfer as the admin routes answer it (abdm/routes.ts): never with the sender's key material. */
+const HiTransaction = z
+  .object({
+    transactionId: z.string(),
+    consentId: z.string(),
+    status: z.enum(SESSION_STATUSES),
+  })
+  .passthrough();
+
 export const abdmOpenApi: OpenApiPart = {
   tags: [
     { name: 'health-information', description: 'Health-information requests and transfers' },
@@ -155,6 +165,38 @@ export const abdmOpenApi: OpenApiPart = {
       description:
         "As the v0.5 request (X-HIP-ID must be the consent's HIP); answered on /data-flow/v3/health-information/hip/on-request and notify in v3.",
     }),
+    '/admin/health-information/transactions': {
+      get: {
+        operationId: 'listHiTransactions',
+        tags: ['health-information'],
+        summary: 'Health-information transfers, newest first, without key material (role admin)',
+        description:
+          'Each as GET /admin/health-information/transactions/{id} answers it; paged with _count and _cursor.',
+        parameters: [
+          {
+            name: 'consentId',
+            in: 'query',
+            required: false,
+            description: "Only this consent's transfers",
+            schema: { type: 'string', minLength: 1, maxLength: 128 },
+          },
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            description: 'Only transfers in one of these states; repeatable, or a comma-separated list',
+            schema: { type: 'array', items: { type: 'string', enum: [...SESSION_STATUSES] } },
+            style: 'form',
+            explode: true,
+          },
+          ...listParameters,
+        ],
+        responses: {
+          '200': { description: 'A page of transfers', ...json('HiTransactions') },
+          ...errors(400, ...AUTHED),
+        },
+      },
+    },
     '/admin/health-information/transactions/{id}': {
       get: {
         operationId: 'readHiTransaction',
@@ -304,13 +346,8 @@ export const abdmOpenApi: OpenApiPart = {
       status: z.enum(['ACKNOWLEDGED', 'ERRORED']),
       reason: z.string().optional(),
     }),
-    HiTransaction: z
-      .object({
-        transactionId: z.string(),
-        consentId: z.string(),
-        status: z.enum(['ACKNOWLEDGED', 'TRANSFERRING', 'TRANSFERRED', 'FAILED']),
-      })
-      .passthrough(),
+    HiTransaction,
+    HiTransactions: z.object({ transactions: z.array(HiTransaction), next: z.string().optional() }),
     DiscoverAccepted: z.object({ transactionId: z.string(), found: z.boolean() }),
     LinkInitAccepted: z.union([
       z.object({ transactionId: z.string(), linkRefNumber: z.string() }),

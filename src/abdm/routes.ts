@@ -2,8 +2,9 @@
  * ABDM gateway-facing routes: the health-information request (role cm) in
  * both dialects, v0.5 `POST /v0.5/health-information/hip/request` (message id
  * in the body) and v3 `POST /api/v3/hip/health-information/request` (message
- * id in the REQUEST-ID header), one handler for both; and the admin view of a
- * transfer. Answers come at once (202); the gateway is told the outcome by
+ * id in the REQUEST-ID header), one handler for both; and the admin views of
+ * transfers (one by id, or a page of them newest first), never with key
+ * material. Answers come at once (202); the gateway is told the outcome by
  * callback in the request's dialect: on-request (`hiRequest.sessionStatus`
  * ACKNOWLEDGED, or an `error` object for a refusal), then notify (TRANSFERRED
  * or FAILED), both from the consent's HIP (X-HIP-ID in v3).
@@ -22,7 +23,7 @@ import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonBody } from '../http/body.js';
-import { fail, notFound } from '../fhir/outcome.js';
+import { badRequest, fail, notFound } from '../fhir/outcome.js';
 import type { ConsentDoc, ConsentStore } from '../consents/store.js';
 import { isoDateTime, orderedRange } from '../consents/schema.js';
 import { abdmInstant } from '../fhir/datetime.js';
@@ -30,7 +31,8 @@ import type { AuditLog } from '../audit/log.js';
 import { actorOf } from '../audit/http.js';
 import { parsePublicKey } from './fidelius.js';
 import type { GatewayClient } from './gateway.js';
-import type { HiRequestInput, HiTransfers } from './transfer.js';
+import { type Described, type HiRequestInput, type HiTransfers, SESSION_STATUSES } from './transfer.js';
+import { enumList, listQuery } from '../http/keyset.js';
 import { type Dialect, INBOUND, abdmError, inboundRequestId, requireHip } from './dialect.js';
 
 const base64 = z
@@ -72,6 +74,9 @@ export const HiRequestV3 = z
     hiRequest: hiRequestBody,
   })
   .passthrough();
+
+/** GET /admin/health-information/transactions's parameters besides _count and _cursor. */
+export const HI_TRANSACTION_LIST_PARAMS = ['consentId', 'status'] as const;
 
 /** ABDM's error code for a refused request (as NHA's wrapper answers). */
 const REFUSED = 1000;
@@ -201,6 +206,36 @@ export function abdmRoutes(deps: AbdmDeps) {
   r.post(INBOUND.hiRequest['v0.5'], allow('health-information.request', 'cm'), hiRequest('v0.5'));
   r.post(INBOUND.hiRequest.v3, allow('health-information.request', 'cm'), hiRequest('v3'));
 
+  /** A transaction as admin reads it: by its transactionId, never with the sender's key material. */
+  const described = ({ _id, sender: _key, ...rest }: Described & { sender?: unknown }) => ({
+    transactionId: _id,
+    ...rest,
+  });
+
+  r.get('/admin/health-information/transactions', allow('health-information.search', 'admin'), async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const { count, after } = listQuery(params, HI_TRANSACTION_LIST_PARAMS, ['status']);
+    const statuses = enumList(params, 'status', SESSION_STATUSES);
+    const consentId = params.get('consentId') ?? undefined;
+    if (consentId !== undefined && (consentId.length === 0 || consentId.length > 128))
+      throw badRequest('consentId must be a consent id (1-128 characters)', 'consentId');
+    const page = await transfers.list({ consentId, statuses, count, after });
+    await audit.append({
+      action: 'health-information.search',
+      outcome: 'success',
+      status: 200,
+      actor: actorOf(c),
+      consentId: consentId ?? null,
+      reason: [
+        `${page.transactions.length} transactions`,
+        ...(statuses.length ? [`status ${statuses.join(',')}`] : []),
+        ...(after ? ['a later page'] : []),
+      ].join(', '),
+      requestId: c.var.requestId,
+    });
+    return c.json({ transactions: page.transactions.map(described), ...(page.next ? { next: page.next } : {}) });
+  });
+
   r.get('/admin/health-information/transactions/:id', allow('health-information.read', 'admin'), async (c) => {
     const tx = await transfers.describe(c.req.param('id').slice(0, 128));
     if (!tx) throw notFound(`Transaction ${c.req.param('id').slice(0, 128)} not found`);
@@ -212,8 +247,7 @@ export function abdmRoutes(deps: AbdmDeps) {
       consentId: tx.consentId,
       requestId: c.var.requestId,
     });
-    const { _id, ...rest } = tx;
-    return c.json({ transactionId: _id, ...rest });
+    return c.json(described(tx));
   });
 
   return r;

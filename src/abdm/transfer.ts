@@ -39,7 +39,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Histogram } from 'prom-client';
 import { type Engine, detectEngine, guardedUpdate } from '../db/engine.js';
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import type { Collections } from '../records/model.js';
@@ -50,10 +50,12 @@ import type { Repositories, PushRepository } from '../records/repository.js';
 import { type GatewayClient, sleep } from './gateway.js';
 import type { Dialect } from './dialect.js';
 import { isDuplicateKey } from '../db/mongo.js';
+import { type Keyset, afterKeyset, pageOf } from '../http/keyset.js';
 import { hiTransferSeconds } from '../http/metrics.js';
 import { type OutboundPolicy, OutboundRefused, checkDestination, postJson, pushPolicy } from '../http/outbound.js';
 
-export type SessionStatus = 'ACKNOWLEDGED' | 'TRANSFERRING' | 'TRANSFERRED' | 'FAILED';
+export const SESSION_STATUSES = ['ACKNOWLEDGED', 'TRANSFERRING', 'TRANSFERRED', 'FAILED'] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
 export type HiStatus = 'DELIVERED' | 'ERRORED';
 
 export interface HiTransaction {
@@ -105,6 +107,11 @@ export interface HiRequestInput {
   /** The HIP the gateway addressed (X-HIP-ID): the notify's sender when the consent names none. */
   hip?: string;
 }
+
+/** A transaction as admin reads it (describe, list): without the sender's key material. */
+export type Described = Omit<HiTransaction, 'sender'>;
+/** The projection every admin read uses: the sender's keys (the private key while the transfer runs) left out. */
+const WITHOUT_KEY = { sender: 0 } as const;
 
 /** What became of a request: a new transaction, a repeat of one, or a conflict with one (refused; nothing stored). */
 export type Accepted = { outcome: 'new' | 'repeat'; tx: HiTransaction } | { outcome: 'conflict'; reason: string };
@@ -182,17 +189,29 @@ export class HiTransfers {
   }
 
   /**
-   * The unique request id index (once per HiTransfers; main.ts and the tests need not call it). Transactions stored
-   * before it may share a request id: then the index is not made, the lookups in accept() still deduplicate.
+   * The unique request id index (once per HiTransfers; main.ts and the tests need not call it), and those of the
+   * admin list (list(): newest first, all or one consent's). Transactions stored before the unique index may share a
+   * request id: then it is not made, the lookups in accept() still deduplicate.
    */
   ensureIndexes(): Promise<void> {
-    return (this.indexed ??= this.transactions.createIndex({ requestId: 1 }, { unique: true, name: 'request_id' }).then(
-      () => undefined,
-      (e: Error) => {
-        this.indexed = undefined; // tried again next time
-        this.log.warn({ err: e.message.slice(0, 200) }, 'hi_transactions: unique request id index not made');
-      },
-    ));
+    const make = (what: string, index: Promise<string>) =>
+      index.then(
+        () => true,
+        (e: Error) => {
+          this.log.warn({ err: e.message.slice(0, 200) }, `hi_transactions: ${what} index not made`);
+          return false;
+        },
+      );
+    return (this.indexed ??= Promise.all([
+      make('unique request id', this.transactions.createIndex({ requestId: 1 }, { unique: true, name: 'request_id' })),
+      make('list', this.transactions.createIndex({ createdAt: -1, _id: -1 }, { name: 'created_at' })),
+      make(
+        'consent list',
+        this.transactions.createIndex({ consentId: 1, createdAt: -1, _id: -1 }, { name: 'consent_created_at' }),
+      ),
+    ]).then((made) => {
+      if (!made.every(Boolean)) this.indexed = undefined; // tried again next time
+    }));
   }
 
   /** Why the push may not go to this URL, as far as can be told before resolving its name (http/outbound.ts). */
@@ -663,9 +682,31 @@ export class HiTransfers {
     await this.save(tx._id, { notified: true });
   }
 
-  /** The transaction as admin sees it: no key material. */
-  async describe(id: string): Promise<Omit<HiTransaction, 'sender'> | null> {
-    const tx = await this.transactions.findOne({ _id: id }, { projection: { sender: 0 } });
-    return tx;
+  /** The transaction as admin sees it: no key material (the sender's private key is never read). */
+  async describe(id: string): Promise<Described | null> {
+    return this.transactions.findOne<Described>({ _id: id }, { projection: WITHOUT_KEY });
+  }
+
+  /**
+   * A page of transactions as describe() gives them, newest first (createdAt, then id, descending), after `after`
+   * (http/keyset.ts); `consentId` those of one consent, `statuses` those in one of these states.
+   */
+  async list(q: {
+    consentId?: string;
+    statuses?: SessionStatus[];
+    count: number;
+    after?: Keyset;
+  }): Promise<{ transactions: Described[]; next?: string }> {
+    const and: Filter<HiTransaction>[] = [];
+    if (q.consentId !== undefined) and.push({ consentId: q.consentId });
+    if (q.statuses?.length) and.push({ status: { $in: q.statuses } });
+    if (q.after) and.push(afterKeyset<HiTransaction>('createdAt', q.after));
+    const rows = await this.transactions
+      .find<Described>(and.length ? { $and: and } : {}, { projection: WITHOUT_KEY })
+      .sort({ createdAt: -1, _id: -1 })
+      .limit(q.count + 1)
+      .toArray();
+    const { page, next } = pageOf(rows, q.count, (tx) => ({ at: tx.createdAt, id: tx._id }));
+    return { transactions: page, ...(next ? { next } : {}) };
   }
 }

@@ -1,7 +1,7 @@
 /** The consent routes' part of the OpenAPI document (src/openapi.ts). */
 import { z } from 'zod';
 import { type ConsentDetail, ConsentNotifyV05, ConsentNotifyV3, STATUSES } from './schema.js';
-import { type OpenApiPart, AUTHED, errors, json, post } from '../http/openapi.js';
+import { type OpenApiPart, AUTHED, errors, json, listParameters, post } from '../http/openapi.js';
 
 const grantedDetail: z.input<typeof ConsentDetail> = {
   consentId: '3f2d8a4e-6b1c-4c1e-9a57-0d7c4f0e9b21',
@@ -40,6 +40,34 @@ const EXAMPLES: {
   ConsentNotifyV3: { notification: { consentId: '9b1e0c7a-2f4d-4e8b-8c3a-5d6e7f8a9b0c', status: 'REVOKED' } },
 };
 
+/** A consent as GET /consents/{id} and GET /consents answer it (consents/routes.ts). */
+const Consent = z
+  .object({
+    id: z.string(),
+    status: z.enum(STATUSES),
+    /** EXPIRED also for a consent still GRANTED whose dataEraseAt has come (before the sweep ends it). */
+    effectiveStatus: z.enum(STATUSES),
+    statusAt: z.string(),
+    history: z.array(z.object({ status: z.enum(STATUSES), at: z.string() })),
+    hiu: z.string().nullable(),
+    patient: z.string().nullable().optional(),
+    /** While the consent is GRANTED: what is left of its frequency in the current window. */
+    usage: z
+      .object({
+        unit: z.string(),
+        value: z.number().int(),
+        used: z.number().int(),
+        remaining: z.number().int(),
+        windowStart: z.string(),
+        windowEnd: z.string(),
+      })
+      .optional(),
+    /** Kept only while the consent is GRANTED. */
+    terms: z.object({}).passthrough().optional(),
+    artefact: z.object({}).passthrough().optional(),
+  })
+  .passthrough();
+
 export const consentsOpenApi: OpenApiPart = {
   tags: [{ name: 'consent', description: 'Consent notifications and consents' }],
   paths: {
@@ -63,11 +91,44 @@ export const consentsOpenApi: OpenApiPart = {
       description:
         'Applied even without REQUEST-ID (a revocation is never refused for its envelope); acknowledged on /consent/v3/request/hip/on-notify when it has one.',
     }),
+    '/consents': {
+      get: {
+        operationId: 'listConsents',
+        tags: ['consent'],
+        summary: 'Consents, newest status first (role admin: all; role hiu: those granted to it)',
+        description:
+          'Each as GET /consents/{id} answers it. Paged with _count and the opaque _cursor of `next`; reading consents never counts a pull.',
+        parameters: [
+          {
+            name: 'status',
+            in: 'query',
+            required: false,
+            description: 'Only consents with one of these stored statuses; repeatable, or a comma-separated list',
+            schema: { type: 'array', items: { type: 'string', enum: [...STATUSES] } },
+            style: 'form',
+            explode: true,
+          },
+          {
+            name: 'patient',
+            in: 'query',
+            required: false,
+            description: "Only this patient's consents (role admin only): an ABHA number or ABHA address",
+            schema: { type: 'string', minLength: 1, maxLength: 256 },
+            examples: { address: { value: 'ravi.kumar@sbx' }, number: { value: '91-1234-5678-9012' } },
+          },
+          ...listParameters,
+        ],
+        responses: {
+          '200': { description: 'A page of consents', ...json('Consents') },
+          ...errors(400, ...AUTHED),
+        },
+      },
+    },
     '/consents/{id}': {
       get: {
         operationId: 'readConsent',
         tags: ['consent'],
-        summary: 'A consent as the store holds it (role admin, or the hiu it was granted to)',
+        summary: 'A consent as the store holds it (role admin, or the hiu it was granted to, ended or not)',
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', minLength: 1 } }],
         responses: { '200': { description: 'The consent', ...json('Consent') }, ...errors(404, ...AUTHED) },
       },
@@ -83,6 +144,7 @@ export const consentsOpenApi: OpenApiPart = {
       status: z.enum(STATUSES),
       result: z.enum(['stored', 'unchanged', 'ignored-terminal']),
     }),
-    Consent: z.object({ id: z.string(), status: z.enum(STATUSES) }).passthrough(),
+    Consent,
+    Consents: z.object({ consents: z.array(Consent), next: z.string().optional() }),
   },
 };

@@ -3,15 +3,17 @@
  * so a revocation, expiry or denial seen first (even for an unknown consent)
  * is remembered and a late or repeated grant cannot bring the consent back.
  * On revocation, expiry or at dataEraseAt the terms and artefact are erased,
- * keeping only id, status and times for the audit.
+ * keeping only id, status and times for the audit, with the patient's key and
+ * the HIU's id (so the HIU can still read its ended consent).
  */
 import { type CounterDoc, countOne } from '../db/counter.js';
-import type { Collection, Db } from 'mongodb';
+import type { Collection, Db, Filter } from 'mongodb';
 import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
 import type { ConsentNotification } from './schema.js';
 import { frequencyWindow, patientAuditKey } from './policy.js';
 import { abdmInstant } from '../fhir/datetime.js';
 import { KeyedLock } from '../db/keyed-lock.js';
+import { type Keyset, afterKeyset, pageOf } from '../http/keyset.js';
 
 export type ConsentStatus = 'GRANTED' | 'REVOKED' | 'EXPIRED' | 'DENIED';
 
@@ -43,6 +45,12 @@ export interface ConsentDoc {
    * granted here.
    */
   patient?: string | null;
+  /**
+   * The consent's HIU (`hiu.id`), kept after the terms are erased so that it can still read its ended consent. Null
+   * when the grant named none or the consent was never granted here; absent in documents stored before it was kept
+   * (then the terms' `hiu`, while they last: hiuOf).
+   */
+  hiu?: string | null;
   terms?: ConsentTerms;
   /**
    * The consent artefact as received, kept as JSON text: its keys are the sender's, and may not be storable as document
@@ -53,15 +61,43 @@ export interface ConsentDoc {
 
 export type ApplyResult = 'stored' | 'unchanged' | 'ignored-terminal';
 
+/** What is left of a consent's frequency in the window containing `now` (ConsentStore.usage). */
+export interface ConsentUsage {
+  unit: string;
+  value: number;
+  /** Pulls counted in this window, at most `value` (a pull refused past the limit is counted, not shown). */
+  used: number;
+  remaining: number;
+  windowStart: Date;
+  windowEnd: Date;
+}
+
+/** The consent's HIU: kept top-level from its grant on; older documents have it only in their terms. */
+export function hiuOf(consent: ConsentDoc): string | null {
+  return consent.hiu ?? consent.terms?.hiu ?? null;
+}
+
+/**
+ * The consent's status as access sees it: EXPIRED also for a consent still GRANTED whose dataEraseAt has come (the
+ * sweep, every CONSENT_SWEEP_MS, has not ended it yet; consentUsable already refuses it).
+ */
+export function effectiveStatus(consent: ConsentDoc, now: Date): ConsentStatus {
+  const t = consent.terms;
+  return consent.status === 'GRANTED' && t && now.getTime() >= t.dataEraseAt.getTime() ? 'EXPIRED' : consent.status;
+}
+
+/** The counter document of one consent's pulls in the window starting at `start` (db/counter.ts). */
+const counterId = (consentId: string, start: Date) => `${consentId}|${start.toISOString()}`;
+
 export class ConsentStore {
   readonly consents: Collection<ConsentDoc>;
-  private usage: Collection<CounterDoc>;
+  private counters: Collection<CounterDoc>;
   private counting = new KeyedLock();
   private applying = new KeyedLock();
 
   constructor(db: Db) {
     this.consents = db.collection<ConsentDoc>('consents');
-    this.usage = db.collection<CounterDoc>('consent_usage');
+    this.counters = db.collection<CounterDoc>('consent_usage');
   }
 
   async ensureIndexes(): Promise<void> {
@@ -69,7 +105,10 @@ export class ConsentStore {
       this.consents.createIndex({ status: 1, 'terms.dataEraseAt': 1 }, { name: 'status_erase_at' }),
       // An ABHA status notification ends a patient's consents (abdm/patient-status.ts).
       this.consents.createIndex({ patient: 1, status: 1 }, { name: 'patient_status' }),
-      this.usage.createIndex({ expiresAt: 1 }, { name: 'expires_at' }),
+      // The consent list (GET /consents): a viewer's consents, and all of them, newest status first.
+      this.consents.createIndex({ hiu: 1, statusAt: -1, _id: -1 }, { name: 'hiu_status_at' }),
+      this.consents.createIndex({ statusAt: -1, _id: -1 }, { name: 'status_at' }),
+      this.counters.createIndex({ expiresAt: 1 }, { name: 'expires_at' }),
     ]);
   }
 
@@ -127,6 +166,7 @@ export class ConsentStore {
       createdAt: abdmInstant(d.createdAt),
       erasedAt: null,
       patient: patientAuditKey(d.patient.id),
+      hiu: d.hiu?.id ?? null,
       terms,
       artefact: JSON.stringify(d),
     };
@@ -150,6 +190,7 @@ export class ConsentStore {
         createdAt: null,
         erasedAt: now,
         patient: null,
+        hiu: null,
       });
       return 'stored';
     } catch (e) {
@@ -209,7 +250,7 @@ export class ConsentStore {
     for (const { _id } of due) {
       if (await this.applying.run(_id, () => this.endGranted(_id, 'EXPIRED', now))) n++;
     }
-    await this.usage.deleteMany({ expiresAt: { $lte: now } });
+    await this.counters.deleteMany({ expiresAt: { $lte: now } });
     return n;
   }
 
@@ -221,9 +262,48 @@ export class ConsentStore {
   async countPull(consent: ConsentDoc, now: Date): Promise<{ ok: true } | { ok: false; retryAfterSec: number }> {
     const f = consent.terms!.frequency;
     const w = frequencyWindow(f.unit, now);
-    const _id = `${consent._id}|${w.start.toISOString()}`;
-    const count = await countOne(this.counting, this.usage, _id, w.end);
+    const count = await countOne(this.counting, this.counters, counterId(consent._id, w.start), w.end);
     if (count <= f.value) return { ok: true };
     return { ok: false, retryAfterSec: Math.max(1, Math.ceil((w.end.getTime() - now.getTime()) / 1000)) };
+  }
+
+  /**
+   * What is left of the consent's frequency now, read from the counter countPull writes; nothing is counted. Null for
+   * a consent without terms (ended, or never granted here).
+   */
+  async usage(consent: ConsentDoc, now: Date): Promise<ConsentUsage | null> {
+    const t = consent.terms;
+    if (!t) return null;
+    const { unit, value } = t.frequency;
+    const w = frequencyWindow(unit, now);
+    const counter = await this.counters.findOne({ _id: counterId(consent._id, w.start) });
+    const used = Math.min(counter?.count ?? 0, value);
+    return { unit, value, used, remaining: value - used, windowStart: w.start, windowEnd: w.end };
+  }
+
+  /**
+   * A page of consents, newest status first (statusAt, then id, descending), after `after` (http/keyset.ts):
+   * `hiu` those granted to that HIU (the top-level hiu, or the terms' in documents stored before it was kept),
+   * `statuses` those with one of these stored statuses, `patient` those of that patient (patientAuditKey).
+   */
+  async list(q: {
+    hiu?: string;
+    statuses?: ConsentStatus[];
+    patient?: string;
+    count: number;
+    after?: Keyset;
+  }): Promise<{ consents: ConsentDoc[]; next?: string }> {
+    const and: Filter<ConsentDoc>[] = [];
+    if (q.hiu !== undefined) and.push({ $or: [{ hiu: q.hiu }, { hiu: { $exists: false }, 'terms.hiu': q.hiu }] });
+    if (q.statuses?.length) and.push({ status: { $in: q.statuses } });
+    if (q.patient !== undefined) and.push({ patient: q.patient });
+    if (q.after) and.push(afterKeyset<ConsentDoc>('statusAt', q.after));
+    const rows = await this.consents
+      .find(and.length ? { $and: and } : {})
+      .sort({ statusAt: -1, _id: -1 })
+      .limit(q.count + 1)
+      .toArray();
+    const { page, next } = pageOf(rows, q.count, (c) => ({ at: c.statusAt, id: c._id }));
+    return { consents: page, ...(next ? { next } : {}) };
   }
 }

@@ -7,6 +7,7 @@
  * answers 202).
  */
 import { z } from 'zod';
+import { DEFAULT_LIST_COUNT, MAX_LIST_COUNT } from './keyset.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -108,6 +109,24 @@ export const timestampHeader = {
   schema: { type: 'string' },
   example: '2024-05-02T09:00:00.000Z',
 };
+
+/** The paging parameters of the JSON lists (http/keyset.ts). */
+export const listParameters = [
+  {
+    name: '_count',
+    in: 'query',
+    required: false,
+    description: `Page size: default ${DEFAULT_LIST_COUNT}; more than ${MAX_LIST_COUNT} is served as ${MAX_LIST_COUNT}`,
+    schema: { type: 'integer', minimum: 1 },
+  },
+  {
+    name: '_cursor',
+    in: 'query',
+    required: false,
+    description: 'Where the page starts: the `next` of the page before (opaque)',
+    schema: { type: 'string', minLength: 1, maxLength: 512 },
+  },
+];
 
 /**
  * A POST that takes the request body `body` (a component name, with `example`) and answers 202 with `accepted`; `v3`:

@@ -56,3 +56,27 @@ export function bundleText(head: Record<string, unknown>, entries: BundleEntryTe
 }
 
 export const etag = (version: number) => `W/"${version}"`;
+
+/**
+ * The extension on each searchset and history entry (Bundle.entry is a BackboneElement) naming the care context the
+ * record was uploaded under (X-Care-Context, and X-Care-Context-Display when one was sent): the visit it belongs to.
+ */
+export const CARE_CONTEXT_EXTENSION_URL = 'urn:abha-vault:care-context';
+/** The record's ABDM hiType (Prescription, DischargeSummary, …), as the store indexed it, on the same entries. */
+export const RECORD_TYPE_EXTENSION_URL = 'urn:abha-vault:record-type';
+
+/** The entry's `extension`: its care context as a Coding (code the referenceNumber, display its label), its hiType. */
+export function careContextExtension(doc: { careContext: string; careContextDisplay: string | null; hiType: string }) {
+  return [
+    {
+      url: CARE_CONTEXT_EXTENSION_URL,
+      valueCoding: {
+        code: doc.careContext,
+        ...(doc.careContextDisplay !== null && doc.careContextDisplay !== undefined
+          ? { display: doc.careContextDisplay }
+          : {}),
+      },
+    },
+    { url: RECORD_TYPE_EXTENSION_URL, valueCode: doc.hiType },
+  ];
+}

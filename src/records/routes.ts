@@ -9,6 +9,9 @@
  *   GET  /:id                 hip, hiu   read the current version
  *   GET  /:id/_history        hip        the versions, newest first
  *   GET  /:id/_history/:vid   hip        one version
+ *
+ * Each searchset and history entry names the record's care context in an
+ * extension (render.ts CARE_CONTEXT_EXTENSION_URL).
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -19,7 +22,7 @@ import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { ifNoneMatchHits } from '../http/conditional.js';
 import { indexKeys } from './index-keys.js';
-import { bundleText, etag } from './render.js';
+import { bundleText, careContextExtension, etag } from './render.js';
 import type { Repositories } from './repository.js';
 import type { RecordDoc } from './model.js';
 
@@ -82,7 +85,7 @@ export function recordRoutes(deps: RecordDeps) {
     const entries = result.page.map(({ doc, text }) => ({
       fullUrl: `${base()}/fhir/Bundle/${doc._id}`,
       resource: text,
-      extra: { search: { mode: 'match' } },
+      extra: { extension: careContextExtension(doc), search: { mode: 'match' } },
     }));
     return fhir(c, bundle('searchset', { total: result.total, link: links }, entries));
   });
@@ -101,6 +104,7 @@ export function recordRoutes(deps: RecordDeps) {
       fullUrl: `${base()}/fhir/Bundle/${v.recordId}`,
       resource: text,
       extra: {
+        extension: careContextExtension(v),
         request: { method: v.version === 1 ? 'POST' : 'PUT', url: v.version === 1 ? 'Bundle' : `Bundle/${v.recordId}` },
         response: {
           status: v.version === 1 ? '201' : '200',

@@ -327,10 +327,21 @@ describe('revocation, expiry and denial', () => {
     expect(body.terms).toBeUndefined();
     expect(body.artefact).toBeUndefined();
     // nothing of the artefact is left anywhere in the stored document, except the patient key the audit trail needs
-    const { patient, ...rest } = c;
+    // and the HIU's id (so that it can still read its ended consent)
+    const { patient, hiu, ...rest } = c;
     expect(JSON.stringify(rest)).not.toMatch(/HIU-|CAREMGT|Prescription|x@sbx/);
-    expect(Object.keys(c).sort()).toEqual(['_id', 'createdAt', 'erasedAt', 'history', 'patient', 'status', 'statusAt']);
+    expect(Object.keys(c).sort()).toEqual([
+      '_id',
+      'createdAt',
+      'erasedAt',
+      'history',
+      'hiu',
+      'patient',
+      'status',
+      'statusAt',
+    ]);
     expect(patient === null || patient === 'x@sbx').toBe(true);
+    expect(hiu === null || hiu === 'HIU-1').toBe(true);
   };
 
   it.each(['REVOKED', 'EXPIRED'] as const)(
@@ -340,8 +351,11 @@ describe('revocation, expiry and denial', () => {
       await accepted(v05(granted(cid)));
       expect(await accepted(v3(terminal(cid, status)), V3)).toEqual({ consentId: cid, status, result: 'stored' });
       await expectErased(cid, status, ['GRANTED', status]);
-      // the hiu the consent was granted to can no longer read it
-      expect((await readConsent(cid, ['hiu', 'HIU-1'])).status).toBe(403);
+      // the hiu the consent was granted to still reads what is left of it (no terms); another hiu cannot
+      const own = await readConsent(cid, ['hiu', 'HIU-1']);
+      expect(own.status).toBe(200);
+      expect(await own.json()).toMatchObject({ id: cid, status, hiu: 'HIU-1', effectiveStatus: status });
+      expect((await readConsent(cid, ['hiu', 'HIU-OTHER'])).status).toBe(403);
       // the same notification again changes nothing
       expect((await accepted(v05(terminal(cid, status)))).result).toBe('unchanged');
       await expectErased(cid, status, ['GRANTED', status]);

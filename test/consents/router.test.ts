@@ -1,7 +1,7 @@
 /**
  * The consent router alone (no full app, no token keys): notifications from
- * the consent manager only, and a consent read back by admin or by the viewer
- * it was granted to.
+ * the consent manager only, and consents read back (one, or a list) by admin or
+ * by the viewer they were granted to, ended ones included.
  */
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { MongoClient } from 'mongodb';
@@ -78,5 +78,21 @@ describe('the consent routes through their router alone', () => {
     expect((await router.request(`/consents/${consentId}`, ['hip', 'HIP-R'])).status).toBe(403);
     expect((await router.request(`/consents/${consentId}`, ['cm', 'sbx'])).status).toBe(403);
     expect((await router.request(`/consents/${uuidv4()}`, ['admin', 'A'])).status).toBe(404);
+  });
+
+  it('lists a viewer’s own consents; once revoked, its viewer still reads status and history, without terms', async () => {
+    const own = await router.request('/consents', ['hiu', 'HIU-R']);
+    expect(own.status).toBe(200);
+    expect((await own.json()).consents.map((c: { id: string }) => c.id)).toEqual([consentId]);
+    expect(await (await router.request('/consents', ['hiu', 'HIU-OTHER'])).json()).toEqual({ consents: [] });
+    expect((await post(['cm', 'sbx'], { consentId, status: 'REVOKED' })).status).toBe(202);
+    const read = await router.request(`/consents/${consentId}`, ['hiu', 'HIU-R']);
+    expect(read.status).toBe(200);
+    const body = await read.json();
+    expect(body).toMatchObject({ id: consentId, status: 'REVOKED', effectiveStatus: 'REVOKED', hiu: 'HIU-R' });
+    expect(body.history.map((h: { status: string }) => h.status)).toEqual(['GRANTED', 'REVOKED']);
+    expect(body.terms).toBeUndefined();
+    expect(body.usage).toBeUndefined();
+    expect((await router.request(`/consents/${consentId}`, ['hiu', 'HIU-OTHER'])).status).toBe(403);
   });
 });

@@ -11,6 +11,7 @@ import { topLevelMembers } from '../../src/fhir/json-text.js';
 import { readContent } from '../../src/records/content.js';
 import { ProfileEngine } from '../../src/fhir/profiles.js';
 import { HI_TYPES } from '../../src/consents/schema.js';
+import { CARE_CONTEXT_EXTENSION_URL, RECORD_TYPE_EXTENSION_URL } from '../../src/records/render.js';
 
 const example = (name: string) =>
   readFileSync(new URL(`../../fixtures/examples/${name}.json`, import.meta.url), 'utf8');
@@ -663,5 +664,31 @@ describe('response hygiene', () => {
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     }
+  });
+});
+
+describe('care context and record type on search and history entries', () => {
+  const ext = (code: string, display?: string) => [
+    { url: CARE_CONTEXT_EXTENSION_URL, valueCoding: { code, ...(display === undefined ? {} : { display }) } },
+    { url: RECORD_TYPE_EXTENSION_URL, valueCode: 'Prescription' },
+  ];
+
+  it('each entry names its care context (with its display when one was sent) and its record type', async () => {
+    const text = withIdentifier(example('prescription'));
+    const first = await post(text, uploadHeaders('H-CC-EXT', 'OP-EXT-1', { 'X-Care-Context-Display': 'OPD, 2 May' }));
+    expect(first.status).toBe(201);
+    const id = idOf(first);
+    const changed = JSON.parse(text);
+    changed.entry[0].resource.title = 'Prescription (amended)';
+    expect((await post(JSON.stringify(changed), uploadHeaders('H-CC-EXT', 'OP-EXT-2'))).status).toBe(201);
+
+    const search = await (await get('/fhir/Bundle', 'H-CC-EXT')).json();
+    expect(search.entry).toHaveLength(1);
+    expect(search.entry[0].extension).toEqual(ext('OP-EXT-2'));
+    expect(search.entry[0].search).toEqual({ mode: 'match' });
+
+    const history = await (await get(`/fhir/Bundle/${id}/_history`, 'H-CC-EXT')).json();
+    expect(history.entry.map((e: any) => e.extension)).toEqual([ext('OP-EXT-2'), ext('OP-EXT-1', 'OPD, 2 May')]);
+    expect(history.entry[1].request).toEqual({ method: 'POST', url: 'Bundle' });
   });
 });
