@@ -12,15 +12,17 @@
  *
  *   public  GET  /healthz, /readyz, /fhir/metadata, /openapi.json
  *   records      /fhir/Bundle…                 records/routes.ts   (hip; hiu under X-Consent-Id)
- *   consents     /consents/{id}                consents/routes.ts  (admin, hiu)
+ *   consents     /consents, /consents/{id}     consents/routes.ts  (admin, hiu)
  *   audit        /fhir/AuditEvent              audit/routes.ts     (cm)
  *   abdm (cm: ABDM's gateway, both dialects; every path in abdm/dialect.ts)
  *                consent notify                abdm/consent-notify.ts
- *                health-information request    abdm/routes.ts (+ /admin/health-information/transactions/{id}, admin)
+ *                health-information request    abdm/routes.ts (+ /admin/health-information/transactions[/{id}], admin)
  *                discovery, link init/confirm  abdm/linking.ts
  *                ABHA status                   abdm/patient-status.ts
  *                HIP-initiated linking answers abdm/hip-linking-routes.ts (+ /admin/hip-links, admin)
  *   metrics      /metrics                      (admin, or public with METRICS_PUBLIC)
+ *   web page     /, /app/…                     web/routes.ts (public files; the page reads through the API)
+ *   sign-in      /auth/…                       web/sign-in.ts (public; gives the page a token for the API)
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -58,6 +60,9 @@ import { openApiRoutes } from './openapi.js';
 import type { PagingKeys } from './auth/paging-keys.js';
 import { CursorSealer } from './records/cursor.js';
 import { Repositories } from './records/repository.js';
+import { SessionKeys } from './auth/session-keys.js';
+import { pageRoutes } from './web/routes.js';
+import { signInRoutes } from './web/sign-in.js';
 
 export interface AppDeps {
   config: Config;
@@ -78,6 +83,8 @@ export interface AppDeps {
   verifier: Verifier;
   /** Where every read, search, history and push is scoped, decided and audited (records/repository.ts). */
   repositories: Repositories;
+  /** The keys of the web page's session tokens (auth/session-keys.ts). */
+  sessions: SessionKeys;
   /** The base of every link the server writes; default: publicBaseUrl(config). main.ts passes its listening address. */
   baseUrl?: () => string;
   log: Log;
@@ -143,7 +150,8 @@ export async function createServices(d: {
   const { db, collections: records, config, log, clock, engine } = d;
   const hipLinks = new HipLinker({ db, records, store, gateway, config, log, clock, engine });
   await Promise.all([hipLinks.ensureIndexes(), transfers.ensureIndexes()]);
-  return { gateway, store, repositories, transfers, hipLinks };
+  const sessions = new SessionKeys(d.pagingKeys);
+  return { gateway, store, repositories, transfers, hipLinks, sessions };
 }
 
 /**
@@ -218,6 +226,11 @@ export function createApp(deps: AppDeps) {
     c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType });
   if (config.METRICS_PUBLIC) app.get('/metrics', serveMetrics);
 
+  const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
+  // The web page and its sign-in: public, and nothing in them reads data (the page reads through the API below).
+  app.route('/', pageRoutes());
+  app.route('/', signInRoutes({ config, verifier: deps.verifier, sessions: deps.sessions, audit, baseUrl, log }));
+
   // Who is asking, from the bearer token; each route's allow(action, ...roles) then decides (auth/caller.ts).
   app.use(
     '*',
@@ -225,6 +238,7 @@ export function createApp(deps: AppDeps) {
       issuer: config.AUTH_ISSUER,
       audience: config.AUTH_AUDIENCE,
       gatewayClients: config.AUTH_GATEWAY_CLIENTS,
+      sessions: deps.sessions,
     }),
   );
   if (!config.METRICS_PUBLIC) app.get('/metrics', allow('metrics.read', 'admin'), serveMetrics);
@@ -237,7 +251,6 @@ export function createApp(deps: AppDeps) {
     '/fhir/AuditEvent',
   ])
     app.use(path, limited);
-  const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
   app.route(
     '/fhir/Bundle',
     recordRoutes({
@@ -251,7 +264,7 @@ export function createApp(deps: AppDeps) {
   );
   const gateway = deps.gateway;
   app.route('/', consentNotifyRoutes({ consents: deps.consents, audit, config, clock, log, gateway }));
-  app.route('/', consentRoutes({ consents: deps.consents, audit }));
+  app.route('/', consentRoutes({ consents: deps.consents, audit, clock }));
   app.route('/', auditRoutes(audit, clock));
   app.route(
     '/',

@@ -102,6 +102,20 @@ export const ConfigSchema = z.object({
   LINK_DISCOVERY_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(1800),
   LINK_INIT_PER_PATIENT_PER_HOUR: z.coerce.number().int().min(1).default(5),
   LINK_INIT_PER_CALLER_PER_MINUTE: z.coerce.number().int().min(0).default(60),
+  // The web page's sign-in (src/web/sign-in.ts): OpenID Connect when OIDC_ISSUER is set; outside production, also
+  // a development form that mints a token from the development key.
+  OIDC_ISSUER: z.string().url().optional(),
+  OIDC_CLIENT_ID: z.string().min(1).optional(),
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  OIDC_REDIRECT_URL: z.string().url().optional(),
+  OIDC_SCOPE: z.string().default('openid profile'),
+  OIDC_ROLE_CLAIM: z.string().min(1).default('abdm_role'),
+  OIDC_FACILITY_CLAIM: z.string().min(1).default('abdm_facility'),
+  WEB_SESSION_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(3600),
+  WEB_DEV_SIGN_IN: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -111,6 +125,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
     throw new Error(`Invalid configuration:\n${lines}`);
+  }
+  const oidc = ['OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET'] as const;
+  const oidcSet = oidc.filter((k) => parsed.data[k] !== undefined);
+  if (oidcSet.length > 0 && oidcSet.length < oidc.length) {
+    throw new Error(
+      `Invalid configuration:\n  ${oidc.filter((k) => !oidcSet.includes(k)).join(', ')}: required with ${oidcSet.join(', ')} (OpenID Connect sign-in needs all three)`,
+    );
   }
   if (parsed.data.NODE_ENV === 'production' && !parsed.data.PUBLIC_BASE_URL) {
     throw new Error(

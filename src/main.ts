@@ -20,6 +20,7 @@ import { ensureLinkingIndexes } from './abdm/linking.js';
 import { LinkingConfigError, assertLinkingConfig } from './abdm/otp-delivery.js';
 import { Metrics } from './http/metrics.js';
 import { answerClientErrors } from './http/client-error.js';
+import { webAssets } from './web/assets.js';
 
 async function main() {
   const config = loadConfig();
@@ -65,7 +66,7 @@ async function main() {
   await Promise.all([consents.ensureIndexes(), audit.ensureIndexes(), ensureLinkingIndexes(database.db)]);
   log.info({ keys: verifier.source }, 'token verification keys');
 
-  const { gateway, store, repositories, transfers, hipLinks } = await createServices({
+  const { gateway, store, repositories, transfers, hipLinks, sessions } = await createServices({
     db: database.db,
     collections: c,
     engine: database.engine,
@@ -87,6 +88,7 @@ async function main() {
     transfers,
     gateway,
     hipLinks,
+    sessions,
     db: database.db,
     collections: c,
     validator,
@@ -96,6 +98,12 @@ async function main() {
     metrics: new Metrics(true),
     baseUrl: () => baseUrl,
   });
+  // The web page's files are built now rather than at its first visit; a failure is logged, and retried then.
+  webAssets().then(
+    () => log.info('web page built'),
+    (e) =>
+      log.error({ err: { name: (e as Error).name, message: (e as Error).message?.slice(0, 300) } }, 'web page build'),
+  );
   const resumed = await transfers.resume();
   if (resumed) log.info({ resumed }, 'resuming health-information transfers');
 

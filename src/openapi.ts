@@ -25,6 +25,7 @@ import {
 import { consentsOpenApi } from './consents/openapi.js';
 import { abdmOpenApi } from './abdm/openapi.js';
 import { auditOpenApi } from './audit/openapi.js';
+import { webOpenApi } from './web/openapi.js';
 
 const opsOpenApi: OpenApiPart = {
   tags: [{ name: 'ops', description: 'Health checks and this document' }],
@@ -66,7 +67,7 @@ const opsOpenApi: OpenApiPart = {
   responses: { Health: z.object({ status: z.literal('ok') }), Ready: z.object({ status: z.literal('ready') }) },
 };
 
-const PARTS = [consentsOpenApi, abdmOpenApi, auditOpenApi, opsOpenApi];
+const PARTS = [consentsOpenApi, abdmOpenApi, auditOpenApi, webOpenApi, opsOpenApi];
 
 /** Every request body's schema and example, by component name. */
 export const REQUESTS = Object.assign({}, ...PARTS.map((p) => p.requests)) as OpenApiPart['requests'];

@@ -14,9 +14,10 @@
  * valid token (401) or with another role (403).
  */
 import type { MiddlewareHandler } from 'hono';
-import { jwtVerify, errors } from 'jose';
+import { decodeProtectedHeader, jwtVerify, errors } from 'jose';
 import { FhirError, fail } from '../fhir/outcome.js';
 import { ALG, type Verifier } from './keys.js';
+import { SESSION_ALG, SESSION_KID_PREFIX, type SessionKeys } from './session-keys.js';
 
 export const ROLES = ['hip', 'hiu', 'cm', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -44,6 +45,8 @@ export interface AuthOptions {
   audience?: string;
   gatewayClients: readonly string[];
   clockToleranceSec?: number;
+  /** The web page's session tokens (auth/session-keys.ts): HS256 under a `web-` key id, checked by these only. */
+  sessions?: SessionKeys;
 }
 
 const unauthorized = (msg: string) => fail('unauthenticated', 'login', msg);
@@ -60,12 +63,14 @@ export function identify(verifier: Verifier, opts: AuthOptions): MiddlewareHandl
   };
 }
 
-async function verify(header: string | undefined, verifier: Verifier, opts: AuthOptions): Promise<Caller> {
+/** The caller an Authorization header names, or the 401 FhirError saying why not. */
+export async function verify(header: string | undefined, verifier: Verifier, opts: AuthOptions): Promise<Caller> {
   if (!header) throw withChallenge(unauthorized('Authorization: Bearer <token> required'));
   const m = /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header.trim());
   if (!m) throw withChallenge(unauthorized('Authorization header must be "Bearer <JWT>"'));
   let payload: Record<string, unknown>;
   try {
+    if (opts.sessions && isSessionToken(m[1])) return callerFrom(await opts.sessions.verify(m[1]), opts);
     const options = {
       algorithms: [ALG],
       issuer: opts.issuer,
@@ -94,6 +99,16 @@ async function verify(header: string | undefined, verifier: Verifier, opts: Auth
     throw withChallenge(unauthorized(`Bearer ${why}`));
   }
   return callerFrom(payload, opts);
+}
+
+/** A web session token by its header (HS256 under a `web-` key id); only the session keys may verify it. */
+function isSessionToken(token: string): boolean {
+  try {
+    const h = decodeProtectedHeader(token);
+    return h.alg === SESSION_ALG && typeof h.kid === 'string' && h.kid.startsWith(SESSION_KID_PREFIX);
+  } catch {
+    return false;
+  }
 }
 
 /** The token was signed by a key the store's own key source does not have (so another source may). */

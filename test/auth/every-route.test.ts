@@ -10,8 +10,24 @@ import { createTestApp, type TestApp } from '../support/app.js';
 import { openApiDocument } from '../../src/openapi.js';
 import { ROLES, RULE, type AllowMiddleware, type Role } from '../../src/auth/caller.js';
 
-/** Routes anyone may call: health, the OpenAPI document and FHIR's CapabilityStatement. */
-const PUBLIC = new Set(['GET /healthz', 'GET /readyz', 'GET /openapi.json', 'GET /fhir/metadata']);
+/**
+ * Routes anyone may call: health, the OpenAPI document, FHIR's CapabilityStatement, the web page's files (which hold
+ * no data) and its sign-in (which gives a browser its token; test/web/sign-in.test.ts).
+ */
+const PAGE = new Set(['GET /', 'GET /app', 'GET /app/', 'GET /app/assets/:name']);
+const PUBLIC = new Set([
+  'GET /healthz',
+  'GET /readyz',
+  'GET /openapi.json',
+  'GET /fhir/metadata',
+  ...PAGE,
+  'GET /auth/options',
+  'GET /auth/oidc/start',
+  'GET /auth/callback',
+  'GET /auth/session',
+  'POST /auth/dev-sign-in',
+  'POST /auth/sign-out',
+]);
 const FACILITY: Record<Role, string> = { hip: 'H-EVERY', hiu: 'HIU-EVERY', cm: 'sbx', admin: 'ADMIN-EVERY' };
 
 let t: TestApp;
@@ -53,7 +69,7 @@ describe('every route', () => {
     const paths = (openApiDocument() as { paths: Record<string, Record<string, unknown>> }).paths;
     const missing = [...rules.keys()].filter((key) => {
       const [method, path] = key.split(' ');
-      if (path.startsWith('/fhir/') || path === '/metrics') return false;
+      if (path.startsWith('/fhir/') || path === '/metrics' || PAGE.has(key)) return false;
       return !paths[path.replace(/:([A-Za-z]+)[^/]*/g, '{$1}')]?.[method.toLowerCase()];
     });
     expect(missing).toEqual([]);

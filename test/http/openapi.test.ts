@@ -59,14 +59,25 @@ const BODY_ROUTES: [string, z.ZodType, Header[]][] = [
   ['/api/v3/patients/sms/on-notify', SmsOnNotify, V3()],
 ];
 const GET_ROUTES = [
+  '/consents',
   '/consents/{id}',
+  '/admin/health-information/transactions',
   '/admin/health-information/transactions/{id}',
   '/admin/hip-links',
   '/fhir/AuditEvent',
   '/healthz',
   '/readyz',
 ];
-const PUBLIC = new Set(['/healthz', '/readyz', '/openapi.json']);
+/** The web page's sign-in (src/web/sign-in.ts): public, since they are how a browser gets its token. */
+const WEB_ROUTES = [
+  'get /auth/options',
+  'get /auth/oidc/start',
+  'get /auth/callback',
+  'get /auth/session',
+  'post /auth/dev-sign-in',
+  'post /auth/sign-out',
+];
+const PUBLIC = new Set(['/healthz', '/readyz', '/openapi.json', ...WEB_ROUTES.map((r) => r.split(' ')[1])]);
 
 describe('openApiDocument', () => {
   it('is an OpenAPI 3.1 document with a JWT bearer scheme applied by default', () => {
@@ -87,6 +98,7 @@ describe('openApiDocument', () => {
     const expected = [
       ...BODY_ROUTES.map(([p]) => `post ${p}`),
       ...GET_ROUTES.map((p) => `get ${p}`),
+      ...WEB_ROUTES,
       'get /openapi.json',
     ].sort();
     const actual = Object.entries(doc.paths)
@@ -161,6 +173,29 @@ describe('openApiDocument', () => {
     expect(doc.paths['/consents/{id}'].get.responses['404']).toBeDefined();
     expect(doc.paths['/admin/health-information/transactions/{id}'].get.responses['404']).toBeDefined();
     expect(doc.paths['/fhir/AuditEvent'].get.responses['400']).toBeDefined();
+    expect(doc.paths['/consents'].get.responses['400']).toBeDefined();
+    expect(doc.paths['/admin/health-information/transactions'].get.responses['400']).toBeDefined();
+  });
+
+  it('lists the query parameters of the JSON lists, and names their answers', () => {
+    const params = (path: string) => doc.paths[path].get.parameters.map((p: any) => [p.name, p.in]);
+    expect(params('/consents')).toEqual([
+      ['status', 'query'],
+      ['patient', 'query'],
+      ['_count', 'query'],
+      ['_cursor', 'query'],
+    ]);
+    expect(params('/admin/health-information/transactions')).toEqual([
+      ['consentId', 'query'],
+      ['status', 'query'],
+      ['_count', 'query'],
+      ['_cursor', 'query'],
+    ]);
+    expect(resolve(doc.paths['/consents'].get.responses['200'].content['application/json'].schema).required).toEqual([
+      'consents',
+    ]);
+    const tx = doc.paths['/admin/health-information/transactions'].get.responses['200'];
+    expect(resolve(tx.content['application/json'].schema).required).toEqual(['transactions']);
   });
 
   it('every $ref resolves', () => {

@@ -97,7 +97,7 @@ export async function createTestApp(
   const verifier = await loadVerifier(config);
   const pagingKeys = loadPagingKeys(config);
   const log = createLog('info', sink);
-  const { gateway, store, repositories, transfers, hipLinks } = await createServices({
+  const { gateway, store, repositories, transfers, hipLinks, sessions } = await createServices({
     db,
     collections: c,
     engine,
@@ -119,6 +119,7 @@ export async function createTestApp(
     transfers,
     gateway,
     hipLinks,
+    sessions,
     db,
     collections: c,
     notifier: env.LINK_OTP_DELIVERY

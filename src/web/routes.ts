@@ -1,0 +1,25 @@
+/**
+ * The web page's own files: `/` and `/app` send a browser to `/app/`, which
+ * is the page; `/app/assets/<name>-<hash>.<ext>` are its script, style sheet
+ * and fonts (web/assets.ts). All public and none reads data: everything the
+ * page shows it asks of the API, with the signed-in person's token
+ * (web/sign-in.ts), under the same authorisation, consent checks and audit.
+ * The page's Content-Security-Policy is http/security-headers.ts APP_CSP.
+ */
+import { Hono } from 'hono';
+import type { AppEnv } from '../auth/caller.js';
+import { notFound } from '../fhir/outcome.js';
+import { webAssets } from './assets.js';
+
+export function pageRoutes() {
+  const r = new Hono<AppEnv>();
+  r.get('/', (c) => c.redirect('/app/', 302));
+  r.get('/app', (c) => c.redirect('/app/', 302));
+  r.get('/app/', async (c) => c.html((await webAssets()).index));
+  r.get('/app/assets/:name', async (c) => {
+    const file = (await webAssets()).files.get(c.req.param('name'));
+    if (!file) throw notFound(`No page asset ${c.req.param('name').slice(0, 100)}`);
+    return c.body(file.body as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': file.type });
+  });
+  return r;
+}

@@ -1,0 +1,274 @@
+/**
+ * Signing in to the web page (/app/). A browser holds no bearer token from
+ * `npm run token`, so these routes give it one, kept where the page's script
+ * cannot read it: an HttpOnly, SameSite=Strict cookie scoped to /auth. The
+ * page asks GET /auth/session for the token and sends it as a bearer token to
+ * the same API every client uses; the API itself never reads a cookie, so it
+ * cannot be driven by another site's form (no CSRF on the API).
+ *
+ *   GET  /auth/options       public  which sign-ins this server offers
+ *   GET  /auth/oidc/start    public  OpenID Connect: to the issuer (authorization code, PKCE S256, state, nonce)
+ *   GET  /auth/callback      public  OpenID Connect: back from the issuer; role and facility from the configured claims
+ *   POST /auth/dev-sign-in   public  development only: a token from the development key for a chosen role and facility
+ *   GET  /auth/session       cookie  the session's token, role, facility and expiry
+ *   POST /auth/sign-out      public  forgets the session cookie
+ *
+ * With OIDC, the token is a session token the store signs (auth/session-keys.ts):
+ * role hip, hiu or admin and the facility, from OIDC_ROLE_CLAIM and
+ * OIDC_FACILITY_CLAIM of the ID token. The development form is refused with
+ * NODE_ENV=production, with WEB_DEV_SIGN_IN=false, and when the store verifies
+ * tokens with configured keys (the development key would not be believed).
+ * Every sign-in, and every refused one, is audited.
+ */
+import { Hono, type Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import * as oidc from 'openid-client';
+import { SignJWT, decodeJwt, jwtVerify } from 'jose';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Log } from '../log.js';
+import type { AuditLog } from '../audit/log.js';
+import { type AppEnv, type Caller, type Role, verify } from '../auth/caller.js';
+import type { Verifier } from '../auth/keys.js';
+import { signDevToken } from '../auth/token.js';
+import { badRequest, fail, notFound } from '../fhir/outcome.js';
+import { readJsonText } from '../http/body.js';
+import { type SessionKeys, WEB_ROLES } from '../auth/session-keys.js';
+
+export interface SignInDeps {
+  config: Config;
+  verifier: Verifier;
+  sessions: SessionKeys;
+  audit: AuditLog;
+  baseUrl: () => string;
+  log: Log;
+}
+
+const SESSION_COOKIE = 'av_session';
+const OIDC_COOKIE = 'av_oidc';
+const OIDC_FLOW_SEC = 600;
+const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+export const DevSignIn = z.object({
+  role: z.enum(WEB_ROLES as [Role, ...Role[]]),
+  facility: z.string().regex(FACILITY_ID, 'a facility id: letters, digits and ._:@- (at most 128)'),
+});
+
+/** Whether the development form is offered: never in production, nor when the development key is not the verifier. */
+export function devSignInOffered(config: Config): boolean {
+  return (
+    config.NODE_ENV !== 'production' && config.WEB_DEV_SIGN_IN && !config.AUTH_JWKS_URL && !config.AUTH_PUBLIC_KEY_FILE
+  );
+}
+
+export function signInRoutes(deps: SignInDeps) {
+  const { config, sessions, audit, log } = deps;
+  const r = new Hono<AppEnv>();
+  const authOptions = {
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    gatewayClients: config.AUTH_GATEWAY_CLIENTS,
+    sessions,
+  };
+  const secure = () => deps.baseUrl().startsWith('https:');
+  const redirectUrl = () => config.OIDC_REDIRECT_URL ?? `${deps.baseUrl()}/auth/callback`;
+
+  let discovered: Promise<oidc.Configuration> | undefined;
+  const issuer = () => {
+    if (!config.OIDC_ISSUER || !config.OIDC_CLIENT_ID || !config.OIDC_CLIENT_SECRET)
+      throw notFound('OpenID Connect sign-in is not configured (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)');
+    const url = new URL(config.OIDC_ISSUER);
+    // Plain http only to an issuer on this machine, outside production (a development or test issuer).
+    const insecure = url.protocol === 'http:' && LOOPBACK.has(url.hostname) && config.NODE_ENV !== 'production';
+    discovered ??= oidc
+      .discovery(url, config.OIDC_CLIENT_ID, config.OIDC_CLIENT_SECRET, undefined, {
+        timeout: 10,
+        ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      })
+      .catch((e) => {
+        discovered = undefined; // asked again at the next sign-in
+        throw e;
+      });
+    return discovered;
+  };
+
+  const signedIn = async (c: Context<AppEnv>, token: string, caller: Caller, via: string) => {
+    setCookie(c, SESSION_COOKIE, token, {
+      httpOnly: true,
+      secure: secure(),
+      sameSite: 'Strict',
+      path: '/auth',
+      maxAge: config.WEB_SESSION_TTL_SEC,
+    });
+    await audit.append({
+      action: 'web.sign-in',
+      outcome: 'success',
+      status: 200,
+      actor: { role: caller.role, facility: caller.facilityId, subject: caller.subject },
+      reason: via,
+      requestId: c.var.requestId,
+    });
+  };
+  const refusedSignIn = async (c: Context<AppEnv>, reason: string) => {
+    await audit.append({
+      action: 'web.sign-in',
+      outcome: 'refused',
+      status: 403,
+      actor: { role: null, facility: null, subject: null },
+      reason: reason.slice(0, 300),
+      requestId: c.var.requestId,
+    });
+  };
+
+  r.get('/auth/options', (c) =>
+    c.json({
+      oidc: Boolean(config.OIDC_ISSUER),
+      devSignIn: devSignInOffered(config),
+      roles: WEB_ROLES,
+      sessionSeconds: config.WEB_SESSION_TTL_SEC,
+    }),
+  );
+
+  r.post('/auth/dev-sign-in', async (c) => {
+    c.set('action', 'web.sign-in');
+    if (!devSignInOffered(config))
+      throw fail(
+        'forbidden',
+        'forbidden',
+        config.NODE_ENV === 'production'
+          ? 'Development sign-in is refused with NODE_ENV=production; sign in through OpenID Connect'
+          : 'Development sign-in is off (WEB_DEV_SIGN_IN=false, or tokens are verified with configured keys)',
+      );
+    const text = await readJsonText(c, 4096);
+    let parsed;
+    try {
+      parsed = DevSignIn.safeParse(JSON.parse(text));
+    } catch {
+      throw badRequest('Body is not JSON', 'body');
+    }
+    if (!parsed.success)
+      throw badRequest(
+        `Development sign-in needs {"role": "${WEB_ROLES.join('" | "')}", "facility": "<id>"}: ${parsed.error.issues[0].path.join('.')} ${parsed.error.issues[0].message}`,
+        parsed.error.issues[0].path.join('.') || 'body',
+      );
+    const { role, facility } = parsed.data;
+    const subject = `dev:${role}:${facility}`;
+    const token = await signDevToken(config.DATA_DIR, {
+      role,
+      facility,
+      sub: subject,
+      ttlSec: config.WEB_SESSION_TTL_SEC,
+      issuer: config.AUTH_ISSUER,
+      audience: config.AUTH_AUDIENCE,
+    });
+    await signedIn(c, token, { role, facilityId: facility, subject }, 'development sign-in');
+    return c.body(null, 204);
+  });
+
+  r.get('/auth/oidc/start', async (c) => {
+    const configuration = await issuer().catch((e) => {
+      if (e instanceof Error && 'status' in e) throw e; // not configured
+      log.warn({ err: { name: (e as Error).name, message: (e as Error).message?.slice(0, 200) } }, 'oidc discovery');
+      throw fail('unavailable', 'transient', 'The OpenID Connect issuer did not answer; try again shortly');
+    });
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const flow = await new SignJWT({ state, nonce, verifier })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuedAt()
+      .setExpirationTime(`${OIDC_FLOW_SEC}s`)
+      .sign(sessions.flowKey);
+    setCookie(c, OIDC_COOKIE, flow, {
+      httpOnly: true,
+      secure: secure(),
+      sameSite: 'Lax', // it must come back on the issuer's redirect to /auth/callback
+      path: '/auth/callback',
+      maxAge: OIDC_FLOW_SEC,
+    });
+    const url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUrl(),
+      scope: config.OIDC_SCOPE,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+    });
+    return c.redirect(url.href, 302);
+  });
+
+  r.get('/auth/callback', async (c) => {
+    const flowCookie = getCookie(c, OIDC_COOKIE);
+    deleteCookie(c, OIDC_COOKIE, { path: '/auth/callback', secure: secure() });
+    const back = (error: string) => c.redirect(`/app/#/sign-in?error=${encodeURIComponent(error)}`, 302);
+    let flow: { state: string; nonce: string; verifier: string };
+    try {
+      if (!flowCookie) throw new Error('no sign-in in progress');
+      flow = (await jwtVerify(flowCookie, sessions.flowKey, { algorithms: ['HS256'] })).payload as typeof flow;
+    } catch {
+      await refusedSignIn(c, 'OpenID Connect callback without a sign-in in progress (or after 10 minutes)');
+      return back('expired');
+    }
+    let claims: Record<string, unknown> | undefined;
+    try {
+      const configuration = await issuer();
+      const current = new URL(redirectUrl());
+      current.search = new URL(c.req.url).search;
+      const tokens = await oidc.authorizationCodeGrant(configuration, current, {
+        pkceCodeVerifier: flow.verifier,
+        expectedState: flow.state,
+        expectedNonce: flow.nonce,
+        idTokenExpected: true,
+      });
+      claims = tokens.claims() as Record<string, unknown> | undefined;
+    } catch (e) {
+      const name = (e as Error).name;
+      const code = (e as { error?: unknown }).error;
+      await refusedSignIn(c, `OpenID Connect sign-in failed: ${name}${typeof code === 'string' ? ` (${code})` : ''}`);
+      return back(code === 'access_denied' ? 'denied' : 'failed');
+    }
+    const role = claims?.[config.OIDC_ROLE_CLAIM];
+    const facility = claims?.[config.OIDC_FACILITY_CLAIM];
+    const sub = typeof claims?.sub === 'string' ? claims.sub : '';
+    if (typeof role !== 'string' || !WEB_ROLES.includes(role as Role)) {
+      await refusedSignIn(c, `ID token claim ${config.OIDC_ROLE_CLAIM} is not one of ${WEB_ROLES.join(', ')}`);
+      return back('role');
+    }
+    if (typeof facility !== 'string' || !FACILITY_ID.test(facility)) {
+      await refusedSignIn(c, `ID token claim ${config.OIDC_FACILITY_CLAIM} is not a facility id`);
+      return back('facility');
+    }
+    const subject = `oidc:${sub}`.slice(0, 200);
+    const token = await sessions.sign({ role: role as Role, facility, sub: subject }, config.WEB_SESSION_TTL_SEC);
+    await signedIn(c, token, { role: role as Role, facilityId: facility, subject }, 'OpenID Connect');
+    return c.redirect('/app/', 302);
+  });
+
+  // Anonymous visits are not refusals: no session (or an expired one) answers {signedIn: false}.
+  r.get('/auth/session', async (c) => {
+    const token = getCookie(c, SESSION_COOKIE);
+    let caller: Caller | undefined;
+    if (token) caller = await verify(`Bearer ${token}`, deps.verifier, authOptions).catch(() => undefined);
+    if (!token || !caller) {
+      if (token) deleteCookie(c, SESSION_COOKIE, { path: '/auth', secure: secure() });
+      return c.json({ signedIn: false });
+    }
+    const { exp } = decodeJwt(token);
+    return c.json({
+      signedIn: true,
+      token,
+      role: caller.role,
+      facility: caller.facilityId,
+      subject: caller.subject,
+      expiresAt: new Date((exp ?? 0) * 1000).toISOString(),
+    });
+  });
+
+  r.post('/auth/sign-out', (c) => {
+    deleteCookie(c, SESSION_COOKIE, { path: '/auth', secure: secure() });
+    return c.body(null, 204);
+  });
+
+  return r;
+}
