@@ -111,7 +111,7 @@ export const ConfigSchema = z.object({
   OIDC_SCOPE: z.string().default('openid profile'),
   OIDC_ROLE_CLAIM: z.string().min(1).default('abdm_role'),
   OIDC_FACILITY_CLAIM: z.string().min(1).default('abdm_facility'),
-  WEB_SESSION_TTL_SEC: z.coerce.number().int().min(60).max(86_400).default(3600),
+  WEB_SESSION_TTL_SEC: z.coerce.number().int().min(60).max(3600).default(3600),
   WEB_DEV_SIGN_IN: z
     .enum(['true', 'false'])
     .default('true')

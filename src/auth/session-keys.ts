@@ -23,7 +23,7 @@ export const WEB_ROLES: readonly Role[] = ['hip', 'hiu', 'admin'];
 
 export class SessionKeys {
   private keys: { kid: string; key: Uint8Array }[];
-  /** Seals a sign-in in progress (OpenID Connect state, nonce and PKCE verifier) in its cookie for ten minutes. */
+  /** Signs a sign-in in progress (OpenID Connect state, nonce, PKCE verifier) in its HttpOnly cookie for 10 minutes. */
   readonly flowKey: Uint8Array;
 
   constructor(paging: PagingKeys) {

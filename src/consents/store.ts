@@ -201,10 +201,17 @@ export class ConsentStore {
 
   /** Moves a GRANTED consent to a terminal status, erasing its terms (conditioned on GRANTED). True when it did. */
   private async endGranted(id: string, status: Exclude<ConsentStatus, 'GRANTED'>, now: Date): Promise<boolean> {
+    // A consent granted before the HIU was kept beside the terms keeps it now, so its HIU still sees it ended. The
+    // value read is the grant's own, which never changes, so the read racing another process's write is harmless.
+    const granted = await this.consents.findOne(
+      { _id: id, status: 'GRANTED' },
+      { projection: { hiu: 1, 'terms.hiu': 1 } },
+    );
+    if (!granted) return false;
     const r = await this.consents.updateOne(
       { _id: id, status: 'GRANTED' },
       {
-        $set: { status, statusAt: now, erasedAt: now },
+        $set: { status, statusAt: now, erasedAt: now, hiu: hiuOf(granted as ConsentDoc) },
         $unset: { terms: '', artefact: '' },
         $push: { history: { status, at: now } },
       },

@@ -6,16 +6,29 @@
  * (web/sign-in.ts), under the same authorisation, consent checks and audit.
  * The page's Content-Security-Policy is http/security-headers.ts APP_CSP.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../auth/caller.js';
 import { notFound } from '../fhir/outcome.js';
 import { webAssets } from './assets.js';
 
-export function pageRoutes() {
+/**
+ * `baseUrl`: the store's own origin. The page is served under it only: opened under another name for this server
+ * (localhost for 127.0.0.1, or a DNS-rebound name), a browser is sent to it, so that its sign-in cookies and the
+ * API's links are of one origin.
+ */
+export function pageRoutes(baseUrl: () => string) {
   const r = new Hono<AppEnv>();
-  r.get('/', (c) => c.redirect('/app/', 302));
-  r.get('/app', (c) => c.redirect('/app/', 302));
-  r.get('/app/', async (c) => c.html((await webAssets()).index));
+  const page = (c: Context) => {
+    const own = new URL(baseUrl());
+    return new URL(c.req.url).host === own.host ? '/app/' : `${own.origin}/app/`;
+  };
+  r.get('/', (c) => c.redirect(page(c), 302));
+  r.get('/app', (c) => c.redirect(page(c), 302));
+  r.get('/app/', async (c) => {
+    const target = page(c);
+    if (target !== '/app/') return c.redirect(target, 302);
+    return c.html((await webAssets()).index);
+  });
   r.get('/app/assets/:name', async (c) => {
     const file = (await webAssets()).files.get(c.req.param('name'));
     if (!file) throw notFound(`No page asset ${c.req.param('name').slice(0, 100)}`);

@@ -1,10 +1,18 @@
 /**
  * Signing in to the web page (/app/). A browser holds no bearer token from
- * `npm run token`, so these routes give it one, kept where the page's script
- * cannot read it: an HttpOnly, SameSite=Strict cookie scoped to /auth. The
- * page asks GET /auth/session for the token and sends it as a bearer token to
- * the same API every client uses; the API itself never reads a cookie, so it
- * cannot be driven by another site's form (no CSRF on the API).
+ * `npm run token`, so these routes give it one, kept in an HttpOnly,
+ * SameSite=Strict cookie scoped to /auth. The page asks GET /auth/session for
+ * the token and sends it as a bearer token to the same API every client uses;
+ * the API itself never reads a cookie, so it cannot be driven by another
+ * site's form (no CSRF on the API). The page's own script does hold the token
+ * (its strict CSP is what keeps other script out); signing out forgets the
+ * cookie, and the token ends at its expiry (WEB_SESSION_TTL_SEC, at most an
+ * hour).
+ *
+ * Every /auth route answers only under the store's own origin (the host of
+ * PUBLIC_BASE_URL, or the address it listens on): a page of another name that
+ * resolves here (DNS rebinding) is refused, and a POST whose Origin or
+ * Sec-Fetch-Site names another site is refused.
  *
  *   GET  /auth/options       public  which sign-ins this server offers
  *   GET  /auth/oidc/start    public  OpenID Connect: to the issuer (authorization code, PKCE S256, state, nonce)
@@ -16,9 +24,10 @@
  * With OIDC, the token is a session token the store signs (auth/session-keys.ts):
  * role hip, hiu or admin and the facility, from OIDC_ROLE_CLAIM and
  * OIDC_FACILITY_CLAIM of the ID token. The development form is refused with
- * NODE_ENV=production, with WEB_DEV_SIGN_IN=false, and when the store verifies
- * tokens with configured keys (the development key would not be believed).
- * Every sign-in, and every refused one, is audited.
+ * NODE_ENV=production, with WEB_DEV_SIGN_IN=false, when the store verifies
+ * tokens with configured keys (the development key would not be believed), and
+ * when it listens on other than a loopback address. Every sign-in and
+ * sign-out, and every refused sign-in, is audited.
  */
 import { Hono, type Context } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
@@ -31,7 +40,7 @@ import type { AuditLog } from '../audit/log.js';
 import { type AppEnv, type Caller, type Role, verify } from '../auth/caller.js';
 import type { Verifier } from '../auth/keys.js';
 import { signDevToken } from '../auth/token.js';
-import { badRequest, fail, notFound } from '../fhir/outcome.js';
+import { FhirError, badRequest, fail, notFound } from '../fhir/outcome.js';
 import { readJsonText } from '../http/body.js';
 import { type SessionKeys, WEB_ROLES } from '../auth/session-keys.js';
 
@@ -46,6 +55,8 @@ export interface SignInDeps {
 
 const SESSION_COOKIE = 'av_session';
 const OIDC_COOKIE = 'av_oidc';
+/** Over https the cookies carry the __Secure- prefix, so a sibling subdomain over http cannot plant one. */
+const cookieName = (name: string, secure: boolean) => (secure ? `__Secure-${name}` : name);
 const OIDC_FLOW_SEC = 600;
 const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -55,12 +66,21 @@ export const DevSignIn = z.object({
   facility: z.string().regex(FACILITY_ID, 'a facility id: letters, digits and ._:@- (at most 128)'),
 });
 
-/** Whether the development form is offered: never in production, nor when the development key is not the verifier. */
+/**
+ * Whether the development form is offered: never in production, nor when the development key is not the verifier,
+ * nor when the server listens beyond this machine (anyone who reaches the form may sign in as anyone).
+ */
 export function devSignInOffered(config: Config): boolean {
   return (
-    config.NODE_ENV !== 'production' && config.WEB_DEV_SIGN_IN && !config.AUTH_JWKS_URL && !config.AUTH_PUBLIC_KEY_FILE
+    config.NODE_ENV !== 'production' &&
+    config.WEB_DEV_SIGN_IN &&
+    !config.AUTH_JWKS_URL &&
+    !config.AUTH_PUBLIC_KEY_FILE &&
+    LOOPBACK_HOSTS.has(config.HOST)
   );
 }
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export function signInRoutes(deps: SignInDeps) {
   const { config, sessions, audit, log } = deps;
@@ -72,7 +92,23 @@ export function signInRoutes(deps: SignInDeps) {
     sessions,
   };
   const secure = () => deps.baseUrl().startsWith('https:');
+  const sessionCookie = () => cookieName(SESSION_COOKIE, secure());
+  const flowCookie = () => cookieName(OIDC_COOKIE, secure());
   const redirectUrl = () => config.OIDC_REDIRECT_URL ?? `${deps.baseUrl()}/auth/callback`;
+
+  // Only under the store's own origin; a POST only from it.
+  r.use('/auth/*', async (c, next) => {
+    const own = new URL(deps.baseUrl());
+    if (new URL(c.req.url).host !== own.host)
+      throw fail('forbidden', 'forbidden', `Sign-in is served at ${own.origin} only`);
+    if (c.req.method === 'POST') {
+      const origin = c.req.header('origin');
+      const site = c.req.header('sec-fetch-site');
+      if ((origin !== undefined && origin !== own.origin) || (site !== undefined && site !== 'same-origin'))
+        throw fail('forbidden', 'forbidden', "A sign-in request must come from this store's own page");
+    }
+    await next();
+  });
 
   let discovered: Promise<oidc.Configuration> | undefined;
   const issuer = () => {
@@ -93,8 +129,15 @@ export function signInRoutes(deps: SignInDeps) {
     return discovered;
   };
 
+  /** Who the session cookie's token names, when it is valid and a role that signs in to the page. */
+  const sessionCaller = async (token: string | undefined): Promise<Caller | undefined> => {
+    if (!token || token.length > 8192) return undefined;
+    const caller = await verify(`Bearer ${token}`, deps.verifier, authOptions).catch(() => undefined);
+    return caller && WEB_ROLES.includes(caller.role) ? caller : undefined;
+  };
+
   const signedIn = async (c: Context<AppEnv>, token: string, caller: Caller, via: string) => {
-    setCookie(c, SESSION_COOKIE, token, {
+    setCookie(c, sessionCookie(), token, {
       httpOnly: true,
       secure: secure(),
       sameSite: 'Strict',
@@ -167,11 +210,15 @@ export function signInRoutes(deps: SignInDeps) {
   });
 
   r.get('/auth/oidc/start', async (c) => {
-    const configuration = await issuer().catch((e) => {
-      if (e instanceof Error && 'status' in e) throw e; // not configured
-      log.warn({ err: { name: (e as Error).name, message: (e as Error).message?.slice(0, 200) } }, 'oidc discovery');
-      throw fail('unavailable', 'transient', 'The OpenID Connect issuer did not answer; try again shortly');
-    });
+    let configuration: oidc.Configuration;
+    try {
+      configuration = await issuer();
+    } catch (e) {
+      if (e instanceof FhirError) throw e; // not configured
+      // The issuer did not answer, or not as one: the person is told, and may try again.
+      log.warn({ err: { name: (e as Error).name, code: (e as { code?: unknown }).code } }, 'oidc issuer unavailable');
+      return c.redirect('/app/#/sign-in?error=unavailable', 302);
+    }
     const verifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
@@ -180,7 +227,7 @@ export function signInRoutes(deps: SignInDeps) {
       .setIssuedAt()
       .setExpirationTime(`${OIDC_FLOW_SEC}s`)
       .sign(sessions.flowKey);
-    setCookie(c, OIDC_COOKIE, flow, {
+    setCookie(c, flowCookie(), flow, {
       httpOnly: true,
       secure: secure(),
       sameSite: 'Lax', // it must come back on the issuer's redirect to /auth/callback
@@ -199,13 +246,13 @@ export function signInRoutes(deps: SignInDeps) {
   });
 
   r.get('/auth/callback', async (c) => {
-    const flowCookie = getCookie(c, OIDC_COOKIE);
-    deleteCookie(c, OIDC_COOKIE, { path: '/auth/callback', secure: secure() });
+    const flowText = getCookie(c, flowCookie());
+    deleteCookie(c, flowCookie(), { path: '/auth/callback', secure: secure() });
     const back = (error: string) => c.redirect(`/app/#/sign-in?error=${encodeURIComponent(error)}`, 302);
     let flow: { state: string; nonce: string; verifier: string };
     try {
-      if (!flowCookie) throw new Error('no sign-in in progress');
-      flow = (await jwtVerify(flowCookie, sessions.flowKey, { algorithms: ['HS256'] })).payload as typeof flow;
+      if (!flowText) throw new Error('no sign-in in progress');
+      flow = (await jwtVerify(flowText, sessions.flowKey, { algorithms: ['HS256'] })).payload as typeof flow;
     } catch {
       await refusedSignIn(c, 'OpenID Connect callback without a sign-in in progress (or after 10 minutes)');
       return back('expired');
@@ -247,11 +294,10 @@ export function signInRoutes(deps: SignInDeps) {
 
   // Anonymous visits are not refusals: no session (or an expired one) answers {signedIn: false}.
   r.get('/auth/session', async (c) => {
-    const token = getCookie(c, SESSION_COOKIE);
-    let caller: Caller | undefined;
-    if (token) caller = await verify(`Bearer ${token}`, deps.verifier, authOptions).catch(() => undefined);
+    const token = getCookie(c, sessionCookie());
+    const caller = await sessionCaller(token);
     if (!token || !caller) {
-      if (token) deleteCookie(c, SESSION_COOKIE, { path: '/auth', secure: secure() });
+      if (token) deleteCookie(c, sessionCookie(), { path: '/auth', secure: secure() });
       return c.json({ signedIn: false });
     }
     const { exp } = decodeJwt(token);
@@ -265,8 +311,17 @@ export function signInRoutes(deps: SignInDeps) {
     });
   });
 
-  r.post('/auth/sign-out', (c) => {
-    deleteCookie(c, SESSION_COOKIE, { path: '/auth', secure: secure() });
+  r.post('/auth/sign-out', async (c) => {
+    const caller = await sessionCaller(getCookie(c, sessionCookie()));
+    deleteCookie(c, sessionCookie(), { path: '/auth', secure: secure() });
+    if (caller)
+      await audit.append({
+        action: 'web.sign-out',
+        outcome: 'success',
+        status: 204,
+        actor: { role: caller.role, facility: caller.facilityId, subject: caller.subject },
+        requestId: c.var.requestId,
+      });
     return c.body(null, 204);
   });
 

@@ -240,6 +240,13 @@ describe('GET /consents/{id} of an ended consent', () => {
     expect((await list('/consents?_count=100', asA)).consents.map((c) => c.id)).toContain(id);
     await outcome(await t.request(`/consents/${id}`, { as: ['hiu', HIU_B] }), 403);
     expect((await list('/consents?_count=100', (p) => t.request(p, { as: ['hiu', HIU_B] }))).consents).toHaveLength(2);
+    // Revoked, it keeps its HIU (taken from the terms as they are erased): still its HIU's to see, ended.
+    expect((await notifyConsent(t, { consentId: id, status: 'REVOKED' })).status).toBe(202);
+    const ended = await asA(`/consents/${id}`);
+    expect(ended.status).toBe(200);
+    expect(await ended.json()).toMatchObject({ status: 'REVOKED', hiu: HIU_A });
+    expect((await t.consents.get(id))!.terms).toBeUndefined();
+    expect((await list('/consents?status=REVOKED&_count=100', asA)).consents.map((c) => c.id)).toContain(id);
   });
 });
 

@@ -90,19 +90,22 @@ async function atIssuer(authorizationUrl: string, login: string): Promise<URL> {
 /** A whole OpenID Connect sign-in as `login`; the store's answer to the callback, and the browser's cookies. */
 async function signIn(login: string, tamper?: (callback: URL) => void) {
   const jar = new Jar();
-  const start = jar.take(await t.request('/auth/oidc/start'));
+  const start = jar.take(await t.request(`${STORE}/auth/oidc/start`));
   expect(start.status).toBe(302);
   const back = await atIssuer(start.headers.get('location')!, login);
   tamper?.(back);
-  const callback = jar.take(await t.request(`${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } }));
+  const callback = jar.take(
+    await t.request(`${STORE}${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } }),
+  );
   return { start, callback, jar };
 }
 
-const session = async (jar: Jar) => (await t.request('/auth/session', { headers: { Cookie: jar.header() } })).json();
+const session = async (jar: Jar) =>
+  (await t.request(`${STORE}/auth/session`, { headers: { Cookie: jar.header() } })).json();
 
 describe('OpenID Connect sign-in (a real issuer on loopback)', () => {
   it('is the authorization-code flow with PKCE S256, state and nonce, scoped to the configured client', async () => {
-    const start = await t.request('/auth/oidc/start');
+    const start = await t.request(`${STORE}/auth/oidc/start`);
     const url = new URL(start.headers.get('location')!);
     expect(url.origin).toBe(issuer.url);
     expect(url.searchParams.get('response_type')).toBe('code');
@@ -176,28 +179,28 @@ describe('OpenID Connect sign-in (a real issuer on loopback)', () => {
     expect(tampered.jar.cookies.has('av_session')).toBe(false);
 
     const jar = new Jar();
-    const start = jar.take(await t.request('/auth/oidc/start'));
+    const start = jar.take(await t.request(`${STORE}/auth/oidc/start`));
     const back = await atIssuer(start.headers.get('location')!, 'dr.mehta');
-    const noCookie = await t.request(`${back.pathname}${back.search}`);
+    const noCookie = await t.request(`${STORE}${back.pathname}${back.search}`);
     expect(noCookie.headers.get('location')).toBe('/app/#/sign-in?error=expired');
-    const first = await t.request(`${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } });
+    const first = await t.request(`${STORE}${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } });
     expect(first.headers.get('location')).toBe('/app/');
     // The same code and flow again (a stolen redirect replayed): the code is spent.
-    const replay = await t.request(`${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } });
+    const replay = await t.request(`${STORE}${back.pathname}${back.search}`, { headers: { Cookie: jar.header() } });
     expect(replay.headers.get('location')).not.toBe('/app/');
   });
 
   it('signing out forgets the session', async () => {
     const { jar } = await signIn('clerk');
     expect((await session(jar)).signedIn).toBe(true);
-    const out = jar.take(await t.request('/auth/sign-out', { method: 'POST' }));
+    const out = jar.take(await t.request(`${STORE}/auth/sign-out`, { method: 'POST' }));
     expect(out.status).toBe(204);
     expect(jar.cookies.has('av_session')).toBe(false);
     expect(await session(jar)).toEqual({ signedIn: false });
   });
 
   it('offers OpenID Connect and, outside production, the development form', async () => {
-    const res = await t.request('/auth/options');
+    const res = await t.request(`${STORE}/auth/options`);
     expect(await res.json()).toMatchObject({ oidc: true, devSignIn: true, roles: ['hip', 'hiu', 'admin'] });
   });
 });
@@ -227,7 +230,7 @@ describe('development sign-in', () => {
   it('mints a short-lived development-key token for the chosen role and facility', async () => {
     const jar = new Jar();
     const res = jar.take(
-      await t.request('/auth/dev-sign-in', {
+      await t.request(`${STORE}/auth/dev-sign-in`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
@@ -245,7 +248,7 @@ describe('development sign-in', () => {
 
   it('refuses a body that is not a role and facility, and the consent manager role', async () => {
     for (const body of ['{', '{}', '{"role":"cm","facility":"sbx"}', '{"role":"hiu","facility":"a b"}']) {
-      const res = await t.request('/auth/dev-sign-in', {
+      const res = await t.request(`${STORE}/auth/dev-sign-in`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body,
@@ -258,14 +261,17 @@ describe('development sign-in', () => {
   it('is refused with WEB_DEV_SIGN_IN=false', async () => {
     const off = await createTestApp({ WEB_DEV_SIGN_IN: 'false' });
     try {
-      const res = await off.request('/auth/dev-sign-in', {
+      const res = await off.request('http://127.0.0.1:8080/auth/dev-sign-in', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ role: 'hiu', facility: 'HIU-1' }),
       });
       expect(res.status).toBe(403);
       expect(res.headers.getSetCookie()).toEqual([]);
-      expect(await (await off.request('/auth/options')).json()).toMatchObject({ oidc: false, devSignIn: false });
+      expect(await (await off.request('http://127.0.0.1:8080/auth/options')).json()).toMatchObject({
+        oidc: false,
+        devSignIn: false,
+      });
     } finally {
       await off.close();
     }
@@ -288,7 +294,7 @@ describe('development sign-in', () => {
         PAGING_KEYS_FILE: pagingFile,
       });
       try {
-        const res = await prod.request('/auth/dev-sign-in', {
+        const res = await prod.request('https://vault.example.in/auth/dev-sign-in', {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
@@ -305,12 +311,102 @@ describe('development sign-in', () => {
   });
 });
 
+describe("only under the store's own origin", () => {
+  const devSignIn = (url: string, headers: Record<string, string> = {}) =>
+    t.request(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...headers },
+      body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
+    });
+
+  it('refuses sign-in under another host name (a DNS-rebound page cannot mint or read a token)', async () => {
+    const rebound = 'http://rebind.attacker.example:3000';
+    const minted = await devSignIn(`${rebound}/auth/dev-sign-in`, { Origin: rebound });
+    expect(minted.status).toBe(403);
+    expect(minted.headers.getSetCookie()).toEqual([]);
+    const read = await t.request(`${rebound}/auth/session`);
+    expect(read.status).toBe(403);
+    // The page itself, opened under another name, sends the browser to the store's own origin.
+    const page = await t.request(`${rebound}/app/`);
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toBe(`${STORE}/app/`);
+  });
+
+  it("refuses a POST from another site's page (Origin or Sec-Fetch-Site), sign-out included", async () => {
+    expect((await devSignIn(`${STORE}/auth/dev-sign-in`, { Origin: 'https://evil.example' })).status).toBe(403);
+    expect((await devSignIn(`${STORE}/auth/dev-sign-in`, { 'Sec-Fetch-Site': 'cross-site' })).status).toBe(403);
+    const out = await t.request(`${STORE}/auth/sign-out`, {
+      method: 'POST',
+      headers: { Origin: 'https://evil.example' },
+    });
+    expect(out.status).toBe(403);
+    expect(out.headers.getSetCookie()).toEqual([]);
+    // From the page itself: accepted.
+    expect(
+      (await devSignIn(`${STORE}/auth/dev-sign-in`, { Origin: STORE, 'Sec-Fetch-Site': 'same-origin' })).status,
+    ).toBe(204);
+  });
+
+  it('/auth/session names only a role that signs in to the page, whatever token the cookie holds', async () => {
+    const cm = await t.token('cm', 'sbx');
+    const s = await (await t.request(`${STORE}/auth/session`, { headers: { Cookie: `av_session=${cm}` } })).json();
+    expect(s).toEqual({ signedIn: false });
+  });
+
+  it('sign-out is audited with who signed out', async () => {
+    const jar = new Jar();
+    jar.take(await devSignIn(`${STORE}/auth/dev-sign-in`));
+    const out = await t.request(`${STORE}/auth/sign-out`, { method: 'POST', headers: { Cookie: jar.header() } });
+    expect(out.status).toBe(204);
+    const events = await t.audit.events
+      .find({ action: 'web.sign-out', requestId: out.headers.get('x-request-id') })
+      .toArray();
+    expect(events.map((e) => [e.outcome, e.actor.role, e.actor.facility])).toEqual([['success', 'admin', 'OPS-1']]);
+  });
+
+  it('over https the session cookie is Secure and __Secure- prefixed', async () => {
+    const https = await createTestApp({ PUBLIC_BASE_URL: 'https://vault.example.in' });
+    try {
+      const res = await https.request('https://vault.example.in/auth/dev-sign-in', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ role: 'hiu', facility: 'HIU-1' }),
+      });
+      expect(res.status).toBe(204);
+      const [cookie] = res.headers.getSetCookie();
+      expect(cookie).toMatch(/^__Secure-av_session=/);
+      expect(cookie).toMatch(/; Secure/);
+      const s = await (
+        await https.request('https://vault.example.in/auth/session', { headers: { Cookie: cookie.split(';')[0] } })
+      ).json();
+      expect(s).toMatchObject({ signedIn: true, role: 'hiu' });
+    } finally {
+      await https.close();
+    }
+  });
+
+  it('the development form is refused when the server listens beyond this machine', async () => {
+    const wide = await createTestApp({ HOST: '0.0.0.0', PUBLIC_BASE_URL: STORE });
+    try {
+      const res = await wide.request(`${STORE}/auth/dev-sign-in`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
+      });
+      expect(res.status).toBe(403);
+      expect(await (await wide.request(`${STORE}/auth/options`)).json()).toMatchObject({ devSignIn: false });
+    } finally {
+      await wide.close();
+    }
+  });
+});
+
 describe('the page', () => {
   it('/ sends a browser to /app/, whose page carries the strict page policy and no inline script', async () => {
-    const root = await t.request('/');
+    const root = await t.request(`${STORE}/`);
     expect(root.status).toBe(302);
     expect(root.headers.get('location')).toBe('/app/');
-    const page = await t.request('/app/');
+    const page = await t.request(`${STORE}/app/`);
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toBe(APP_CSP);
     expect(APP_CSP).not.toMatch(/unsafe-inline|unsafe-eval|\*|https?:/);
@@ -321,11 +417,11 @@ describe('the page', () => {
     expect(scripts[0][2]).toBe('');
     expect(html).not.toMatch(/\sstyle=|\son\w+=|https?:\/\//);
     const asset = /src="(\/app\/assets\/[^"]+\.js)"/.exec(html)![1];
-    const js = await t.request(asset);
+    const js = await t.request(`${STORE}${asset}`);
     expect(js.status).toBe(200);
     expect(js.headers.get('content-type')).toMatch(/javascript/);
     expect(js.headers.get('cache-control')).toMatch(/immutable/);
-    const missing = await t.request('/app/assets/nothing.js');
+    const missing = await t.request(`${STORE}/app/assets/nothing.js`);
     expect(missing.status).toBe(404);
     expect(missing.headers.get('cache-control')).toBe('no-store');
   });
