@@ -11,7 +11,7 @@ export default defineConfig(
     ignores: ['node_modules/', 'data/', '.cache/', 'coverage/', 'bench/results/'],
   },
   {
-    files: ['**/*.{js,mjs,cjs,ts,mts,cts}'],
+    files: ['**/*.{js,mjs,cjs,ts,mts,cts,tsx}'],
     extends: [js.configs.recommended, tseslint.configs.recommended, prettier],
     plugins: { '@stylistic': stylistic },
     linterOptions: { reportUnusedDisableDirectives: 'error' },

@@ -207,7 +207,11 @@ describe('HIP-initiated linking', () => {
       count: 1,
     });
     expect(link.body.patient).toEqual([group('Prescription'), group('DiagnosticReport')]);
-    const done = await job(`link|${ccId(HIP, p, 'OP-1')}`);
+    // The care context is marked linked before the job is (two writes): wait for the job's own state.
+    const done = await until('job linked', async () => {
+      const j = await job(`link|${ccId(HIP, p, 'OP-1')}`);
+      return j?.status === 'LINKED' ? j : undefined;
+    });
     expect(done).toMatchObject({ status: 'LINKED', attempts: 1, lastError: null });
     expect(done!.sent.map((s) => s.call)).toEqual(['generateToken', 'linkCareContext']);
     expect(done!.sent.map((s) => s.requestId)).toEqual([generate.headers['request-id'], link.headers['request-id']]);
