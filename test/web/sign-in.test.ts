@@ -61,6 +61,19 @@ afterAll(async () => {
   await issuer?.close();
 });
 
+/** The development sign-in form's POST to `url` on `app`, as `who` (the admin of OPS-1 unless told). */
+const devSignIn = (
+  app: TestApp,
+  url: string,
+  headers: Record<string, string> = {},
+  who: { role: string; facility: string } = { role: 'admin', facility: 'OPS-1' },
+) =>
+  app.request(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(who),
+  });
+
 /** The issuer's side of a sign-in, as a browser walks it: to its login form, signing in as `login`, and back. */
 async function atIssuer(authorizationUrl: string, login: string): Promise<URL> {
   const jar = new Jar();
@@ -229,13 +242,7 @@ describe('session tokens', () => {
 describe('development sign-in', () => {
   it('mints a short-lived development-key token for the chosen role and facility', async () => {
     const jar = new Jar();
-    const res = jar.take(
-      await t.request(`${STORE}/auth/dev-sign-in`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
-      }),
-    );
+    const res = jar.take(await devSignIn(t, `${STORE}/auth/dev-sign-in`));
     expect(res.status).toBe(204);
     const s = await session(jar);
     expect(s).toMatchObject({ signedIn: true, role: 'admin', facility: 'OPS-1', subject: 'dev:admin:OPS-1' });
@@ -261,11 +268,12 @@ describe('development sign-in', () => {
   it('is refused with WEB_DEV_SIGN_IN=false', async () => {
     const off = await createTestApp({ WEB_DEV_SIGN_IN: 'false' });
     try {
-      const res = await off.request('http://127.0.0.1:8080/auth/dev-sign-in', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ role: 'hiu', facility: 'HIU-1' }),
-      });
+      const res = await devSignIn(
+        off,
+        'http://127.0.0.1:8080/auth/dev-sign-in',
+        {},
+        { role: 'hiu', facility: 'HIU-1' },
+      );
       expect(res.status).toBe(403);
       expect(res.headers.getSetCookie()).toEqual([]);
       expect(await (await off.request('http://127.0.0.1:8080/auth/options')).json()).toMatchObject({
@@ -294,11 +302,7 @@ describe('development sign-in', () => {
         PAGING_KEYS_FILE: pagingFile,
       });
       try {
-        const res = await prod.request('https://vault.example.in/auth/dev-sign-in', {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
-        });
+        const res = await devSignIn(prod, 'https://vault.example.in/auth/dev-sign-in');
         expect(res.status).toBe(403);
         expect((await res.json()).issue[0].diagnostics).toMatch(/NODE_ENV=production/);
         expect(res.headers.getSetCookie()).toEqual([]);
@@ -312,16 +316,9 @@ describe('development sign-in', () => {
 });
 
 describe("only under the store's own origin", () => {
-  const devSignIn = (url: string, headers: Record<string, string> = {}) =>
-    t.request(url, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', ...headers },
-      body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
-    });
-
   it('refuses sign-in under another host name (a DNS-rebound page cannot mint or read a token)', async () => {
     const rebound = 'http://rebind.attacker.example:3000';
-    const minted = await devSignIn(`${rebound}/auth/dev-sign-in`, { Origin: rebound });
+    const minted = await devSignIn(t, `${rebound}/auth/dev-sign-in`, { Origin: rebound });
     expect(minted.status).toBe(403);
     expect(minted.headers.getSetCookie()).toEqual([]);
     const read = await t.request(`${rebound}/auth/session`);
@@ -333,8 +330,8 @@ describe("only under the store's own origin", () => {
   });
 
   it("refuses a POST from another site's page (Origin or Sec-Fetch-Site), sign-out included", async () => {
-    expect((await devSignIn(`${STORE}/auth/dev-sign-in`, { Origin: 'https://evil.example' })).status).toBe(403);
-    expect((await devSignIn(`${STORE}/auth/dev-sign-in`, { 'Sec-Fetch-Site': 'cross-site' })).status).toBe(403);
+    expect((await devSignIn(t, `${STORE}/auth/dev-sign-in`, { Origin: 'https://evil.example' })).status).toBe(403);
+    expect((await devSignIn(t, `${STORE}/auth/dev-sign-in`, { 'Sec-Fetch-Site': 'cross-site' })).status).toBe(403);
     const out = await t.request(`${STORE}/auth/sign-out`, {
       method: 'POST',
       headers: { Origin: 'https://evil.example' },
@@ -343,7 +340,7 @@ describe("only under the store's own origin", () => {
     expect(out.headers.getSetCookie()).toEqual([]);
     // From the page itself: accepted.
     expect(
-      (await devSignIn(`${STORE}/auth/dev-sign-in`, { Origin: STORE, 'Sec-Fetch-Site': 'same-origin' })).status,
+      (await devSignIn(t, `${STORE}/auth/dev-sign-in`, { Origin: STORE, 'Sec-Fetch-Site': 'same-origin' })).status,
     ).toBe(204);
   });
 
@@ -355,7 +352,7 @@ describe("only under the store's own origin", () => {
 
   it('sign-out is audited with who signed out', async () => {
     const jar = new Jar();
-    jar.take(await devSignIn(`${STORE}/auth/dev-sign-in`));
+    jar.take(await devSignIn(t, `${STORE}/auth/dev-sign-in`));
     const out = await t.request(`${STORE}/auth/sign-out`, { method: 'POST', headers: { Cookie: jar.header() } });
     expect(out.status).toBe(204);
     const events = await t.audit.events
@@ -367,11 +364,12 @@ describe("only under the store's own origin", () => {
   it('over https the session cookie is Secure and __Secure- prefixed', async () => {
     const https = await createTestApp({ PUBLIC_BASE_URL: 'https://vault.example.in' });
     try {
-      const res = await https.request('https://vault.example.in/auth/dev-sign-in', {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ role: 'hiu', facility: 'HIU-1' }),
-      });
+      const res = await devSignIn(
+        https,
+        'https://vault.example.in/auth/dev-sign-in',
+        {},
+        { role: 'hiu', facility: 'HIU-1' },
+      );
       expect(res.status).toBe(204);
       const [cookie] = res.headers.getSetCookie();
       expect(cookie).toMatch(/^__Secure-av_session=/);
@@ -388,11 +386,7 @@ describe("only under the store's own origin", () => {
   it('the development form is refused when the server listens beyond this machine', async () => {
     const wide = await createTestApp({ HOST: '0.0.0.0', PUBLIC_BASE_URL: STORE });
     try {
-      const res = await wide.request(`${STORE}/auth/dev-sign-in`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ role: 'admin', facility: 'OPS-1' }),
-      });
+      const res = await devSignIn(wide, `${STORE}/auth/dev-sign-in`);
       expect(res.status).toBe(403);
       expect(await (await wide.request(`${STORE}/auth/options`)).json()).toMatchObject({ devSignIn: false });
     } finally {

@@ -2,7 +2,7 @@
 import { formatAbha, formatDate, ZONE } from '../format.js';
 import { type Labels, type Lang, useLang, useT } from '../i18n.js';
 import { hiTypeLabel } from '../record/summary.js';
-import { purposeLabel } from './labels.js';
+import { consentStatusLabels, purposeLabel, statusLabel } from './labels.js';
 import type { Consent, ConsentUsage } from './types.js';
 
 export const consentLabels: Labels<
@@ -197,5 +197,20 @@ export function ConsentTerms({ consent, compact = false }: { consent: Consent; c
         </div>
       )}
     </dl>
+  );
+}
+
+/** A consent's status history, oldest first: each status and when it was set. */
+export function StatusHistory({ consent }: { consent: Consent }) {
+  const { lang } = useLang();
+  return (
+    <ol class="history">
+      {consent.history.map((h, i) => (
+        <li key={i}>
+          <span class="history-status">{statusLabel(consentStatusLabels, h.status, lang)}</span>
+          <span class="history-at">{formatDate(h.at, lang, true)}</span>
+        </li>
+      ))}
+    </ol>
   );
 }

@@ -125,7 +125,7 @@ export function AttachmentView({ attachment }: { attachment: fhir4.Attachment | 
       const download = (
         <a class="rv-button" href={url} download={fileName(title, contentType)}>
           {t('download')}
-          <span class="rv-visually-hidden">: {shownTitle}</span>
+          <span class="visually-hidden">: {shownTitle}</span>
         </a>
       );
       if (contentType === 'application/pdf') {
@@ -134,7 +134,7 @@ export function AttachmentView({ attachment }: { attachment: fhir4.Attachment | 
             <div class="rv-actions">
               <button type="button" class="rv-button" aria-expanded={viewing} onClick={() => setViewing(!viewing)}>
                 {viewing ? t('hide') : t('view')}
-                <span class="rv-visually-hidden">: {shownTitle}</span>
+                <span class="visually-hidden">: {shownTitle}</span>
               </button>
               {download}
             </div>

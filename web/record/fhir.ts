@@ -110,6 +110,13 @@ export const conceptsText = (ccs: unknown): string | undefined => {
   return parts.length ? parts.join('; ') : undefined;
 };
 
+/** Texts joined, the empty ones left out. */
+export const joinText = (parts: readonly (string | undefined)[], sep = '; '): string => parts.filter(Boolean).join(sep);
+
+/** A text for each object of a list (a 0..* element: performers, participants…), joined, the empty ones left out. */
+export const listText = (list: unknown, text: (x: Json) => string | undefined, sep = '; '): string =>
+  joinText(arr(list).filter(isObj).map(text), sep);
+
 /** A codings' code and system, for showing beside a display. */
 export function firstCode(cc: unknown, systems?: string[]): { system?: string; code: string } | undefined {
   if (!isObj(cc)) return undefined;

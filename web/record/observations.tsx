@@ -21,7 +21,7 @@ import {
   valueFlag,
 } from './fhir.js';
 import { Narrative } from './narrative.js';
-import { Card, FlagBadge, Leftovers, notesOf, StatusPill, useRecord } from './values.js';
+import { Card, FlagBadge, Leftovers, notesOf, RecordTable, StatusPill, useRecord } from './values.js';
 
 type Ctx = ReturnType<typeof useRecord>;
 
@@ -145,47 +145,38 @@ export function ObservationTable({ observations, label }: { observations: Resour
   for (const o of observations) rowsOf(o, 0, seen, c, rows);
   if (!rows.length) return null;
   return (
-    <div class="rv-table-wrap" tabIndex={0} role="group" aria-label={c.t('scrollTable', { name: label })}>
-      <table class="rv-table rv-obs">
-        <caption class="rv-visually-hidden">{label}</caption>
-        <thead>
-          <tr>
-            <th scope="col">{c.t('test')}</th>
-            <th scope="col">{c.t('result')}</th>
-            <th scope="col">{c.t('referenceRange')}</th>
-            <th scope="col">{c.t('date')}</th>
+    <RecordTable
+      label={label}
+      class="rv-obs"
+      columns={[c.t('test'), c.t('result'), c.t('referenceRange'), c.t('date')]}
+    >
+      {rows.map((r) => {
+        const when = observationDate(r.o);
+        const { flag } = valueFlag(r.o.interpretation, r.o.valueQuantity, r.o.referenceRange);
+        const notes = notesOf(r.o.note);
+        return (
+          <tr key={r.key} class={flag && flag !== 'normal' ? 'rv-row-flagged' : undefined}>
+            <th scope="row" class={`rv-depth-${Math.min(r.depth, 3)}`}>
+              {r.depth > 0 && <span aria-hidden="true">↳ </span>}
+              {r.name}
+              {r.resource && str(r.o.status) && r.o.status !== 'final' && (
+                <>
+                  {' '}
+                  <StatusPill value={r.o.status} />
+                </>
+              )}
+              {r.resource && <RowMore resource={r.resource} />}
+            </th>
+            <td>
+              <Result o={r.o} c={c} />
+              {notes && <div class="rv-row-note">{notes}</div>}
+            </td>
+            <td>{rangesText(r.o.referenceRange, c)}</td>
+            <td>{when ? c.date(when) : null}</td>
           </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => {
-            const when = observationDate(r.o);
-            const { flag } = valueFlag(r.o.interpretation, r.o.valueQuantity, r.o.referenceRange);
-            const notes = notesOf(r.o.note);
-            return (
-              <tr key={r.key} class={flag && flag !== 'normal' ? 'rv-row-flagged' : undefined}>
-                <th scope="row" class={`rv-depth-${Math.min(r.depth, 3)}`}>
-                  {r.depth > 0 && <span aria-hidden="true">↳ </span>}
-                  {r.name}
-                  {r.resource && str(r.o.status) && r.o.status !== 'final' && (
-                    <>
-                      {' '}
-                      <StatusPill value={r.o.status} />
-                    </>
-                  )}
-                  {r.resource && <RowMore resource={r.resource} />}
-                </th>
-                <td>
-                  <Result o={r.o} c={c} />
-                  {notes && <div class="rv-row-note">{notes}</div>}
-                </td>
-                <td>{rangesText(r.o.referenceRange, c)}</td>
-                <td>{when ? c.date(when) : null}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
+        );
+      })}
+    </RecordTable>
   );
 }
 
@@ -257,7 +248,7 @@ export function DiagnosticReportView({ resource, level }: { resource: fhir4.Diag
       rows={[
         [c.t('category'), conceptsText(r.category)],
         [c.t('effective'), str(r.effectiveDateTime) ? c.date(when!) : periodText(r.effectivePeriod, c.date)],
-        [c.t('issued'), str(r.issued) ? c.date(r.issued as string) : undefined],
+        [c.t('issued'), c.dateOf(r.issued)],
         [c.t('performer'), c.refs(r.performer, resource)],
         [c.t('interpreter'), c.refs(r.resultsInterpreter, resource)],
         [c.t('specimen'), specimens],

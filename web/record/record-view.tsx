@@ -8,7 +8,18 @@
 import { useId, useMemo } from 'preact/hooks';
 import './record.css';
 import { formatAbha } from '../format.js';
-import { abhaOf, arr, BundleIndex, conceptText, isObj, type Json, type Resource, str } from './fhir.js';
+import {
+  abhaOf,
+  arr,
+  BundleIndex,
+  conceptText,
+  isObj,
+  joinText,
+  type Json,
+  listText,
+  type Resource,
+  str,
+} from './fhir.js';
 import { Narrative } from './narrative.js';
 import { ObservationTable } from './observations.js';
 import { ImmunizationTable, ResourceView } from './resources.js';
@@ -161,16 +172,10 @@ function Header({ bundle, careContext }: { bundle: fhir4.Bundle; careContext?: {
   const abha = abhaOf(c.patient);
   const patientLine = [
     summary.patientName,
-    [str(patient?.gender), str(patient?.birthDate) ? c.date(patient!.birthDate as string) : undefined]
-      .filter(Boolean)
-      .join(', '),
+    joinText([str(patient?.gender), c.dateOf(patient?.birthDate)], ', '),
   ].filter(Boolean);
   const typeText = composition && isObj(composition.type) ? conceptText(composition.type) : undefined;
-  const attesters = arr(composition?.attester)
-    .filter(isObj)
-    .map((a) => [c.ref(a.party, composition), str(a.mode)].filter(Boolean).join(', '))
-    .filter(Boolean)
-    .join('; ');
+  const attesters = listText(composition?.attester, (a) => joinText([c.ref(a.party, composition), str(a.mode)], ', '));
   return (
     <header class="rv-header">
       <Heading level={2} class="rv-title">

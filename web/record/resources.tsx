@@ -11,7 +11,9 @@ import {
   conceptText,
   humanName,
   isObj,
+  joinText,
   type Json,
+  listText,
   moneyText,
   num,
   periodText,
@@ -24,7 +26,7 @@ import {
 } from './fhir.js';
 import { UNITS } from './labels.js';
 import { DiagnosticReportView, ObservationTable } from './observations.js';
-import { Card, compact, Fields, notesOf, type Row, useRecord } from './values.js';
+import { Card, compact, CompactList, Fields, notesOf, RecordTable, type Row, useRecord } from './values.js';
 
 type Ctx = ReturnType<typeof useRecord>;
 interface Props<R = Resource> {
@@ -101,32 +103,27 @@ export function timingText(timing: Json, c: Ctx): string | undefined {
 function DosageView({ d, c }: { d: Json; c: Ctx }) {
   const timing = isObj(d.timing) ? d.timing : undefined;
   const rep = timing && isObj(timing.repeat) ? timing.repeat : undefined;
-  const doses = arr(d.doseAndRate)
-    .filter(isObj)
-    .map((dr) =>
+  const doses = listText(d.doseAndRate, (dr) =>
+    joinText(
       [
         quantityText(dr.doseQuantity, c.lang) ?? rangeText(dr.doseRange, c.lang),
         quantityText(dr.rateQuantity, c.lang) ?? ratioText(dr.rateRatio, c.lang) ?? rangeText(dr.rateRange, c.lang),
-      ]
-        .filter(Boolean)
-        .join(', '),
-    )
-    .filter(Boolean)
-    .join('; ');
+      ],
+      ', ',
+    ),
+  );
   const asNeeded =
     d.asNeededBoolean === true
       ? c.t('asNeeded')
       : isObj(d.asNeededCodeableConcept)
         ? c.t('asNeededFor', { reason: conceptText(d.asNeededCodeableConcept) ?? '' })
         : undefined;
-  const maxDose = [
+  const maxDose = joinText([
     ratioText(d.maxDosePerPeriod, c.lang),
     quantityText(d.maxDosePerAdministration, c.lang),
     quantityText(d.maxDosePerLifetime, c.lang),
-  ]
-    .filter(Boolean)
-    .join('; ');
-  const instructions = [conceptsText(d.additionalInstruction), str(d.patientInstruction)].filter(Boolean).join('; ');
+  ]);
+  const instructions = joinText([conceptsText(d.additionalInstruction), str(d.patientInstruction)]);
   return (
     <>
       {str(d.text) && <p class="rv-dosage-text">{d.text as string}</p>}
@@ -200,7 +197,7 @@ function MedicationView({ resource, level }: Props<fhir4.MedicationRequest | fhi
           ],
           [c.t('reason'), reasonOf(r, c, resource)],
           statement && [c.t('taken'), choiceText(r, 'effective', c)],
-          [c.t('authoredOn'), str(r.authoredOn) ? c.date(r.authoredOn as string) : undefined],
+          [c.t('authoredOn'), c.dateOf(r.authoredOn)],
           [c.t('prescriber'), c.ref(r.requester, resource)],
           [c.t('intent'), str(r.intent)],
           [c.t('notes'), notesOf(r.note)],
@@ -242,7 +239,7 @@ function ConditionView({ resource, level }: Props<fhir4.Condition>) {
         [c.t('onset'), choiceText(r, 'onset', c)],
         [c.t('abatement'), choiceText(r, 'abatement', c)],
         [c.t('bodySite'), conceptsText(r.bodySite)],
-        [c.t('recorded'), str(r.recordedDate) ? c.date(r.recordedDate as string) : undefined],
+        [c.t('recorded'), c.dateOf(r.recordedDate)],
         [c.t('notes'), notesOf(r.note)],
       ]}
     />
@@ -252,20 +249,12 @@ function ConditionView({ resource, level }: Props<fhir4.Condition>) {
 function AllergyView({ resource, level }: Props<fhir4.AllergyIntolerance>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const reactions = arr(r.reaction)
-    .filter(isObj)
-    .map((x) =>
-      [
-        conceptsText(x.manifestation),
-        str(x.severity),
-        conceptText(x.substance),
-        str(x.description),
-        str(x.onset) ? c.date(x.onset as string) : undefined,
-      ]
-        .filter(Boolean)
-        .join(', '),
-    )
-    .filter(Boolean);
+  const reactions = listText(r.reaction, (x) =>
+    joinText(
+      [conceptsText(x.manifestation), str(x.severity), conceptText(x.substance), str(x.description), c.dateOf(x.onset)],
+      ', ',
+    ),
+  );
   return (
     <Card
       resource={resource}
@@ -286,13 +275,13 @@ function AllergyView({ resource, level }: Props<fhir4.AllergyIntolerance>) {
       ]}
       rows={[
         [c.t('criticality'), str(r.criticality)],
-        [c.t('reaction'), reactions.join('; ')],
+        [c.t('reaction'), reactions],
         [c.t('clinicalStatus'), conceptText(r.clinicalStatus)],
         [c.t('verificationStatus'), conceptText(r.verificationStatus)],
         [c.t('type'), str(r.type)],
         [c.t('category'), arr(r.category).join(', ')],
         [c.t('onset'), choiceText(r, 'onset', c)],
-        [c.t('recorded'), str(r.recordedDate) ? c.date(r.recordedDate as string) : undefined],
+        [c.t('recorded'), c.dateOf(r.recordedDate)],
         [c.t('notes'), notesOf(r.note)],
       ]}
     />
@@ -302,11 +291,7 @@ function AllergyView({ resource, level }: Props<fhir4.AllergyIntolerance>) {
 function ProcedureView({ resource, level }: Props<fhir4.Procedure>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const performers = arr(r.performer)
-    .filter(isObj)
-    .map((p) => c.ref(p.actor, resource))
-    .filter(Boolean)
-    .join('; ');
+  const performers = listText(r.performer, (p) => c.ref(p.actor, resource));
   return (
     <Card
       resource={resource}
@@ -370,18 +355,7 @@ function FamilyHistoryView({ resource, level }: Props<fhir4.FamilyMemberHistory>
         ...choiceKeys('born'),
       ]}
       rows={[
-        [
-          c.t('condition'),
-          conditions.length > 1 ? (
-            <ul class="rv-compact-list">
-              {conditions.map((s, i) => (
-                <li key={i}>{s}</li>
-              ))}
-            </ul>
-          ) : (
-            conditions[0]
-          ),
-        ],
+        [c.t('condition'), conditions.length > 1 ? <CompactList items={conditions} /> : conditions[0]],
         [c.t('name'), str(r.name)],
         [c.t('sex'), conceptText(r.sex)],
         [c.t('age'), choiceText(r, 'age', c)],
@@ -405,12 +379,7 @@ function doseText(pa: Json, c: Ctx): string | undefined {
 function ImmunizationView({ resource, level }: Props<fhir4.Immunization>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const protocols = arr(r.protocolApplied).filter(isObj);
-  const performers = arr(r.performer)
-    .filter(isObj)
-    .map((p) => c.ref(p.actor, resource))
-    .filter(Boolean)
-    .join('; ');
+  const performers = listText(r.performer, (p) => c.ref(p.actor, resource));
   return (
     <Card
       resource={resource}
@@ -435,29 +404,11 @@ function ImmunizationView({ resource, level }: Props<fhir4.Immunization>) {
       ]}
       rows={[
         [c.t('date'), choiceText(r, 'occurrence', c)],
-        [
-          c.t('doseNumber'),
-          protocols
-            .map((p) => doseText(p, c))
-            .filter(Boolean)
-            .join('; '),
-        ],
-        [
-          c.t('series'),
-          protocols
-            .map((p) => str(p.series))
-            .filter(Boolean)
-            .join('; '),
-        ],
-        [
-          c.t('targetDisease'),
-          protocols
-            .map((p) => conceptsText(p.targetDisease))
-            .filter(Boolean)
-            .join('; '),
-        ],
+        [c.t('doseNumber'), listText(r.protocolApplied, (p) => doseText(p, c))],
+        [c.t('series'), listText(r.protocolApplied, (p) => str(p.series))],
+        [c.t('targetDisease'), listText(r.protocolApplied, (p) => conceptsText(p.targetDisease))],
         [c.t('lot'), str(r.lotNumber)],
-        [c.t('expiry'), str(r.expirationDate) ? c.date(r.expirationDate as string) : undefined],
+        [c.t('expiry'), c.dateOf(r.expirationDate)],
         [c.t('manufacturer'), c.ref(r.manufacturer, resource)],
         [c.t('route'), conceptText(r.route)],
         [c.t('site'), conceptText(r.site)],
@@ -478,51 +429,40 @@ function ImmunizationView({ resource, level }: Props<fhir4.Immunization>) {
 export function ImmunizationTable({ items, label }: { items: Resource[]; label: string }) {
   const c = useRecord();
   return (
-    <div class="rv-table-wrap" tabIndex={0} role="group" aria-label={c.t('scrollTable', { name: label })}>
-      <table class="rv-table rv-imm">
-        <caption class="rv-visually-hidden">{label}</caption>
-        <thead>
-          <tr>
-            <th scope="col">{c.t('vaccine')}</th>
-            <th scope="col">{c.t('date')}</th>
-            <th scope="col">{c.t('doseNumber')}</th>
-            <th scope="col">{c.t('lot')}</th>
-            <th scope="col">{c.t('manufacturer')}</th>
-            <th scope="col">{c.t('route')}</th>
+    <RecordTable
+      label={label}
+      class="rv-imm"
+      columns={[c.t('vaccine'), c.t('date'), c.t('doseNumber'), c.t('lot'), c.t('manufacturer'), c.t('route')]}
+    >
+      {items.map((item, i) => {
+        const r = item as unknown as Json;
+        const protocols = arr(r.protocolApplied).filter(isObj);
+        return (
+          <tr key={i}>
+            <th scope="row">
+              {conceptText(r.vaccineCode) ?? '—'}
+              {str(r.status) && r.status !== 'completed' && <span class="rv-pill">{r.status as string}</span>}
+              <details class="rv-more">
+                <summary>{c.t('moreDetails')}</summary>
+                <ImmunizationView resource={item as fhir4.Immunization} level={0} />
+              </details>
+            </th>
+            <td>{choiceText(r, 'occurrence', c)}</td>
+            <td>
+              {protocols.map((p, j) => (
+                <div key={j}>
+                  {doseText(p, c)}
+                  {str(p.series) && <div class="rv-muted rv-small">{p.series as string}</div>}
+                </div>
+              ))}
+            </td>
+            <td>{str(r.lotNumber)}</td>
+            <td>{c.ref(r.manufacturer, item)}</td>
+            <td>{conceptText(r.route)}</td>
           </tr>
-        </thead>
-        <tbody>
-          {items.map((item, i) => {
-            const r = item as unknown as Json;
-            const protocols = arr(r.protocolApplied).filter(isObj);
-            return (
-              <tr key={i}>
-                <th scope="row">
-                  {conceptText(r.vaccineCode) ?? '—'}
-                  {str(r.status) && r.status !== 'completed' && <span class="rv-pill">{r.status as string}</span>}
-                  <details class="rv-more">
-                    <summary>{c.t('moreDetails')}</summary>
-                    <ImmunizationView resource={item as fhir4.Immunization} level={0} />
-                  </details>
-                </th>
-                <td>{choiceText(r, 'occurrence', c)}</td>
-                <td>
-                  {protocols.map((p, j) => (
-                    <div key={j}>
-                      {doseText(p, c)}
-                      {str(p.series) && <div class="rv-muted rv-small">{p.series as string}</div>}
-                    </div>
-                  ))}
-                </td>
-                <td>{str(r.lotNumber)}</td>
-                <td>{c.ref(r.manufacturer, item)}</td>
-                <td>{conceptText(r.route)}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
+        );
+      })}
+    </RecordTable>
   );
 }
 
@@ -537,7 +477,7 @@ function RecommendationView({ resource, level }: Props<fhir4.ImmunizationRecomme
       title={c.t('recommendation')}
       handled={['recommendation', 'date', 'authority']}
       rows={[
-        [c.t('date'), str(r.date) ? c.date(r.date as string) : undefined],
+        [c.t('date'), c.dateOf(r.date)],
         [c.t('authors'), c.ref(r.authority, resource)],
       ]}
     >
@@ -553,7 +493,7 @@ function RecommendationView({ resource, level }: Props<fhir4.ImmunizationRecomme
                   c.t('dueDates'),
                   arr(x.dateCriterion)
                     .filter(isObj)
-                    .map((d) => `${conceptText(d.code) ?? ''}: ${str(d.value) ? c.date(d.value as string) : ''}`)
+                    .map((d) => `${conceptText(d.code) ?? ''}: ${c.dateOf(d.value) ?? ''}`)
                     .join('; '),
                 ],
                 [
@@ -585,11 +525,7 @@ function RecommendationView({ resource, level }: Props<fhir4.ImmunizationRecomme
 function AppointmentView({ resource, level }: Props<fhir4.Appointment>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const who = arr(r.participant)
-    .filter(isObj)
-    .map((p) => c.ref(p.actor, resource))
-    .filter(Boolean)
-    .join('; ');
+  const who = listText(r.participant, (p) => c.ref(p.actor, resource));
   return (
     <Card
       resource={resource}
@@ -612,19 +548,17 @@ function AppointmentView({ resource, level }: Props<fhir4.Appointment>) {
         'created',
       ]}
       rows={[
-        [c.t('start'), str(r.start) ? c.date(r.start as string) : undefined],
-        [c.t('end'), str(r.end) ? c.date(r.end as string) : undefined],
+        [c.t('start'), c.dateOf(r.start)],
+        [c.t('end'), c.dateOf(r.end)],
         [c.t('description'), str(r.description)],
         [
           c.t('serviceType'),
-          [
+          joinText([
             conceptsText(r.serviceCategory),
             conceptsText(r.serviceType),
             conceptsText(r.specialty),
             conceptText(r.appointmentType),
-          ]
-            .filter(Boolean)
-            .join('; '),
+          ]),
         ],
         [c.t('reason'), reasonOf(r, c, resource)],
         [c.t('participants'), who],
@@ -663,9 +597,9 @@ function ServiceRequestView({ resource, level }: Props<fhir4.ServiceRequest>) {
         [c.t('category'), conceptsText(r.category)],
         [c.t('occurrence'), choiceText(r, 'occurrence', c)],
         [c.t('reason'), reasonOf(r, c, resource)],
-        [c.t('performer'), [conceptText(r.performerType), c.refs(r.performer, resource)].filter(Boolean).join('; ')],
+        [c.t('performer'), joinText([conceptText(r.performerType), c.refs(r.performer, resource)])],
         [c.t('requester'), c.ref(r.requester, resource)],
-        [c.t('authoredOn'), str(r.authoredOn) ? c.date(r.authoredOn as string) : undefined],
+        [c.t('authoredOn'), c.dateOf(r.authoredOn)],
         [c.t('priority'), str(r.priority)],
         [c.t('intent'), str(r.intent)],
         [c.t('bodySite'), conceptsText(r.bodySite)],
@@ -684,15 +618,16 @@ function CarePlanView({ resource, level }: Props<fhir4.CarePlan>) {
     .map((a) => {
       if (isObj(a.detail)) {
         const d = a.detail;
-        return [
-          conceptText(d.code) ?? conceptText(d.kind),
-          str(d.description),
-          str(d.status),
-          choiceText(d, 'scheduled', c),
-          quantityText(d.dailyAmount, c.lang),
-        ]
-          .filter(Boolean)
-          .join(', ');
+        return joinText(
+          [
+            conceptText(d.code) ?? conceptText(d.kind),
+            str(d.description),
+            str(d.status),
+            choiceText(d, 'scheduled', c),
+            quantityText(d.dailyAmount, c.lang),
+          ],
+          ', ',
+        );
       }
       const target = c.index.resolve(a.reference, resource) as Json | undefined;
       return (
@@ -727,19 +662,10 @@ function CarePlanView({ resource, level }: Props<fhir4.CarePlan>) {
         [c.t('category'), conceptsText(r.category)],
         [c.t('period'), periodText(r.period, c.date)],
         [c.t('addresses'), c.refs(r.addresses, resource)],
-        [
-          c.t('activities'),
-          activities.length ? (
-            <ul class="rv-compact-list">
-              {activities.map((a, i) => (
-                <li key={i}>{a}</li>
-              ))}
-            </ul>
-          ) : undefined,
-        ],
+        [c.t('activities'), activities.length ? <CompactList items={activities} /> : undefined],
         [c.t('goals'), c.refs(r.goal, resource)],
         [c.t('authors'), c.ref(r.author, resource)],
-        [c.t('created'), str(r.created) ? c.date(r.created as string) : undefined],
+        [c.t('created'), c.dateOf(r.created)],
         [c.t('intent'), str(r.intent)],
         [c.t('notes'), notesOf(r.note)],
       ]}
@@ -766,7 +692,7 @@ function DocumentReferenceView({ resource, level }: Props<fhir4.DocumentReferenc
       rows={[
         [c.t('docType'), conceptText(r.type)],
         [c.t('category'), conceptsText(r.category)],
-        [c.t('date'), str(r.date) ? c.date(r.date as string) : undefined],
+        [c.t('date'), c.dateOf(r.date)],
         [c.t('authors'), c.refs(r.author, resource)],
         [c.t('facility'), c.ref(r.custodian, resource)],
         [c.t('period'), context ? periodText(context.period, c.date) : undefined],
@@ -817,7 +743,7 @@ function MediaView({ resource, level }: Props<fhir4.Media>) {
       handled={['type', 'modality', 'view', 'bodySite', 'content', 'note', ...choiceKeys('created')]}
       rows={[
         [c.t('created'), choiceText(r, 'created', c)],
-        [c.t('method'), [conceptText(r.modality), conceptText(r.view)].filter(Boolean).join(', ')],
+        [c.t('method'), joinText([conceptText(r.modality), conceptText(r.view)], ', ')],
         [c.t('bodySite'), conceptText(r.bodySite)],
         [c.t('notes'), notesOf(r.note)],
       ]}
@@ -841,29 +767,15 @@ function priceComponents(list: unknown, c: Ctx): ComponentChildren {
       return `${label ?? '—'}: ${moneyText(p.amount, c.lang) ?? ''}${factor}`;
     });
   if (!items.length) return null;
-  return (
-    <ul class="rv-compact-list">
-      {items.map((s, i) => (
-        <li key={i}>{s}</li>
-      ))}
-    </ul>
-  );
+  return <CompactList items={items} />;
 }
 
 function InvoiceView({ resource, level }: Props<fhir4.Invoice>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const participants = arr(r.participant)
-    .filter(isObj)
-    .map((p) => [c.ref(p.actor, resource), conceptText(p.role)].filter(Boolean).join(', '))
-    .filter(Boolean)
-    .join('; ');
+  const participants = listText(r.participant, (p) => joinText([c.ref(p.actor, resource), conceptText(p.role)], ', '));
   const lines = arr(r.lineItem).filter(isObj);
-  const ids = arr(r.identifier)
-    .filter(isObj)
-    .map((i) => str(i.value))
-    .filter(Boolean)
-    .join('; ');
+  const ids = listText(r.identifier, (i) => str(i.value));
   return (
     <Card
       resource={resource}
@@ -887,62 +799,48 @@ function InvoiceView({ resource, level }: Props<fhir4.Invoice>) {
       ]}
       rows={[
         [c.t('type'), conceptText(r.type)],
-        [c.t('date'), str(r.date) ? c.date(r.date as string) : undefined],
+        [c.t('date'), c.dateOf(r.date)],
         [c.t('issuer'), c.ref(r.issuer, resource)],
         [c.t('recipient'), c.ref(r.recipient, resource)],
         [c.t('participants'), participants],
       ]}
     >
       {lines.length > 0 && (
-        <div
-          class="rv-table-wrap"
-          tabIndex={0}
-          role="group"
-          aria-label={c.t('scrollTable', { name: c.t('lineItems') })}
+        <RecordTable
+          label={c.t('lineItems')}
+          class="rv-invoice"
+          columns={['#', c.t('item'), c.t('quantity'), c.t('priceComponents')]}
         >
-          <table class="rv-table rv-invoice">
-            <caption class="rv-visually-hidden">{c.t('lineItems')}</caption>
-            <thead>
-              <tr>
-                <th scope="col">#</th>
-                <th scope="col">{c.t('item')}</th>
-                <th scope="col">{c.t('quantity')}</th>
-                <th scope="col">{c.t('priceComponents')}</th>
+          {lines.map((line, i) => {
+            const charge = c.index.resolve(line.chargeItemReference, resource) as Json | undefined;
+            const name =
+              conceptText(line.chargeItemCodeableConcept) ??
+              (charge && (conceptText(charge.code) ?? conceptText(charge.productCodeableConcept))) ??
+              c.ref(line.chargeItemReference, resource) ??
+              '—';
+            const product = charge
+              ? (conceptText(charge.productCodeableConcept) ??
+                c.ref(charge.productReference, charge as unknown as Resource))
+              : undefined;
+            return (
+              <tr key={i}>
+                <td>{num(line.sequence) ?? i + 1}</td>
+                <th scope="row">
+                  {name}
+                  {product && product !== name && <div class="rv-muted">{product}</div>}
+                  {charge && (
+                    <details class="rv-more">
+                      <summary>{c.t('moreDetails')}</summary>
+                      <ChargeItemView resource={charge as unknown as fhir4.ChargeItem} level={0} />
+                    </details>
+                  )}
+                </th>
+                <td>{charge ? quantityText(charge.quantity, c.lang) : undefined}</td>
+                <td>{priceComponents(line.priceComponent, c)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {lines.map((line, i) => {
-                const charge = c.index.resolve(line.chargeItemReference, resource) as Json | undefined;
-                const name =
-                  conceptText(line.chargeItemCodeableConcept) ??
-                  (charge && (conceptText(charge.code) ?? conceptText(charge.productCodeableConcept))) ??
-                  c.ref(line.chargeItemReference, resource) ??
-                  '—';
-                const product = charge
-                  ? (conceptText(charge.productCodeableConcept) ??
-                    c.ref(charge.productReference, charge as unknown as Resource))
-                  : undefined;
-                return (
-                  <tr key={i}>
-                    <td>{num(line.sequence) ?? i + 1}</td>
-                    <th scope="row">
-                      {name}
-                      {product && product !== name && <div class="rv-muted">{product}</div>}
-                      {charge && (
-                        <details class="rv-more">
-                          <summary>{c.t('moreDetails')}</summary>
-                          <ChargeItemView resource={charge as unknown as fhir4.ChargeItem} level={0} />
-                        </details>
-                      )}
-                    </th>
-                    <td>{charge ? quantityText(charge.quantity, c.lang) : undefined}</td>
-                    <td>{priceComponents(line.priceComponent, c)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </RecordTable>
       )}
       <Fields
         class="rv-dl rv-totals"
@@ -961,11 +859,7 @@ function InvoiceView({ resource, level }: Props<fhir4.Invoice>) {
 function ChargeItemView({ resource, level }: Props<fhir4.ChargeItem>) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const performers = arr(r.performer)
-    .filter(isObj)
-    .map((p) => c.ref(p.actor, resource))
-    .filter(Boolean)
-    .join('; ');
+  const performers = listText(r.performer, (p) => c.ref(p.actor, resource));
   return (
     <Card
       resource={resource}
@@ -990,8 +884,8 @@ function ChargeItemView({ resource, level }: Props<fhir4.ChargeItem>) {
         [c.t('quantity'), quantityText(r.quantity, c.lang)],
         [c.t('product'), conceptText(r.productCodeableConcept) ?? c.ref(r.productReference, resource)],
         [c.t('amount'), moneyText(r.priceOverride, c.lang)],
-        [c.t('performer'), [performers, c.ref(r.performingOrganization, resource)].filter(Boolean).join('; ')],
-        [c.t('recorded'), str(r.enteredDate) ? c.date(r.enteredDate as string) : undefined],
+        [c.t('performer'), joinText([performers, c.ref(r.performingOrganization, resource)])],
+        [c.t('recorded'), c.dateOf(r.enteredDate)],
         [c.t('notes'), notesOf(r.note)],
       ]}
     />
@@ -1005,21 +899,13 @@ export function EncounterView({ resource, level }: Props<fhir4.Encounter>) {
   const c = useRecord();
   const r = resource as unknown as Json;
   const hosp = isObj(r.hospitalization) ? r.hospitalization : undefined;
-  const diagnoses = arr(r.diagnosis)
-    .filter(isObj)
-    .map((d) => {
-      const cond = c.index.resolve(d.condition, resource) as Json | undefined;
-      return [(cond && conceptText(cond.code)) ?? c.ref(d.condition, resource), conceptText(d.use)]
-        .filter(Boolean)
-        .join(', ');
-    })
-    .filter(Boolean)
-    .join('; ');
-  const participants = arr(r.participant)
-    .filter(isObj)
-    .map((p) => [c.ref(p.individual, resource), conceptsText(p.type)].filter(Boolean).join(', '))
-    .filter(Boolean)
-    .join('; ');
+  const diagnoses = listText(r.diagnosis, (d) => {
+    const cond = c.index.resolve(d.condition, resource) as Json | undefined;
+    return joinText([(cond && conceptText(cond.code)) ?? c.ref(d.condition, resource), conceptText(d.use)], ', ');
+  });
+  const participants = listText(r.participant, (p) =>
+    joinText([c.ref(p.individual, resource), conceptsText(p.type)], ', '),
+  );
   const cls = isObj(r.class) ? codingText(r.class) : undefined;
   return (
     <Card
@@ -1051,14 +937,7 @@ export function EncounterView({ resource, level }: Props<fhir4.Encounter>) {
         [c.t('diagnosis'), diagnoses],
         [c.t('admitted'), hosp ? conceptText(hosp.admitSource) : undefined],
         [c.t('discharge'), hosp ? conceptText(hosp.dischargeDisposition) : undefined],
-        [
-          c.t('location'),
-          arr(r.location)
-            .filter(isObj)
-            .map((l) => c.ref(l.location, resource))
-            .filter(Boolean)
-            .join('; '),
-        ],
+        [c.t('location'), listText(r.location, (l) => c.ref(l.location, resource))],
         [c.t('priority'), conceptText(r.priority)],
       ]}
     />
@@ -1068,11 +947,7 @@ export function EncounterView({ resource, level }: Props<fhir4.Encounter>) {
 function PartyView({ resource, level }: Props) {
   const c = useRecord();
   const r = resource as unknown as Json;
-  const telecom = arr(r.telecom)
-    .filter(isObj)
-    .map((x) => str(x.value))
-    .filter(Boolean)
-    .join('; ');
+  const telecom = listText(r.telecom, (x) => str(x.value));
   return (
     <Card
       resource={resource}
@@ -1082,7 +957,7 @@ function PartyView({ resource, level }: Props) {
       handled={['name', 'gender', 'birthDate', 'telecom', 'address']}
       rows={[
         [c.t('gender'), str(r.gender)],
-        [c.t('birthDate'), str(r.birthDate) ? c.date(r.birthDate as string) : undefined],
+        [c.t('birthDate'), c.dateOf(r.birthDate)],
         [c.t('telecom'), telecom],
         [c.t('address'), compact(r.address, c, resource)],
       ]}

@@ -45,6 +45,8 @@ export function useRecord() {
   const t = useT(L) as T;
   const { lang } = useLang();
   const date = (s: string) => formatDate(s, lang);
+  /** A date element as text; undefined when it has none. */
+  const dateOf = (v: unknown) => (str(v) ? date(v as string) : undefined);
   const ref = (r: unknown, host?: Resource) => referenceText(r, ctx.index, host);
   const refs = (rs: unknown, host?: Resource) => {
     const parts = arr(rs)
@@ -52,7 +54,7 @@ export function useRecord() {
       .filter((s): s is string => !!s);
     return parts.length ? [...new Set(parts)].join('; ') : undefined;
   };
-  return { ...ctx, t, lang, date, ref, refs };
+  return { ...ctx, t, lang, date, dateOf, ref, refs };
 }
 
 export type Row = [label: string, value: ComponentChildren] | null | undefined | false;
@@ -86,7 +88,7 @@ export function FlagBadge({ flag, fromRange }: { flag?: Flag; fromRange?: boolea
     <span class={`rv-flag rv-flag-${flag}`}>
       <span aria-hidden="true">{FLAG_SYMBOL[flag]} </span>
       {t(flag)}
-      {fromRange && <span class="rv-visually-hidden"> ({t('outsideRange')})</span>}
+      {fromRange && <span class="visually-hidden"> ({t('outsideRange')})</span>}
     </span>
   );
 }
@@ -114,13 +116,7 @@ export function compact(
   if (Array.isArray(value)) {
     const parts = value.map((v) => compact(v, c, host, depth + 1)).filter((v) => !empty(v));
     if (parts.every((p) => typeof p === 'string')) return parts.join('; ');
-    return (
-      <ul class="rv-compact-list">
-        {parts.map((p, i) => (
-          <li key={i}>{p}</li>
-        ))}
-      </ul>
-    );
+    return <CompactList items={parts} />;
   }
   if (!isObj(value)) return String(value);
   const text = shapeText(value, c, host);
@@ -209,9 +205,49 @@ export function notesOf(notes: unknown): ComponentChildren {
     .filter((s): s is string => !!s);
   if (!texts.length) return null;
   if (texts.length === 1) return texts[0];
+  return <CompactList items={texts} />;
+}
+
+/**
+ * A table of the record in a focusable scrolling wrapper, `label` naming both for screen readers: its column headers,
+ * and `children`, its body's rows.
+ */
+export function RecordTable({
+  label,
+  class: cls,
+  columns,
+  children,
+}: {
+  label: string;
+  class: string;
+  columns: string[];
+  children: ComponentChildren;
+}) {
+  const { t } = useRecord();
+  return (
+    <div class="rv-table-wrap" tabIndex={0} role="group" aria-label={t('scrollTable', { name: label })}>
+      <table class={`rv-table ${cls}`}>
+        <caption class="visually-hidden">{label}</caption>
+        <thead>
+          <tr>
+            {columns.map((col, i) => (
+              <th key={i} scope="col">
+                {col}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Values as a compact list, one an item. */
+export function CompactList({ items }: { items: ComponentChildren[] }) {
   return (
     <ul class="rv-compact-list">
-      {texts.map((s, i) => (
+      {items.map((s, i) => (
         <li key={i}>{s}</li>
       ))}
     </ul>

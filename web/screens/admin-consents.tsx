@@ -1,15 +1,13 @@
 /** Admin: every consent, newest first by its last status change, by status or patient, with its status history. */
-import { useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { formatAbha, formatDate } from '../format.js';
 import { type Labels, useLang, useT } from '../i18n.js';
-import { useApp } from '../components/app-context.js';
+import { AdminList } from '../components/admin-list.js';
+import { StatusHistory } from '../components/consent-summary.js';
 import { common, consentStatusLabels, statusLabel } from '../components/labels.js';
-import { ConsentBadge, ErrorNotice, Loading } from '../components/notices.js';
-import { href, navigate, type Route } from '../components/route.js';
-import { ScrollTable } from '../components/scroll-table.js';
-import { Title } from '../components/title.js';
-import { CONSENT_STATUSES, type Consent, type ConsentPage, nextPath } from '../components/types.js';
-import { useAsync } from '../components/use-async.js';
+import { ConsentBadge } from '../components/notices.js';
+import type { Route } from '../components/route.js';
+import { CONSENT_STATUSES, type Consent, type ConsentPage } from '../components/types.js';
 
 const labels: Labels<
   | 'title'
@@ -102,14 +100,7 @@ function ConsentRow({ consent }: { consent: Consent }) {
       </tr>
       <tr id={historyId} class="history-row" hidden={!open}>
         <td colSpan={6}>
-          <ol class="history">
-            {consent.history.map((h, i) => (
-              <li key={i}>
-                <span class="history-status">{statusLabel(consentStatusLabels, h.status, lang)}</span>
-                <span class="history-at">{formatDate(h.at, lang, true)}</span>
-              </li>
-            ))}
-          </ol>
+          <StatusHistory consent={consent} />
         </td>
       </tr>
     </>
@@ -117,129 +108,21 @@ function ConsentRow({ consent }: { consent: Consent }) {
 }
 
 export function AdminConsents({ route }: { route: Route }) {
-  const { lang } = useLang();
   const t = useT(labels);
   const tc = useT(common);
-  const { api } = useApp();
-  const status = route.query.get('status') ?? '';
-  const patient = route.query.get('patient') ?? '';
-  const [form, setForm] = useState({ status, patient });
-  useEffect(() => setForm({ status, patient }), [status, patient]);
-  const path = (() => {
-    const p = new URLSearchParams();
-    if (status) p.set('status', status);
-    if (patient) p.set('patient', patient);
-    p.set('_count', '50');
-    return `/consents?${p}`;
-  })();
-  const [rows, setRows] = useState<{ path: string; items: Consent[]; next?: string }>({ path: '', items: [] });
-  const first = useAsync(() => api.get<ConsentPage>(path), [api, path]);
-  useEffect(() => {
-    if (first.data) setRows({ path, items: first.data.consents, next: first.data.next });
-  }, [first.data]);
-  const [more, setMore] = useState<{ loading: boolean; error?: unknown }>({ loading: false });
-  const loadMore = async () => {
-    if (!rows.next) return;
-    setMore({ loading: true });
-    try {
-      const page = await api.get<ConsentPage>(nextPath(path, rows.next));
-      setRows({ path, items: [...rows.items, ...page.consents], next: page.next });
-      setMore({ loading: false });
-    } catch (error) {
-      setMore({ loading: false, error });
-    }
-  };
-  const submit = (e: Event) => {
-    e.preventDefault();
-    const q: Record<string, string> = {};
-    if (form.status) q.status = form.status;
-    if (form.patient.trim()) q.patient = form.patient.trim();
-    navigate(href(['admin', 'consents'], q));
-  };
-  const items = rows.path === path ? rows.items : [];
-
   return (
-    <>
-      <Title text={t('title')} />
-      <p>{t('intro')}</p>
-      <form class="form card filters" onSubmit={submit} aria-label={t('filters')}>
-        <div class="form-grid">
-          <div class="field">
-            <label for="f-status">{tc('status')}</label>
-            <select
-              id="f-status"
-              value={form.status}
-              onChange={(e) => setForm({ ...form, status: (e.currentTarget as HTMLSelectElement).value })}
-            >
-              <option value="">{t('allStatuses')}</option>
-              {CONSENT_STATUSES.map((s) => (
-                <option key={s} value={s}>
-                  {statusLabel(consentStatusLabels, s, lang)}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div class="field field-wide">
-            <label for="f-patient">{tc('patient')}</label>
-            <input
-              id="f-patient"
-              value={form.patient}
-              autocomplete="off"
-              spellcheck={false}
-              aria-describedby="f-patient-hint"
-              onInput={(e) => setForm({ ...form, patient: (e.currentTarget as HTMLInputElement).value })}
-            />
-            <p class="hint" id="f-patient-hint">
-              {t('patientHint')}
-            </p>
-          </div>
-        </div>
-        <div class="actions">
-          <button type="submit" class="button button-primary">
-            {tc('apply')}
-          </button>
-          {(status || patient) && (
-            <a class="button" href={href(['admin', 'consents'])}>
-              {tc('clear')}
-            </a>
-          )}
-        </div>
-      </form>
-      {first.loading && <Loading />}
-      {first.error !== undefined && <ErrorNotice error={first.error} onRetry={first.reload} />}
-      {first.data && items.length === 0 && <p>{t('none')}</p>}
-      {items.length > 0 && (
-        <>
-          <p class="muted" role="status">
-            {t('count', { count: items.length })}
-          </p>
-          <ScrollTable label={t('table')}>
-            <table class="data-table">
-              <thead>
-                <tr>
-                  <th scope="col">{tc('consentId')}</th>
-                  <th scope="col">{tc('status')}</th>
-                  <th scope="col">{t('statusAt')}</th>
-                  <th scope="col">{tc('patient')}</th>
-                  <th scope="col">{t('hiu')}</th>
-                  <th scope="col">{t('history')}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((c) => (
-                  <ConsentRow key={c.id} consent={c} />
-                ))}
-              </tbody>
-            </table>
-          </ScrollTable>
-          {more.error !== undefined && <ErrorNotice error={more.error} />}
-          {rows.next && (
-            <button type="button" class="button" onClick={loadMore} disabled={more.loading}>
-              {more.loading ? tc('loading') : tc('showMore')}
-            </button>
-          )}
-        </>
-      )}
-    </>
+    <AdminList<Consent, ConsentPage>
+      route={route}
+      screen="consents"
+      statuses={CONSENT_STATUSES}
+      statusLabels={consentStatusLabels}
+      filter={{ key: 'patient', id: 'f-patient', label: tc('patient'), hint: t('patientHint') }}
+      t={t}
+      apiPath="/consents"
+      apiParams={['status', 'patient']}
+      itemsOf={(page) => page.consents}
+      columns={[tc('consentId'), tc('status'), t('statusAt'), tc('patient'), t('hiu'), t('history')]}
+      row={(c) => <ConsentRow key={c.id} consent={c} />}
+    />
   );
 }

@@ -5,12 +5,12 @@
 import { useEffect, useMemo, useRef } from 'preact/hooks';
 import { ApiError } from '../api.js';
 import { formatDate } from '../format.js';
-import { type Labels, type Lang, useLang, useT } from '../i18n.js';
+import { type Labels, useLang, useT } from '../i18n.js';
 import { RecordView } from '../record/record-view.js';
 import { Trends } from '../trends/trend-chart.js';
-import { type ConsentRecords, useApp } from '../components/app-context.js';
-import { ConsentTerms, consentPatient, formatReset } from '../components/consent-summary.js';
-import { common, consentStatusLabels, statusLabel } from '../components/labels.js';
+import { useApp } from '../components/app-context.js';
+import { ConsentTerms, consentPatient, formatReset, StatusHistory } from '../components/consent-summary.js';
+import { common } from '../components/labels.js';
 import { ConsentBadge, ErrorNotice, Loading } from '../components/notices.js';
 import { href } from '../components/route.js';
 import { Timeline, TypeFilter } from '../components/timeline.js';
@@ -103,19 +103,6 @@ function EndedBanner({ consent }: { consent: Consent }) {
   );
 }
 
-function StatusHistory({ consent, lang }: { consent: Consent; lang: Lang }) {
-  return (
-    <ol class="history">
-      {consent.history.map((h, i) => (
-        <li key={i}>
-          <span class="history-status">{statusLabel(consentStatusLabels, h.status, lang)}</span>
-          <span class="history-at">{formatDate(h.at, lang, true)}</span>
-        </li>
-      ))}
-    </ol>
-  );
-}
-
 /** The seconds a refusal says to wait (Retry-After), when the client exposes it. */
 function retryAfterOf(error: unknown): number | undefined {
   const value = (error as { retryAfter?: unknown } | null)?.retryAfter;
@@ -165,28 +152,28 @@ function UsedUp({ consent }: { consent: Consent }) {
   );
 }
 
-/** The consent (read without counting a pull), read again after its records load so that its pulls left are current. */
-function useConsent(id: string, records: ConsentRecords | undefined) {
-  const { api } = useApp();
-  const consent = useAsync(() => api.get<Consent>(`/consents/${encodeURIComponent(id)}`), [api, id]);
+/**
+ * The consent (read without counting a pull), read again after its records load so that its pulls left are current;
+ * with its records as loaded in this visit, whether it is usable and whether it has no pull left.
+ */
+function useConsent(id: string) {
+  const app = useApp();
+  const records = app.consentRecords(id);
+  const consent = useAsync(() => app.api.get<Consent>(`/consents/${encodeURIComponent(id)}`), [app.api, id]);
   const reload = consent.reload;
   const settled = records && records.state !== 'loading' ? `${records.state}:${records.loadedAt?.getTime()}` : '';
   useEffect(() => {
     if (settled) reload();
   }, [settled, reload]);
-  return consent;
+  const c = consent.data;
+  return { app, records, consent, c, usable: c?.effectiveStatus === 'GRANTED', exhausted: usedUp(c) };
 }
 
 export function ConsentScreen({ id }: { id: string }) {
   const { lang } = useLang();
   const t = useT(labels);
   const tc = useT(common);
-  const app = useApp();
-  const records = app.consentRecords(id);
-  const consent = useConsent(id, records);
-  const c = consent.data;
-  const usable = c?.effectiveStatus === 'GRANTED';
-  const exhausted = usedUp(c);
+  const { app, records, consent, c, usable, exhausted } = useConsent(id);
   useEffect(() => {
     // No pull left: no search is sent that would only be refused (and counted); the page says when pulls resume.
     if (usable && !exhausted) app.loadConsentRecords(id);
@@ -228,17 +215,17 @@ export function ConsentScreen({ id }: { id: string }) {
           {!usable ? (
             <section aria-labelledby="history-title">
               <h2 id="history-title">{t('history')}</h2>
-              <StatusHistory consent={c} lang={lang} />
+              <StatusHistory consent={c} />
             </section>
           ) : (
             <details class="history-details">
               <summary>{t('history')}</summary>
-              <StatusHistory consent={c} lang={lang} />
+              <StatusHistory consent={c} />
             </details>
           )}
         </>
       )}
-      {usable && exhausted && !records && <UsedUp consent={c} />}
+      {c && usable && exhausted && !records && <UsedUp consent={c} />}
       {usable && records && (
         <>
           <div class="toolbar records-toolbar">
@@ -297,12 +284,7 @@ export function ConsentScreen({ id }: { id: string }) {
 export function ConsentRecordScreen({ id, recordId }: { id: string; recordId: string }) {
   const { lang } = useLang();
   const t = useT(labels);
-  const app = useApp();
-  const records = app.consentRecords(id);
-  const consent = useConsent(id, records);
-  const c = consent.data;
-  const usable = c?.effectiveStatus === 'GRANTED';
-  const exhausted = usedUp(c);
+  const { app, records, consent, c, usable, exhausted } = useConsent(id);
   // Opened straight from an address: the consent's records are loaded (once), never this one record by id.
   useEffect(() => {
     if (usable && !exhausted) app.loadConsentRecords(id);
@@ -327,7 +309,7 @@ export function ConsentRecordScreen({ id, recordId }: { id: string; recordId: st
           <p>{t('notUsable')}</p>
         </>
       )}
-      {usable && exhausted && !records && <UsedUp consent={c} />}
+      {c && usable && exhausted && !records && <UsedUp consent={c} />}
       {usable && !(exhausted && !records) && (!records || records.state === 'loading') && !record && (
         <Loading text={t('loadingRecords')} />
       )}

@@ -8,6 +8,7 @@ import { type LoadedRecord, loadedFromEntry } from '../components/loaded.js';
 import { ErrorNotice, Loading } from '../components/notices.js';
 import { RecordItem } from '../components/record-item.js';
 import { href, navigate, type Route } from '../components/route.js';
+import { TextField } from '../components/text-field.js';
 import { Title } from '../components/title.js';
 import { useAsync } from '../components/use-async.js';
 
@@ -167,34 +168,21 @@ export function RecordsSearch({ route }: { route: Route }) {
       <form class="form card search-form" onSubmit={submit} aria-labelledby="search-form-title" noValidate>
         <h2 id="search-form-title">{t('form')}</h2>
         <div class="form-grid">
-          <div class="field field-wide">
-            <label for="q-patient">{t('patient')}</label>
-            <input
-              id="q-patient"
-              value={form.patient}
-              onInput={set('patient')}
-              autocomplete="off"
-              spellcheck={false}
-              aria-describedby="q-patient-hint"
-            />
-            <p class="hint" id="q-patient-hint">
-              {t('patientHint')}
-            </p>
-          </div>
-          <div class="field">
-            <label for="q-care-context">{t('careContext')}</label>
-            <input
-              id="q-care-context"
-              value={form.careContext}
-              onInput={set('careContext')}
-              autocomplete="off"
-              spellcheck={false}
-              aria-describedby="q-care-context-hint"
-            />
-            <p class="hint" id="q-care-context-hint">
-              {t('careContextHint')}
-            </p>
-          </div>
+          <TextField
+            id="q-patient"
+            label={t('patient')}
+            hint={t('patientHint')}
+            value={form.patient}
+            onInput={set('patient')}
+            wide
+          />
+          <TextField
+            id="q-care-context"
+            label={t('careContext')}
+            hint={t('careContextHint')}
+            value={form.careContext}
+            onInput={set('careContext')}
+          />
           <div class="field">
             <label for="q-type">{t('type')}</label>
             <select id="q-type" value={form.type} onChange={set('type')}>

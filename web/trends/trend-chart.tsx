@@ -241,7 +241,7 @@ function Chart({ series }: { series: Series }) {
         <summary>{t('values')}</summary>
         <div class="tr-table-wrap" tabIndex={0} role="group" aria-label={t('scroll', { name: series.label })}>
           <table class="tr-table">
-            <caption class="tr-visually-hidden">
+            <caption class="visually-hidden">
               {series.label} ({series.unit})
             </caption>
             <thead>
