@@ -228,7 +228,7 @@ export function createApp(deps: AppDeps) {
 
   const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
   // The web page and its sign-in: public, and nothing in them reads data (the page reads through the API below).
-  app.route('/', pageRoutes(baseUrl));
+  app.route('/', pageRoutes(config, baseUrl));
   app.route('/', signInRoutes({ config, verifier: deps.verifier, sessions: deps.sessions, audit, baseUrl, log }));
 
   // Who is asking, from the bearer token; each route's allow(action, ...roles) then decides (auth/caller.ts).

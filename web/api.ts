@@ -11,6 +11,8 @@ export interface Session {
   facility: string;
   subject: string;
   expiresAt: string;
+  /** The origin the API builds its links on (PUBLIC_BASE_URL's); the page may be open under another name for it. */
+  apiOrigin: string;
 }
 
 export interface SignInOptions {
@@ -85,7 +87,8 @@ export class Api {
   /** GET a path of this origin (or a full URL the API gave, on this origin) as JSON. */
   async get<T = unknown>(path: string, opts: { consentId?: string } = {}): Promise<T> {
     const url = new URL(path, location.origin);
-    if (url.origin !== location.origin) throw new ApiError(0, 'A link to another origin was not followed');
+    if (url.origin !== location.origin && url.origin !== this.session.apiOrigin)
+      throw new ApiError(0, 'A link to another origin was not followed');
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.session.token}`,
       Accept: 'application/fhir+json, application/json',

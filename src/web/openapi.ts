@@ -80,6 +80,7 @@ export const webOpenApi: OpenApiPart = {
         facility: z.string(),
         subject: z.string(),
         expiresAt: z.string(),
+        apiOrigin: z.string(),
       }),
     ]),
   },

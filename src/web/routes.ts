@@ -10,17 +10,19 @@ import { Hono, type Context } from 'hono';
 import type { AppEnv } from '../auth/caller.js';
 import { notFound } from '../fhir/outcome.js';
 import { webAssets } from './assets.js';
+import type { Config } from '../config.js';
+import { pageOnlyAtBase } from './sign-in.js';
 
 /**
- * `baseUrl`: the store's own origin. The page is served under it only: opened under another name for this server
- * (localhost for 127.0.0.1, or a DNS-rebound name), a browser is sent to it, so that its sign-in cookies and the
- * API's links are of one origin.
+ * `baseUrl`: the store's own origin. In development, the page opened under another name for this server (localhost
+ * for 127.0.0.1, or a DNS-rebound name) sends the browser to it, so that its sign-in cookies and the API's links are
+ * of one origin.
  */
-export function pageRoutes(baseUrl: () => string) {
+export function pageRoutes(config: Config, baseUrl: () => string) {
   const r = new Hono<AppEnv>();
   const page = (c: Context) => {
     const own = new URL(baseUrl());
-    return new URL(c.req.url).host === own.host ? '/app/' : `${own.origin}/app/`;
+    return !pageOnlyAtBase(config) || new URL(c.req.url).host === own.host ? '/app/' : `${own.origin}/app/`;
   };
   r.get('/', (c) => c.redirect(page(c), 302));
   r.get('/app', (c) => c.redirect(page(c), 302));

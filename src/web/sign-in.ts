@@ -9,10 +9,12 @@
  * cookie, and the token ends at its expiry (WEB_SESSION_TTL_SEC, at most an
  * hour).
  *
- * Every /auth route answers only under the store's own origin (the host of
- * PUBLIC_BASE_URL, or the address it listens on): a page of another name that
- * resolves here (DNS rebinding) is refused, and a POST whose Origin or
- * Sec-Fetch-Site names another site is refused.
+ * A POST whose Origin or Sec-Fetch-Site names another site is refused. In
+ * development (the development form offered, or no PUBLIC_BASE_URL), every
+ * /auth route also answers only under the store's own host, so that a page of
+ * another name resolving here (DNS rebinding) cannot mint a token. Behind a
+ * proxy in production the Host the store sees may be the proxy's choice, so
+ * it is not checked there.
  *
  *   GET  /auth/options       public  which sign-ins this server offers
  *   GET  /auth/oidc/start    public  OpenID Connect: to the issuer (authorization code, PKCE S256, state, nonce)
@@ -82,6 +84,13 @@ export function devSignInOffered(config: Config): boolean {
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
+/**
+ * Development: the development form is offered, or there is no PUBLIC_BASE_URL (links are built on the address the
+ * server listens on). There the page and its sign-in answer under the store's own host only. In production the Host
+ * the store sees may be a proxy's choice, so it is not held to PUBLIC_BASE_URL's (a redirect could loop).
+ */
+export const pageOnlyAtBase = (config: Config) => devSignInOffered(config) || !config.PUBLIC_BASE_URL;
+
 export function signInRoutes(deps: SignInDeps) {
   const { config, sessions, audit, log } = deps;
   const r = new Hono<AppEnv>();
@@ -96,10 +105,11 @@ export function signInRoutes(deps: SignInDeps) {
   const flowCookie = () => cookieName(OIDC_COOKIE, secure());
   const redirectUrl = () => config.OIDC_REDIRECT_URL ?? `${deps.baseUrl()}/auth/callback`;
 
-  // Only under the store's own origin; a POST only from it.
+  // A POST only from the store's own page. In development (pageOnlyAtBase), also only under the
+  // store's own host: a page of another name resolving here (DNS rebinding) cannot use the development form.
   r.use('/auth/*', async (c, next) => {
     const own = new URL(deps.baseUrl());
-    if (new URL(c.req.url).host !== own.host)
+    if (pageOnlyAtBase(config) && new URL(c.req.url).host !== own.host)
       throw fail('forbidden', 'forbidden', `Sign-in is served at ${own.origin} only`);
     if (c.req.method === 'POST') {
       const origin = c.req.header('origin');
@@ -308,6 +318,8 @@ export function signInRoutes(deps: SignInDeps) {
       facility: caller.facilityId,
       subject: caller.subject,
       expiresAt: new Date((exp ?? 0) * 1000).toISOString(),
+      // The origin the API builds its links on (PUBLIC_BASE_URL's); the page may be open under another name for it.
+      apiOrigin: new URL(deps.baseUrl()).origin,
     });
   });
 

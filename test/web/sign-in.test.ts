@@ -145,7 +145,13 @@ describe('OpenID Connect sign-in (a real issuer on loopback)', () => {
     expect(cookie).toMatch(/SameSite=Strict/i);
     expect(cookie).toMatch(/Path=\/auth/);
     const s = await session(jar);
-    expect(s).toMatchObject({ signedIn: true, role: 'hiu', facility: 'HIU-1', subject: 'oidc:u-101' });
+    expect(s).toMatchObject({
+      signedIn: true,
+      role: 'hiu',
+      facility: 'HIU-1',
+      subject: 'oidc:u-101',
+      apiOrigin: STORE,
+    });
     expect(Date.parse(s.expiresAt) - Date.now()).toBeGreaterThan(3000_000);
     // The page's bearer token: the API decides as for any hiu (a search must name its consent).
     const res = await t.request('/fhir/Bundle', { headers: { Authorization: `Bearer ${s.token}` } });
@@ -305,6 +311,16 @@ describe('development sign-in', () => {
         const res = await devSignIn(prod, 'https://vault.example.in/auth/dev-sign-in');
         expect(res.status).toBe(403);
         expect((await res.json()).issue[0].diagnostics).toMatch(/NODE_ENV=production/);
+        // Behind a proxy that sends its own Host, the page and sign-in still answer (a redirect to
+        // PUBLIC_BASE_URL could loop there), and a POST is still held to the page's own Origin.
+        const internal = 'http://10.0.0.5:8080';
+        expect((await prod.request(`${internal}/app/`)).status).toBe(200);
+        expect((await prod.request(`${internal}/auth/options`)).status).toBe(200);
+        const foreign = await prod.request(`${internal}/auth/sign-out`, {
+          method: 'POST',
+          headers: { Origin: 'https://evil.example' },
+        });
+        expect(foreign.status).toBe(403);
         expect(res.headers.getSetCookie()).toEqual([]);
       } finally {
         await prod.close();
