@@ -5,6 +5,7 @@
  */
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { currentZone, setZone as showTimesIn, zoneChoices } from './format.js';
 import { Api, type Session, currentSession, signOut } from './api.js';
 import { type Labels, type Lang, LangContext, initialLang, rememberLang, useT } from './i18n.js';
 import { AppContext, type AppContextValue, type ConsentRecords } from './components/app-context.js';
@@ -26,6 +27,7 @@ const labels: Labels<
   | 'product'
   | 'signedInAs'
   | 'language'
+  | 'zone'
   | 'signOut'
   | 'nav'
   | 'consents'
@@ -39,6 +41,7 @@ const labels: Labels<
     product: 'abha-vault',
     signedInAs: 'Signed in as',
     language: 'Language',
+    zone: 'Time zone',
     signOut: 'Sign out',
     nav: 'Main',
     consents: 'Consents',
@@ -52,6 +55,7 @@ const labels: Labels<
     product: 'abha-vault',
     signedInAs: 'साइन इन:',
     language: 'भाषा',
+    zone: 'समय क्षेत्र',
     signOut: 'साइन आउट',
     nav: 'मुख्य',
     consents: 'सहमतियाँ',
@@ -97,6 +101,23 @@ function LanguageSwitch({ lang, setLang }: { lang: Lang; setLang: (l: Lang) => v
       {choice('en', 'English')}
       {choice('hi', 'हिन्दी')}
     </div>
+  );
+}
+
+/** Which zone times are shown in (Asia/Kolkata unless chosen): a labelled select, remembered in this browser. */
+function ZoneChoice({ zone, setZone }: { zone: string; setZone: (z: string) => void }) {
+  const t = useT(labels);
+  return (
+    <label class="zone-choice">
+      <span class="lang-label">{t('zone')}</span>
+      <select value={zone} onChange={(e) => setZone((e.currentTarget as HTMLSelectElement).value)}>
+        {zoneChoices().map((z) => (
+          <option key={z} value={z}>
+            {z}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
@@ -347,6 +368,12 @@ function Shell({
 }) {
   const t = useT(labels);
   const tr = useT(roleLabels);
+  // A new zone re-renders the screen from scratch (key on <main>), so every time on it is written in that zone.
+  const [zone, setZoneState] = useState(currentZone);
+  const setZone = (z: string) => {
+    showTimesIn(z);
+    setZoneState(currentZone());
+  };
   const skip = (e: Event) => {
     e.preventDefault();
     document.getElementById('main')?.focus();
@@ -369,6 +396,7 @@ function Shell({
           )}
           <div class="header-actions">
             <LanguageSwitch lang={lang} setLang={setLang} />
+            <ZoneChoice zone={zone} setZone={setZone} />
             {session && (
               <button type="button" class="button button-small sign-out" onClick={onSignOut}>
                 {t('signOut')}
@@ -393,7 +421,7 @@ function Shell({
           </nav>
         )}
       </header>
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} key={zone}>
         {children}
       </main>
     </>

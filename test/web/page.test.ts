@@ -338,6 +338,16 @@ describe('the web page, in Chromium', () => {
     await axe(page, 'Hindi timeline');
   });
 
+  it('shows times in Asia/Kolkata unless the viewer chooses another zone', async () => {
+    await page.getByRole('button', { name: 'English' }).click();
+    await page.goto(`${served.url}/app/#/consents`);
+    await page.getByText('1 Jan 2099, 5:30 am').first().waitFor(); // dataEraseAt 2099-01-01T00:00Z, in IST
+    await page.getByLabel('Time zone').selectOption('UTC');
+    await page.getByText('1 Jan 2099, 12:00 am').first().waitFor();
+    await page.getByLabel('Time zone').selectOption('Asia/Kolkata');
+    await page.getByText('1 Jan 2099, 5:30 am').first().waitFor();
+  });
+
   it('a revoked consent shows its state and no records, and the page asks the API for none', async () => {
     const asked: string[] = [];
     page.on('request', (r) => {

@@ -1,5 +1,5 @@
 /** What a consent allows, in words: patient, purpose, record types, dates, how long, and what is left of its pulls. */
-import { formatAbha, formatDate, ZONE } from '../format.js';
+import { currentZone, formatAbha, formatDate } from '../format.js';
 import { type Labels, type Lang, useLang, useT } from '../i18n.js';
 import { hiTypeLabel } from '../record/summary.js';
 import { consentStatusLabels, purposeLabel, statusLabel } from './labels.js';
@@ -89,13 +89,13 @@ const UNIT_NAMES: Record<string, Record<Lang, string>> = {
 
 const locale = (lang: Lang) => (lang === 'hi' ? 'hi-IN' : 'en-IN');
 
-/** A time later today (in ZONE) as its time alone; any other day with its date. */
+/** A time later today (in the current zone) as its time alone; any other day with its date. */
 export function formatReset(value: string, lang: Lang, now = new Date()): string {
   const t = new Date(value);
   if (Number.isNaN(t.getTime())) return value;
-  const day = (d: Date) => new Intl.DateTimeFormat('en-CA', { timeZone: ZONE }).format(d);
+  const day = (d: Date) => new Intl.DateTimeFormat('en-CA', { timeZone: currentZone() }).format(d);
   if (day(t) === day(now))
-    return new Intl.DateTimeFormat(locale(lang), { timeStyle: 'short', timeZone: ZONE }).format(t);
+    return new Intl.DateTimeFormat(locale(lang), { timeStyle: 'short', timeZone: currentZone() }).format(t);
   return formatDate(value, lang, true);
 }
 
