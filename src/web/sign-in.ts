@@ -191,7 +191,7 @@ export function signInRoutes(deps: SignInDeps) {
         'forbidden',
         config.NODE_ENV === 'production'
           ? 'Development sign-in is refused with NODE_ENV=production; sign in through OpenID Connect'
-          : 'Development sign-in is off (WEB_DEV_SIGN_IN=false, or tokens are verified with configured keys)',
+          : 'Development sign-in is off: WEB_DEV_SIGN_IN=false, tokens are verified with configured keys, or the server listens beyond loopback (HOST)',
       );
     const text = await readJsonText(c, 4096);
     let parsed;
