@@ -79,6 +79,8 @@ export function consentRoutes(deps: ConsentDeps) {
       status: 200,
       actor: actorOf(c),
       consentId: null,
+      // The patients whose consents were listed, so each can learn who saw them (GET /fhir/AuditEvent).
+      patients: [...new Set(page.consents.map((x) => x.patient).filter((p): p is string => Boolean(p)))],
       reason: [
         `${items.length} consents`,
         ...(statuses.length ? [`status ${statuses.join(',')}`] : []),

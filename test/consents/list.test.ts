@@ -206,6 +206,11 @@ describe('GET /consents', () => {
       consentId: null,
       requestId: res.headers.get('x-request-id'),
     });
+    // the listed consents' patient, so that the patient's access history shows the listing
+    const listed = (await res.json()).consents as { patient: string | null }[];
+    expect(listed.length).toBeGreaterThan(0);
+    expect(events[0].patients).toEqual([...new Set(listed.map((x) => x.patient).filter(Boolean))]);
+    expect(events[0].patients).toEqual([patient.abhaAddress.toLowerCase()]);
     const refused = await t.request('/consents', { as: ['hip', HIP] });
     expect(await eventsOf(refused)).toMatchObject([{ action: 'consent.search', outcome: 'refused', status: 403 }]);
     const rejected = await asAdmin('/consents?_cursor=nope!');
