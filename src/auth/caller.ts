@@ -47,15 +47,18 @@ export interface AuthOptions {
   clockToleranceSec?: number;
   /** The web page's session tokens (auth/session-keys.ts): HS256 under a `web-` key id, checked by these only. */
   sessions?: SessionKeys;
+  /** Tokens verified lately (identify keeps one per app); unset: every token is checked. */
+  verified?: VerifiedTokens;
 }
 
 const unauthorized = (msg: string) => fail('unauthenticated', 'login', msg);
 
 /** Learns who is asking from the bearer token, if any; refuses nothing (see allow). */
 export function identify(verifier: Verifier, opts: AuthOptions): MiddlewareHandler<AppEnv> {
+  const withCache = { verified: new VerifiedTokens(), ...opts };
   return async (c, next) => {
     try {
-      c.set('caller', await verify(c.req.header('authorization'), verifier, opts));
+      c.set('caller', await verify(c.req.header('authorization'), verifier, withCache));
     } catch (e) {
       c.set('authFailure', e as ReturnType<typeof fail>);
     }
@@ -63,14 +66,67 @@ export function identify(verifier: Verifier, opts: AuthOptions): MiddlewareHandl
   };
 }
 
+/**
+ * Tokens this process verified lately, by their exact text: the same token again is answered from here, without
+ * another signature check, until its `exp` and for at most `ttlMs` (so a key withdrawn from a JWKS stops being
+ * believed within that). Bounded: the oldest entry goes when it is full. Nothing here is shared between processes,
+ * and nothing needs to be: a token is the same token in every process.
+ */
+export class VerifiedTokens {
+  private entries = new Map<string, { caller: Caller; until: number }>();
+  constructor(
+    private max = 10_000,
+    private ttlMs = 60_000,
+    private now: () => number = Date.now,
+  ) {}
+
+  get(token: string): Caller | undefined {
+    const e = this.entries.get(token);
+    if (!e) return undefined;
+    if (e.until <= this.now()) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return e.caller;
+  }
+
+  set(token: string, caller: Caller, expSec: unknown): void {
+    if (typeof expSec !== 'number') return;
+    const until = Math.min(expSec * 1000, this.now() + this.ttlMs);
+    if (until <= this.now()) return;
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(token, { caller, until });
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
 /** The caller an Authorization header names, or the 401 FhirError saying why not. */
 export async function verify(header: string | undefined, verifier: Verifier, opts: AuthOptions): Promise<Caller> {
   if (!header) throw withChallenge(unauthorized('Authorization: Bearer <token> required'));
   const m = /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header.trim());
   if (!m) throw withChallenge(unauthorized('Authorization header must be "Bearer <JWT>"'));
+  const cached = opts.verified?.get(m[1]);
+  if (cached) return cached;
+  const { caller, exp } = await verifyToken(m[1], verifier, opts);
+  opts.verified?.set(m[1], caller, exp);
+  return caller;
+}
+
+/** The caller a token names and its `exp`, or the 401 FhirError saying why not. */
+async function verifyToken(
+  token: string,
+  verifier: Verifier,
+  opts: AuthOptions,
+): Promise<{ caller: Caller; exp: unknown }> {
   let payload: Record<string, unknown>;
   try {
-    if (opts.sessions && isSessionToken(m[1])) return callerFrom(await opts.sessions.verify(m[1]), opts);
+    if (opts.sessions && isSessionToken(token)) {
+      const claims = await opts.sessions.verify(token);
+      return { caller: callerFrom(claims, opts), exp: claims.exp };
+    }
     const options = {
       algorithms: [ALG],
       issuer: opts.issuer,
@@ -81,24 +137,24 @@ export async function verify(header: string | undefined, verifier: Verifier, opt
     const keys = verifier.keys; // a key set (JWKS) or one key: jwtVerify has an overload for each
     try {
       const verified =
-        typeof keys === 'function' ? await jwtVerify(m[1], keys, options) : await jwtVerify(m[1], keys, options);
+        typeof keys === 'function' ? await jwtVerify(token, keys, options) : await jwtVerify(token, keys, options);
       payload = verified.payload as Record<string, unknown>;
     } catch (e) {
       // Not one of ours: perhaps ABDM's gateway (its own issuer and audience; exp still required).
       if (!verifier.gatewayKeys || !isKeyMismatch(e)) throw e;
-      const verified = await jwtVerify(m[1], verifier.gatewayKeys, {
+      const verified = await jwtVerify(token, verifier.gatewayKeys, {
         algorithms: [ALG],
         clockTolerance: options.clockTolerance,
         requiredClaims: ['exp'],
       });
-      return gatewayCaller(verified.payload as Record<string, unknown>, opts);
+      return { caller: gatewayCaller(verified.payload as Record<string, unknown>, opts), exp: verified.payload.exp };
     }
   } catch (e) {
     if (e instanceof FhirError) throw e;
     const why = e instanceof errors.JWTExpired ? 'token expired' : 'token not valid';
     throw withChallenge(unauthorized(`Bearer ${why}`));
   }
-  return callerFrom(payload, opts);
+  return { caller: callerFrom(payload, opts), exp: payload.exp };
 }
 
 /** A web session token by its header (HS256 under a `web-` key id); only the session keys may verify it. */
