@@ -9,14 +9,13 @@
  * are missing or of the wrong shape), so everything here checks what it reads.
  */
 import type { Lang } from '../i18n.js';
+import { DEFAULT_ABHA_SYSTEMS, abhaIdentity } from '../../src/fhir/abha.js';
 
 export type Json = Record<string, unknown>;
 export type Resource = fhir4.FhirResource;
 
 export const LOINC = 'http://loinc.org';
 export const SNOMED = 'http://snomed.info/sct';
-export const NDHM_IDENTIFIER_TYPE = 'https://nrces.in/ndhm/fhir/r4/CodeSystem/ndhm-identifier-type-code';
-const ABHA_SYSTEMS = ['https://healthid.ndhm.gov.in', 'https://healthid.abdm.gov.in', 'https://abha.abdm.gov.in'];
 
 export const isObj = (x: unknown): x is Json => !!x && typeof x === 'object' && !Array.isArray(x);
 export const arr = (x: unknown): unknown[] => (Array.isArray(x) ? x : x == null ? [] : [x]);
@@ -275,29 +274,14 @@ export function periodText(p: unknown, date: (s: string) => string): string | un
   return undefined;
 }
 
-/** The ABHA number (digits) and ABHA address of a Patient, by the store's rules (src/fhir/abha.ts). */
+/**
+ * The ABHA number (digits) and ABHA address of a Patient, by the store's own rules (src/fhir/abha.ts, the same code
+ * the store indexes with) and its default ABHA identifier systems.
+ */
 export function abhaOf(patient: Resource | undefined): { number?: string; address?: string } {
-  const out: { number?: string; address?: string } = {};
-  if (!patient || patient.resourceType !== 'Patient') return out;
-  const claimed: { number?: string; address?: string } = {};
-  const bare: { number?: string; address?: string } = {};
-  for (const id of arr(patient.identifier)) {
-    if (!isObj(id)) continue;
-    const value = str(id.value)?.trim();
-    if (!value) continue;
-    const typed = arr(isObj(id.type) ? id.type.coding : undefined).some(
-      (c) => isObj(c) && c.system === NDHM_IDENTIFIER_TYPE && (c.code === 'ABHA' || c.code === 'HIN'),
-    );
-    const system = str(id.system)?.replace(/\/$/, '');
-    const isClaimed = typed || (!!system && ABHA_SYSTEMS.includes(system));
-    if (!isClaimed && (id.system != null || id.type != null)) continue;
-    const to = isClaimed ? claimed : bare;
-    if (/^\d{2}-\d{4}-\d{4}-\d{4}$/.test(value) || /^\d{14}$/.test(value)) to.number ??= value.replace(/-/g, '');
-    else if (/^[a-zA-Z0-9][a-zA-Z0-9_.]+[a-zA-Z0-9]@(abdm|sbx)$/i.test(value)) to.address ??= value.toLowerCase();
-  }
-  out.number = claimed.number ?? bare.number;
-  out.address = claimed.address ?? bare.address;
-  return out;
+  if (!patient || patient.resourceType !== 'Patient') return {};
+  const id = abhaIdentity(patient.identifier, DEFAULT_ABHA_SYSTEMS);
+  return { number: id.abhaNumber, address: id.abhaAddress };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
