@@ -229,18 +229,17 @@ export function createApp(deps: AppDeps) {
   const baseUrl = deps.baseUrl ?? (() => publicBaseUrl(config));
   // The web page and its sign-in: public, and nothing in them reads data (the page reads through the API below).
   app.route('/', pageRoutes(config, baseUrl));
-  app.route('/', signInRoutes({ config, verifier: deps.verifier, sessions: deps.sessions, audit, baseUrl, log }));
+  // How bearer tokens are checked: by identify below, and by the sign-in routes for the session's token.
+  const auth = {
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    gatewayClients: config.AUTH_GATEWAY_CLIENTS,
+    sessions: deps.sessions,
+  };
+  app.route('/', signInRoutes({ config, verifier: deps.verifier, auth, audit, baseUrl, log }));
 
   // Who is asking, from the bearer token; each route's allow(action, ...roles) then decides (auth/caller.ts).
-  app.use(
-    '*',
-    identify(deps.verifier, {
-      issuer: config.AUTH_ISSUER,
-      audience: config.AUTH_AUDIENCE,
-      gatewayClients: config.AUTH_GATEWAY_CLIENTS,
-      sessions: deps.sessions,
-    }),
-  );
+  app.use('*', identify(deps.verifier, auth));
   if (!config.METRICS_PUBLIC) app.get('/metrics', allow('metrics.read', 'admin'), serveMetrics);
   // Expensive routes are rate-limited per client.
   const limited = rateLimit(config.RATE_LIMIT_PER_MINUTE, config.RATE_LIMIT_BURST);

@@ -38,7 +38,8 @@ export type AppEnv = {
   };
 };
 
-const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+/** A facility or client id as a token may name it. */
+export const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 export interface AuthOptions {
   issuer?: string;

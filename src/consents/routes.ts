@@ -15,7 +15,7 @@
 import { Hono } from 'hono';
 import { type AppEnv, allow } from '../auth/caller.js';
 import { badRequest, fail, notFound } from '../fhir/outcome.js';
-import { type ConsentDoc, type ConsentStore, effectiveStatus, hiuOf } from './store.js';
+import { type ConsentDoc, type ConsentStore, type ConsentUsage, effectiveStatus, hiuOf } from './store.js';
 import { patientAuditKey } from './policy.js';
 import { STATUSES } from './schema.js';
 import type { AuditLog } from '../audit/log.js';
@@ -38,9 +38,9 @@ export function consentRoutes(deps: ConsentDeps) {
   const r = new Hono<AppEnv>();
 
   /** A consent as it is answered: as stored (artefact parsed), with its HIU, effectiveStatus and usage. */
-  const answer = async (consent: ConsentDoc, now: Date) => {
+  const answer = (consent: ConsentDoc, now: Date, usages: Map<string, ConsentUsage>) => {
     const { _id, artefact, hiu: _hiu, ...rest } = consent;
-    const usage = consent.status === 'GRANTED' ? await consents.usage(consent, now) : null;
+    const usage = consent.status === 'GRANTED' ? usages.get(_id) : undefined;
     return {
       id: _id,
       ...rest,
@@ -72,7 +72,8 @@ export function consentRoutes(deps: ConsentDeps) {
       after,
     });
     const now = clock();
-    const items = await Promise.all(page.consents.map((consent) => answer(consent, now)));
+    const usages = await consents.usages(page.consents, now); // one query for the page's counters
+    const items = page.consents.map((consent) => answer(consent, now, usages));
     await audit.append({
       action: 'consent.search',
       outcome: 'success',
@@ -113,7 +114,8 @@ export function consentRoutes(deps: ConsentDeps) {
       consentId: consent._id,
       requestId: c.var.requestId,
     });
-    return c.json(await answer(consent, clock()));
+    const now = clock();
+    return c.json(answer(consent, now, await consents.usages([consent], now)));
   });
 
   return r;

@@ -275,17 +275,32 @@ export class ConsentStore {
   }
 
   /**
-   * What is left of the consent's frequency now, read from the counter countPull writes; nothing is counted. Null for
-   * a consent without terms (ended, or never granted here).
+   * What is left of each consent's frequency now, read from the counters countPull writes (nothing is counted), all in
+   * one query: by consent id, for the consents with terms (an ended one, or one never granted here, has none).
    */
-  async usage(consent: ConsentDoc, now: Date): Promise<ConsentUsage | null> {
-    const t = consent.terms;
-    if (!t) return null;
-    const { unit, value } = t.frequency;
-    const w = frequencyWindow(unit, now);
-    const counter = await this.counters.findOne({ _id: counterId(consent._id, w.start) });
-    const used = Math.min(counter?.count ?? 0, value);
-    return { unit, value, used, remaining: value - used, windowStart: w.start, windowEnd: w.end };
+  async usages(consents: ConsentDoc[], now: Date): Promise<Map<string, ConsentUsage>> {
+    const live = consents.flatMap((c) => {
+      if (!c.terms) return [];
+      const w = frequencyWindow(c.terms.frequency.unit, now);
+      return [{ id: c._id, frequency: c.terms.frequency, w, counter: counterId(c._id, w.start) }];
+    });
+    const out = new Map<string, ConsentUsage>();
+    if (live.length === 0) return out;
+    const counts = new Map(
+      (await this.counters.find({ _id: { $in: live.map((l) => l.counter) } }).toArray()).map((d) => [d._id, d.count]),
+    );
+    for (const { id, frequency, w, counter } of live) {
+      const used = Math.min(counts.get(counter) ?? 0, frequency.value);
+      out.set(id, {
+        unit: frequency.unit,
+        value: frequency.value,
+        used,
+        remaining: frequency.value - used,
+        windowStart: w.start,
+        windowEnd: w.end,
+      });
+    }
+    return out;
   }
 
   /**

@@ -39,7 +39,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Log } from '../log.js';
 import type { AuditLog } from '../audit/log.js';
-import { type AppEnv, type Caller, type Role, verify } from '../auth/caller.js';
+import { type AppEnv, type AuthOptions, type Caller, FACILITY_ID, type Role, verify } from '../auth/caller.js';
 import type { Verifier } from '../auth/keys.js';
 import { signDevToken } from '../auth/token.js';
 import { FhirError, badRequest, fail, notFound } from '../fhir/outcome.js';
@@ -49,7 +49,8 @@ import { type SessionKeys, WEB_ROLES } from '../auth/session-keys.js';
 export interface SignInDeps {
   config: Config;
   verifier: Verifier;
-  sessions: SessionKeys;
+  /** How tokens are checked (the same options identify is given), with the session keys that sign and check them. */
+  auth: AuthOptions & { sessions: SessionKeys };
   audit: AuditLog;
   baseUrl: () => string;
   log: Log;
@@ -60,8 +61,6 @@ const OIDC_COOKIE = 'av_oidc';
 /** Over https the cookies carry the __Secure- prefix, so a sibling subdomain over http cannot plant one. */
 const cookieName = (name: string, secure: boolean) => (secure ? `__Secure-${name}` : name);
 const OIDC_FLOW_SEC = 600;
-const FACILITY_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 export const DevSignIn = z.object({
   role: z.enum(WEB_ROLES as [Role, ...Role[]]),
@@ -78,11 +77,12 @@ export function devSignInOffered(config: Config): boolean {
     config.WEB_DEV_SIGN_IN &&
     !config.AUTH_JWKS_URL &&
     !config.AUTH_PUBLIC_KEY_FILE &&
-    LOOPBACK_HOSTS.has(config.HOST)
+    isLoopbackName(config.HOST)
   );
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
+/** A loopback name or address, as HOST gives it or as a URL's hostname (IPv6 in brackets) does. */
+const isLoopbackName = (host: string) => ['127.0.0.1', '::1', 'localhost'].includes(host.replace(/^\[(.*)\]$/, '$1'));
 
 /**
  * Development: the development form is offered, or there is no PUBLIC_BASE_URL (links are built on the address the
@@ -92,14 +92,9 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 export const pageOnlyAtBase = (config: Config) => devSignInOffered(config) || !config.PUBLIC_BASE_URL;
 
 export function signInRoutes(deps: SignInDeps) {
-  const { config, sessions, audit, log } = deps;
+  const { config, audit, log, auth } = deps;
+  const sessions = auth.sessions;
   const r = new Hono<AppEnv>();
-  const authOptions = {
-    issuer: config.AUTH_ISSUER,
-    audience: config.AUTH_AUDIENCE,
-    gatewayClients: config.AUTH_GATEWAY_CLIENTS,
-    sessions,
-  };
   const secure = () => deps.baseUrl().startsWith('https:');
   const sessionCookie = () => cookieName(SESSION_COOKIE, secure());
   const flowCookie = () => cookieName(OIDC_COOKIE, secure());
@@ -126,7 +121,7 @@ export function signInRoutes(deps: SignInDeps) {
       throw notFound('OpenID Connect sign-in is not configured (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)');
     const url = new URL(config.OIDC_ISSUER);
     // Plain http only to an issuer on this machine, outside production (a development or test issuer).
-    const insecure = url.protocol === 'http:' && LOOPBACK.has(url.hostname) && config.NODE_ENV !== 'production';
+    const insecure = url.protocol === 'http:' && isLoopbackName(url.hostname) && config.NODE_ENV !== 'production';
     discovered ??= oidc
       .discovery(url, config.OIDC_CLIENT_ID, config.OIDC_CLIENT_SECRET, undefined, {
         timeout: 10,
@@ -142,7 +137,7 @@ export function signInRoutes(deps: SignInDeps) {
   /** Who the session cookie's token names, when it is valid and a role that signs in to the page. */
   const sessionCaller = async (token: string | undefined): Promise<Caller | undefined> => {
     if (!token || token.length > 8192) return undefined;
-    const caller = await verify(`Bearer ${token}`, deps.verifier, authOptions).catch(() => undefined);
+    const caller = await verify(`Bearer ${token}`, deps.verifier, auth).catch(() => undefined);
     return caller && WEB_ROLES.includes(caller.role) ? caller : undefined;
   };
 
