@@ -12,6 +12,7 @@
  *
  *   public  GET  /healthz, /readyz, /fhir/metadata, /openapi.json
  *   records      /fhir/Bundle…                 records/routes.ts   (hip; hiu under X-Consent-Id)
+ *                POST /fhir/$import            records/import.ts   (hip: many uploads, NDJSON)
  *   consents     /consents, /consents/{id}     consents/routes.ts  (admin, hiu)
  *   audit        /fhir/AuditEvent              audit/routes.ts     (cm)
  *   abdm (cm: ABDM's gateway, both dialects; every path in abdm/dialect.ts)
@@ -35,6 +36,7 @@ import { asUnavailable } from './db/mongo.js';
 import { type AppEnv, identify } from './auth/caller.js';
 import type { Verifier } from './auth/keys.js';
 import { recordRoutes } from './records/routes.js';
+import { importRoutes } from './records/import.js';
 import { RecordStore } from './records/store.js';
 import type { ConsentStore } from './consents/store.js';
 import { consentRoutes } from './consents/routes.js';
@@ -248,6 +250,7 @@ export function createApp(deps: AppDeps) {
     '/v0.5/health-information/hip/request',
     '/api/v3/hip/health-information/request',
     '/fhir/AuditEvent',
+    '/fhir/$import',
   ])
     app.use(path, limited);
   app.route(
@@ -262,6 +265,18 @@ export function createApp(deps: AppDeps) {
     }),
   );
   const gateway = deps.gateway;
+  app.route(
+    '/',
+    importRoutes({
+      repositories: deps.repositories,
+      validator: deps.validator,
+      config,
+      baseUrl,
+      metrics,
+      log,
+      onStored: deps.hipLinks ? (record) => deps.hipLinks!.stored(record) : undefined,
+    }),
+  );
   app.route('/', consentNotifyRoutes({ consents: deps.consents, audit, config, clock, log, gateway }));
   app.route('/', consentRoutes({ consents: deps.consents, audit, clock }));
   app.route('/', auditRoutes(audit, clock));

@@ -46,8 +46,13 @@ export const ConfigSchema = z.object({
     .enum(['true', 'false'])
     .default('false')
     .transform((v) => v === 'true'),
+  DB_COMMAND_METRICS: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   SEARCH_DEFAULT_COUNT: z.coerce.number().int().min(1).max(1000).default(20),
   SEARCH_MAX_COUNT: z.coerce.number().int().min(1).max(1000).default(100),
+  IMPORT_CONCURRENCY: z.coerce.number().int().min(1).max(1024).default(64),
   ABHA_IDENTIFIER_SYSTEMS: list(DEFAULT_ABHA_SYSTEMS),
   DB_TIMEOUT_MS: z.coerce.number().int().min(100).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -2,9 +2,10 @@
  * The OpenAPI 3.1 description of the non-FHIR routes (ABDM consent
  * notifications, health-information request, care-context discovery and
  * linking, the consent manager's AuditEvent query, admin reads, health
- * checks), served at GET /openapi.json without authentication. Each feature
- * declares the part for its own routes (consents/openapi.ts, abdm/openapi.ts,
- * audit/openapi.ts); this file adds the health checks and assembles them.
+ * checks) and of the record search, served at GET /openapi.json without
+ * authentication. Each feature declares the part for its own routes
+ * (consents/openapi.ts, abdm/openapi.ts, audit/openapi.ts,
+ * records/openapi.ts); this file adds the health checks and assembles them.
  *
  * Request bodies are generated from the very zod schemas the routes parse
  * with (`z.toJSONSchema(schema, { io: 'input' })`), so the document cannot
@@ -25,6 +26,7 @@ import {
 import { consentsOpenApi } from './consents/openapi.js';
 import { abdmOpenApi } from './abdm/openapi.js';
 import { auditOpenApi } from './audit/openapi.js';
+import { recordsOpenApi } from './records/openapi.js';
 import { webOpenApi } from './web/openapi.js';
 
 const opsOpenApi: OpenApiPart = {
@@ -67,7 +69,7 @@ const opsOpenApi: OpenApiPart = {
   responses: { Health: z.object({ status: z.literal('ok') }), Ready: z.object({ status: z.literal('ready') }) },
 };
 
-const PARTS = [consentsOpenApi, abdmOpenApi, auditOpenApi, webOpenApi, opsOpenApi];
+const PARTS = [consentsOpenApi, abdmOpenApi, auditOpenApi, recordsOpenApi, webOpenApi, opsOpenApi];
 
 /** Every request body's schema and example, by component name. */
 export const REQUESTS = Object.assign({}, ...PARTS.map((p) => p.requests)) as OpenApiPart['requests'];
@@ -80,7 +82,7 @@ export function openApiDocument(): object {
       title: 'abha-vault',
       version: '0.1.0',
       description:
-        'Consent-gated FHIR R4 records store for ABDM: the non-FHIR routes (ABDM gateway callbacks, admin reads, health checks). ' +
+        'Consent-gated FHIR R4 records store for ABDM: the non-FHIR routes (ABDM gateway callbacks, admin reads, health checks) and the FHIR searches of AuditEvent and Bundle. ' +
         'The FHIR API is described by GET /fhir/metadata (CapabilityStatement). Roles come from the bearer token: hip, hiu, cm (consent manager / gateway), admin.',
     },
     security: [{ bearer: [] }],

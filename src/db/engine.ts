@@ -11,6 +11,7 @@
  * | unique index (incl. `_id`) holds       | yes, across processes           | yes, across connections                      |
  * | conditional update (`{_id, cond}`)     | atomic, across processes        | a read then a write: NOT atomic; a condition beyond `_id` also scans the collection |
  * | concurrent updates of one document     | serialised by the server        | may lose one (read-modify-write of the document) |
+ * | secondary indexes serve queries        | yes (planned)                   | no: only `_id` equality is pushed down, so they only slow writes; the store makes none there but unique ones |
  * | multi-document transactions            | replica set / sharded only      | no                                            |
  * | change streams                         | replica set / sharded only      | no                                            |
  * | several server processes on one store  | yes                             | no: one process (DATA_DIR lock, db/embedded.ts) |
@@ -45,6 +46,11 @@ export interface Engine {
   kind: 'mongodb' | 'ferretdb';
   /** A write's condition is checked and applied atomically, across processes (MongoDB). */
   atomicConditionalWrites: boolean;
+  /**
+   * Queries use secondary indexes (MongoDB). False on FerretDB 1.24 (SQLite), which pushes down only `_id` equality:
+   * there a secondary index is upkeep on every write and serves nothing, so the store makes only unique ones.
+   */
+  plansSecondaryIndexes: boolean;
   /** Multi-document transactions are available (MongoDB replica set or sharded cluster). Not used by the store. */
   transactions: boolean;
   /** Change streams are available (as transactions). Not used by the store. */
@@ -87,6 +93,7 @@ export function engineOf(kind: Engine['kind'], clustered = false): Engine {
   return {
     kind,
     atomicConditionalWrites: mongo,
+    plansSecondaryIndexes: mongo,
     transactions: mongo && clustered,
     changeStreams: mongo && clustered,
     multiProcess: mongo,
@@ -105,7 +112,8 @@ export interface GuardedOptions {
 }
 
 type IdDoc = { _id: string };
-const lockKeyOf = (c: Pick<Collection, 'collectionName'>, id: string, opts: GuardedOptions) =>
+/** The in-process lock of document `id` that every helper write of it takes on FerretDB (see GuardedOptions). */
+export const lockKeyOf = (c: Pick<Collection, 'collectionName'>, id: string, opts: GuardedOptions = {}) =>
   opts.lockKey ?? `${c.collectionName}|${id}`;
 const isDuplicate = (e: unknown) => e instanceof MongoServerError && e.code === 11000;
 

@@ -300,9 +300,13 @@ export function topLevelMembers(text: string): MemberSpan[] {
  * `text` without whitespace outside strings and without the named top-level
  * members: two uploads with equal canonical text carry the same content.
  */
-export function canonicalContent(text: string, exclude: ReadonlySet<string>): string {
+export function canonicalContent(
+  text: string,
+  exclude: ReadonlySet<string>,
+  members: MemberSpan[] = topLevelMembers(text),
+): string {
   const parts: string[] = [];
-  for (const m of topLevelMembers(text)) {
+  for (const m of members) {
     if (!exclude.has(m.key)) parts.push(stripSpace(text, m.start, m.end));
   }
   return '{' + parts.join(',') + '}';

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ValidDocument } from '../fhir/validate.js';
+import { type DocumentFacts, documentRules } from '../fhir/document.js';
 import { fhirDateStart } from '../fhir/datetime.js';
 
 export interface IndexKeys {
@@ -14,6 +15,13 @@ export interface IndexKeys {
   recordDate: Date;
   /** Hash of the patient's name, gender and year of birth, for discovery by demographics (no names are stored). */
   demographicKey: string | null;
+  /** Composition.title (1..1 in R4), for listings without bodies (`_summary`). */
+  title: string | null;
+  /**
+   * Who wrote it: each Composition.author's display, else the name of the Practitioner or Organization it resolves
+   * to.
+   */
+  author: string[];
 }
 
 export function indexKeys(doc: ValidDocument): IndexKeys {
@@ -25,7 +33,55 @@ export function indexKeys(doc: ValidDocument): IndexKeys {
     abhaAddress: id.abhaAddress ?? null,
     recordDate: fhirDateStart(facts.composition.date) ?? new Date(bundle.timestamp),
     demographicKey: patientDemographicKey(facts.patient.resource),
+    ...labelsOf(facts),
   };
+}
+
+const MAX_LABEL = 256;
+
+/** The title and authors of a document, from its facts (fhir/document.ts documentRules). */
+const labelsOf = (facts: DocumentFacts): Pick<IndexKeys, 'title' | 'author'> => ({
+  title: typeof facts.composition.title === 'string' ? facts.composition.title.slice(0, MAX_LABEL) : null,
+  author: authorsOf(facts),
+});
+
+/**
+ * The title and authors of a parsed document bundle as an upload indexes them (the same code): for records stored
+ * before the store kept them (records/migrate.ts). Null and none when the bundle is not a document documentRules can
+ * read (every stored one is: validated at upload).
+ */
+export function documentLabels(bundle: Record<string, any>): Pick<IndexKeys, 'title' | 'author'> {
+  const { facts } = documentRules(bundle);
+  return facts ? labelsOf(facts) : { title: null, author: [] };
+}
+
+/** The names of a Composition's authors, as a listing shows them (at most 10, each at most 256 characters). */
+function authorsOf(facts: DocumentFacts): string[] {
+  const refs: unknown[] = Array.isArray(facts.composition.author) ? facts.composition.author : [];
+  const names = refs.map((ref) => {
+    const r = ref as { display?: unknown; reference?: unknown };
+    if (typeof r?.display === 'string' && r.display.trim()) return r.display.trim();
+    const target = typeof r?.reference === 'string' ? facts.resolve(r.reference, 0)?.resource : undefined;
+    return target ? nameOf(target) : undefined;
+  });
+  return names
+    .filter((n): n is string => !!n)
+    .map((n) => n.slice(0, MAX_LABEL))
+    .slice(0, 10);
+}
+
+/** A Practitioner's (HumanName) or Organization's (string) name, as text. */
+function nameOf(resource: Record<string, any>): string | undefined {
+  if (typeof resource.name === 'string') return resource.name.trim() || undefined;
+  const names: any[] = Array.isArray(resource.name) ? resource.name : [];
+  const n = names.find((x) => x?.use === 'official') ?? names[0];
+  if (typeof n?.text === 'string' && n.text.trim()) return n.text.trim();
+  const parts = [
+    ...(Array.isArray(n?.prefix) ? n.prefix : []),
+    ...(Array.isArray(n?.given) ? n.given : []),
+    n?.family,
+  ].filter((x) => typeof x === 'string' && x.trim());
+  return parts.length ? parts.join(' ') : undefined;
 }
 
 /**

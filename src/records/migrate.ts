@@ -10,11 +10,20 @@
  * records and in record_versions. Records that the old key had already merged
  * stay one record under the identifier of their current version; from now on
  * the other identifier gets a record of its own.
+ *
+ * summary-fields-v1: listings without bodies (`_summary`, `_elements`) are
+ * served from what the store keeps beside each record: Composition.title and
+ * the authors' names (kept since index-keys.ts took them at upload), and in
+ * each patient index entry the identifier key, received time and care-context
+ * display besides. See migrateSummaryFields.
  */
-import type { Collections, CurrentDoc } from './model.js';
+import type { Filter } from 'mongodb';
+import type { Collections, CurrentDoc, PatientIndexDoc } from './model.js';
 import { isDuplicateKey } from '../db/mongo.js';
-import { bundleIdentifierKey } from './index-keys.js';
+import { type Engine, guardedUpdate } from '../db/engine.js';
+import { bundleIdentifierKey, documentLabels } from './index-keys.js';
 import { currentContent } from './content.js';
+import { entryOf, keysOf } from './patient-index.js';
 
 const IDENTIFIER_KEYS = 'identifier-key-v2';
 const isLegacy = (key: string) => !key.startsWith('["');
@@ -56,4 +65,52 @@ export async function migrateIdentifierKeys(c: Collections): Promise<void> {
     }
   }
   await c.meta.updateOne({ _id: IDENTIFIER_KEYS }, { $set: { builtAt: new Date(), records } }, { upsert: true });
+}
+
+const SUMMARY_FIELDS = 'summary-fields-v1';
+
+/**
+ * Once per store: each current record stored before `title` and `author` were kept has them computed from its content
+ * (read once, with the upload's own code: index-keys.ts documentLabels) and set on its records document; then each of
+ * its patient index entries is rewritten from that document (patient-index.ts entryOf, which adds what older entries
+ * lack: identifierKey, receivedAt, careContextDisplay, title, author). Every write is guarded on the version it was
+ * computed from (db/engine.ts guardedUpdate), so a newer version published meanwhile, by this process or another, is
+ * never overwritten, and an entry is only rewritten, never created (a missing one is the index's own repair). Runs
+ * before the patient index is built for a store that has none (model.ts ensureIndexes), so a build then takes the
+ * new fields too. Idempotent: an interrupted run starts again and rewrites the same values.
+ */
+export async function migrateSummaryFields(c: Collections, engine: Engine): Promise<void> {
+  if (await c.meta.findOne({ _id: SUMMARY_FIELDS })) return;
+  let records = 0;
+  for await (const found of c.current.find({}, { projection: { z: 0 } })) {
+    let cur: CurrentDoc = found;
+    if (cur.title === undefined) {
+      const stored = await c.current.findOne({ _id: cur._id }, { projection: { z: 1, contentId: 1 } });
+      const text = stored ? await currentContent(c.contents, { ...cur, ...stored } as CurrentDoc) : undefined;
+      if (text === undefined) continue; // no content: nothing to take the labels from (never expected)
+      let labels: ReturnType<typeof documentLabels>;
+      try {
+        labels = documentLabels(JSON.parse(text) as Record<string, unknown>);
+      } catch {
+        continue; // validated at upload, so never expected; a record the start cannot read must not stop it
+      }
+      const set = await guardedUpdate(engine, c.current, cur._id, { version: cur.version }, { $set: labels });
+      if (!set) continue; // a newer version arrived meanwhile: it has its labels, and wrote its own entries
+      cur = { ...cur, ...labels };
+      records++;
+    }
+    const field = `entries.${cur._id}`;
+    await Promise.all(
+      keysOf(cur).map((key) =>
+        guardedUpdate(
+          engine,
+          c.patientIndex,
+          key,
+          { [`${field}.version`]: { $lte: cur.version } } as Filter<PatientIndexDoc>,
+          { $set: { [field]: entryOf(cur) } },
+        ),
+      ),
+    );
+  }
+  await c.meta.updateOne({ _id: SUMMARY_FIELDS }, { $set: { builtAt: new Date(), records } }, { upsert: true });
 }

@@ -9,7 +9,7 @@
 import type { Binary, Collection, Db } from 'mongodb';
 import { detectEngine, type Engine } from '../db/engine.js';
 import { PatientIndex } from './patient-index.js';
-import { migrateIdentifierKeys } from './migrate.js';
+import { migrateIdentifierKeys, migrateSummaryFields } from './migrate.js';
 
 export interface RecordDoc {
   _id: string; // `${recordId}/${version}`
@@ -32,6 +32,14 @@ export interface RecordDoc {
   recordDate: Date;
   receivedAt: Date;
   bytes: number;
+  /**
+   * Where the exact text's top-level members are, in UTF-16 units (records/render.ts StoredSpans, spansOf), so a read
+   * renders the record without scanning it; absent in versions stored before them.
+   */
+  members?: { keys: string[]; at: number[] };
+  /** Composition.title and its authors' names (records/index-keys.ts); absent in versions stored before them. */
+  title?: string | null;
+  author?: string[];
 }
 
 /** The newest version of each record: what search and read-by-id serve. */
@@ -76,11 +84,31 @@ export interface IdentifierDoc {
   recordId: string;
 }
 
-/** A record's facts in the patient index (records/patient-index.ts): what searches and consents filter on. */
+/**
+ * A record's facts in the patient index (records/patient-index.ts): what searches and consents filter on, and what a
+ * listing without content shows (`_summary`).
+ */
 export type IndexEntry = Pick<
   RecordDoc,
-  'version' | 'provider' | 'abhaNumber' | 'abhaAddress' | 'careContext' | 'hiType' | 'recordDate'
+  | 'version'
+  | 'provider'
+  | 'abhaNumber'
+  | 'abhaAddress'
+  | 'careContext'
+  | 'hiType'
+  | 'recordDate'
+  | 'careContextDisplay'
+  | 'receivedAt'
+  | 'title'
+  | 'author'
+  | 'identifierKey'
 >;
+
+/**
+ * A record as a listing without content shows it (`_summary`, `_elements`: records/render.ts renderListed): its patient
+ * index entry, or its records document without the content. A CurrentDoc is one.
+ */
+export type ListedRecord = IndexEntry & { _id: string /* recordId */ };
 
 /** One provider's patient (by ABHA number or address) and their current records. */
 export interface PatientIndexDoc {
@@ -119,6 +147,7 @@ export function collections(db: Db): Collections {
 
 /** Search keys: each search the API offers is served by one of these (newest first, then id). */
 export async function ensureIndexes(c: Collections, engine?: Engine): Promise<void> {
+  const detected = engine ?? (await detectEngine(c.meta.db));
   const order = { recordDate: -1, _id: -1 } as const;
   await Promise.all([
     c.versions.createIndex(
@@ -127,17 +156,40 @@ export async function ensureIndexes(c: Collections, engine?: Engine): Promise<vo
     ),
     c.versions.createIndex({ recordId: 1, version: 1 }, { unique: true, name: 'record_version' }),
     c.current.createIndex({ provider: 1, identifierKey: 1 }, { unique: true, name: 'provider_identifier' }),
-    c.current.createIndex({ provider: 1, ...order }, { name: 'provider_date' }),
-    c.current.createIndex({ provider: 1, abhaNumber: 1, ...order }, { name: 'provider_abha_number_date' }),
-    c.current.createIndex({ provider: 1, abhaAddress: 1, ...order }, { name: 'provider_abha_address_date' }),
-    c.current.createIndex({ provider: 1, careContext: 1, ...order }, { name: 'provider_care_context_date' }),
-    c.current.createIndex({ provider: 1, hiType: 1, ...order }, { name: 'provider_hitype_date' }),
-    c.careContexts.createIndex({ provider: 1, abhaNumber: 1 }, { name: 'provider_abha_number' }),
-    c.careContexts.createIndex({ provider: 1, abhaAddress: 1 }, { name: 'provider_abha_address' }),
-    c.careContexts.createIndex({ provider: 1, demographicKey: 1 }, { name: 'provider_demographics' }),
   ]);
-  // Once per store, before it serves: identifier keys of older stores rewritten, and the patient index built for a
-  // store created before it existed.
+  // The search keys serve queries only where the engine plans secondary indexes (db/engine.ts): on FerretDB 1.24 they
+  // would cost every upload their upkeep (measured: six of them add about half to a records insert) and serve no
+  // query, so they are not made there, and a store that has them from an earlier version loses them.
+  const searchKeys: [Pick<Collection, 'createIndex' | 'dropIndex' | 'listIndexes'>, Record<string, 1 | -1>, string][] =
+    [
+      [c.current, { provider: 1, ...order }, 'provider_date'],
+      [c.current, { provider: 1, abhaNumber: 1, ...order }, 'provider_abha_number_date'],
+      [c.current, { provider: 1, abhaAddress: 1, ...order }, 'provider_abha_address_date'],
+      [c.current, { provider: 1, careContext: 1, ...order }, 'provider_care_context_date'],
+      [c.current, { provider: 1, hiType: 1, ...order }, 'provider_hitype_date'],
+      [c.careContexts, { provider: 1, abhaNumber: 1 }, 'provider_abha_number'],
+      [c.careContexts, { provider: 1, abhaAddress: 1 }, 'provider_abha_address'],
+      [c.careContexts, { provider: 1, demographicKey: 1 }, 'provider_demographics'],
+    ];
+  await Promise.all(
+    searchKeys.map(([coll, keys, name]) =>
+      detected.plansSecondaryIndexes ? coll.createIndex(keys, { name }) : dropIndexIfThere(coll, name),
+    ),
+  );
+  // Once per store, before it serves: identifier keys of older stores rewritten, the title and authors of records
+  // stored before they were kept (and the index entries' summary fields), and the patient index built for a store
+  // created before it existed.
   await migrateIdentifierKeys(c);
-  await new PatientIndex(c.patientIndex, c.meta, engine ?? (await detectEngine(c.meta.db))).ensureBuilt(c.current);
+  await migrateSummaryFields(c, detected); // before the build below, so an index built now has the fields too
+  await new PatientIndex(c.patientIndex, c.meta, detected).ensureBuilt(c.current);
+}
+
+async function dropIndexIfThere(coll: Pick<Collection, 'dropIndex' | 'listIndexes'>, name: string): Promise<void> {
+  const there = (
+    await coll
+      .listIndexes()
+      .toArray()
+      .catch(() => [])
+  ).some((i) => i.name === name);
+  if (there) await coll.dropIndex(name);
 }

@@ -19,12 +19,16 @@
  * a record that is not stored. The page is re-read from
  * the records collection and re-checked against the filter before it is
  * served, so an entry that lags (a crash between the two writes, repaired by
- * re-sending the upload) can shorten a page, never widen what is served.
+ * re-sending the upload) can shorten a page, never widen what is served. A
+ * listing without bodies (`_summary`, `_elements`) is answered from the
+ * entries alone (records/store.ts searchListed), so an entry also keeps what
+ * such a listing shows (model.ts IndexEntry).
  */
 import type { Collection, Filter } from 'mongodb';
 import type { CurrentDoc, MetaDoc, PatientIndexDoc, IndexEntry } from './model.js';
-import { type Engine, guardedUpdate } from '../db/engine.js';
+import { type Engine, guardedUpdate, lockKeyOf } from '../db/engine.js';
 import { pinnedValue } from './match.js';
+import { UpdateBatcher } from '../db/batcher.js';
 
 const BUILT = 'patient-index-v1';
 
@@ -54,7 +58,8 @@ export function keysOf(r: Pick<CurrentDoc, 'provider' | 'abhaNumber' | 'abhaAddr
   ];
 }
 
-const entryOf = (r: CurrentDoc): IndexEntry => ({
+/** What the index keeps of a current record. */
+export const entryOf = (r: CurrentDoc): IndexEntry => ({
   version: r.version,
   provider: r.provider,
   abhaNumber: r.abhaNumber,
@@ -62,33 +67,75 @@ const entryOf = (r: CurrentDoc): IndexEntry => ({
   careContext: r.careContext,
   hiType: r.hiType,
   recordDate: r.recordDate,
+  careContextDisplay: r.careContextDisplay,
+  receivedAt: r.receivedAt,
+  title: r.title ?? null,
+  author: r.author ?? [],
+  identifierKey: r.identifierKey,
 });
 
 export class PatientIndex {
+  /** firstVersion's writes, combined across concurrent uploads (db/batcher.ts). */
+  private updates: UpdateBatcher<PatientIndexDoc>;
+
   constructor(
     private docs: Collection<PatientIndexDoc>,
     private meta: Collection<MetaDoc>,
     private engine: Engine,
-  ) {}
+  ) {
+    this.updates = new UpdateBatcher(docs);
+  }
 
   /**
    * Records `r` (a current record) under each of its patient keys, unless an
    * entry as new is there already: guarded on the entry's version, so two
    * processes publishing versions 2 and 3 leave 3 whatever the order.
    */
-  async put(r: CurrentDoc): Promise<void> {
+  async put(r: CurrentDoc, opts: { readFirst?: boolean } = { readFirst: true }): Promise<void> {
     const field = `entries.${r._id}`;
     const older = {
       $or: [{ [field]: { $exists: false } }, { [`${field}.version`]: { $lt: r.version } }],
     } as Filter<PatientIndexDoc>;
     await Promise.all(
       keysOf(r).map(async (key) => {
-        // Most puts are repeats or moves forward: read first, and write only when the entry would move.
-        const have = (await this.docs.findOne({ _id: key }, { projection: { [field]: 1 } }))?.entries?.[r._id]?.version;
-        if (have !== undefined && have >= r.version) return;
+        // A repeat (a repair, the build) usually finds the entry in place: read first, write only when it would move.
+        if (opts.readFirst) {
+          const doc = await this.docs.findOne({ _id: key }, { projection: { [field]: 1 } });
+          const have = doc?.entries?.[r._id]?.version;
+          if (have !== undefined && have >= r.version) return;
+        }
         await guardedUpdate(this.engine, this.docs, key, older, { $set: { [field]: entryOf(r) } }, { upsert: true });
       }),
     );
+  }
+
+  /**
+   * For the first version of a record id this process has just assigned, so
+   * that no entry of it exists anywhere yet: runs `work` (the version's
+   * insert, the commit point, then its publishing) holding the locks of the
+   * record's index documents, and gives it the `put` to publish with. On
+   * FerretDB that put writes the entries without the read a guarded write
+   * makes: every other write of these entries (a later version's, a repair's,
+   * a removal) needs the committed version first and takes the same locks,
+   * so it comes after this one and its own condition sees it. On MongoDB the
+   * guarded write is one atomic command already: no locks, the usual put.
+   */
+  async firstVersion<T>(
+    r: Pick<CurrentDoc, 'provider' | 'abhaNumber' | 'abhaAddress'>,
+    work: (put: (doc: CurrentDoc) => Promise<void>) => Promise<T>,
+  ): Promise<T> {
+    if (this.engine.atomicConditionalWrites) return work((doc) => this.put(doc, { readFirst: false }));
+    const keys = [...new Set(keysOf(r))].sort(); // one order for every holder of two: no deadlock
+    const put = async (doc: CurrentDoc) => {
+      await Promise.all(
+        keysOf(doc).map((key) =>
+          this.updates.update(key, { $set: { [`entries.${doc._id}`]: entryOf(doc) } }, { upsert: true }),
+        ),
+      );
+    };
+    const hold = (i: number): Promise<T> =>
+      i === keys.length ? work(put) : this.engine.locks.run(lockKeyOf(this.docs, keys[i]), () => hold(i + 1));
+    return hold(0);
   }
 
   /**

@@ -24,11 +24,11 @@ import type { AuditInput, AuditLog } from '../audit/log.js';
 import { type FhirError, badRequest, fail, notFound } from '../fhir/outcome.js';
 import type { ConsentDoc, ConsentStore } from '../consents/store.js';
 import { consentFilter, consentUsable, decide, patientAuditKey } from '../consents/policy.js';
-import type { CurrentDoc, RecordDoc } from './model.js';
-import type { RecordStore, UploadInput, UploadResult } from './store.js';
-import { parseSearch, type SearchQuery } from './search.js';
+import type { CurrentDoc, ListedRecord, RecordDoc } from './model.js';
+import type { ListedPage, RecordStore, UploadInput, UploadResult } from './store.js';
+import { type ListingView, parseSearch, type SearchQuery } from './search.js';
 import type { CursorBinding, CursorSealer, Pull } from './cursor.js';
-import { renderRecord } from './render.js';
+import { renderListed, renderRecord, renderSubset } from './render.js';
 import { matchesFilter } from './match.js';
 
 export interface RepositoryDeps {
@@ -50,8 +50,11 @@ export interface Served<D extends RecordDoc | CurrentDoc = CurrentDoc> {
 
 export interface SearchResult {
   total: number;
-  page: Served[];
+  /** Whole records; with `view`, each cut as it asks (records/render.ts renderListed, renderSubset). */
+  page: { doc: ListedRecord; text: string }[];
   count: number;
+  /** From `_summary` and `_elements` (records/search.ts); absent: whole records. `count`: no page. */
+  view?: ListingView;
   /** Sealed cursors for the next and previous pages, when there are such pages. */
   next?: string;
   previous?: string;
@@ -130,11 +133,20 @@ export class RecordRepository {
   }
 
   /** A provider's upload, stored and audited. */
-  async upload(input: Omit<UploadInput, 'provider' | 'now'>): Promise<UploadResult & { text: string }> {
+  async upload(
+    input: Omit<UploadInput, 'provider' | 'now'>,
+    opts: { render?: boolean } = {},
+  ): Promise<UploadResult & { text?: string }> {
     this.providerOnly();
     const result = await this.deps.store.upload({ ...input, provider: this.caller.facilityId, now: this.deps.clock() });
-    // A new version's content is the text just uploaded; a repeat answers with the stored version's own text.
-    const text = result.created ? renderRecord(input.text, result.record) : await this.versionText(result.record);
+    // A new version's content is the text just uploaded; a repeat answers with the stored version's own text. No text
+    // when the caller wants none (Prefer: return=minimal, an import).
+    const text =
+      opts.render === false
+        ? undefined
+        : result.created
+          ? renderRecord(input.text, result.record)
+          : await this.versionText(result.record);
     await this.log({
       action: 'record.upload',
       outcome: 'success',
@@ -177,7 +189,10 @@ export class RecordRepository {
    * parameters, newest first, with the total and sealed cursors. Without a
    * cursor this is a new pull (counted under a consent); a cursor continues
    * the pull it was sealed for and must open for this caller, consent and
-   * query (else 400).
+   * query (else 400). `_summary` and `_elements` (q.view) change only what each entry carries and what is read for it
+   * (records/search.ts ListingView); the consent, pull, cursors and audit are the same. A subset of only the elements
+   * the store keeps reads no content (store.searchListed: a patient's listing is one read of their index document),
+   * and `_summary=count` reads no record.
    */
   async search(params: URLSearchParams): Promise<SearchResult> {
     await this.admit('record.search');
@@ -198,10 +213,36 @@ export class RecordRepository {
     q.cursor = opened?.position;
     if (this.consent && !opened) await this.countPull('record.search');
     const pull: Pull = opened?.pull ?? cursors.startPull(clock());
-    const result = await this.deps.store.search(this.scope(), q);
+    const view = q.view;
+    if (view?.kind === 'count') {
+      const { total, matched } = await this.deps.store.countMatching(this.scope(), q);
+      await this.log({
+        action: 'record.search',
+        outcome: 'success',
+        status: 200,
+        recordIds: [], // no record is served, only how many there are: of these patients' records
+        patients: patientsOf(matched),
+        reason: `pull ${pull.id}`,
+      });
+      return { total, page: [], count: q.count, view };
+    }
+    let result: ListedPage;
+    let page: SearchResult['page'];
+    if (view?.kind === 'subset' && !view.fromContent) {
+      result = await this.deps.store.searchListed(this.scope(), q);
+      page = result.page.map((doc) => ({ doc, text: renderListed(doc, view.elements) }));
+    } else {
+      const found = await this.deps.store.search(this.scope(), q);
+      result = found;
+      page = await Promise.all(
+        found.page.map(async (doc) => ({
+          doc,
+          text: view ? await this.subsetText(doc, view.elements) : await this.currentText(doc),
+        })),
+      );
+    }
     const first = result.page[0],
       last = result.page[result.page.length - 1];
-    const page = await Promise.all(result.page.map(async (doc) => ({ doc, text: await this.currentText(doc) })));
     await this.log({
       action: 'record.search',
       outcome: 'success',
@@ -214,6 +255,7 @@ export class RecordRepository {
       total: result.total,
       page,
       count: q.count,
+      ...(view ? { view } : {}),
       ...(result.hasNext && last
         ? { next: cursors.seal({ d: last.recordDate.getTime(), i: last._id, dir: 'next' }, pull, binding) }
         : {}),
@@ -315,6 +357,16 @@ export class RecordRepository {
     return e;
   }
 
+  /** Audits a rejected request of this caller (an import's item: the upload it would have been). */
+  async rejected(action: string, e: FhirError, reason: string): Promise<void> {
+    await this.log({
+      action,
+      outcome: 'rejected',
+      status: e.status,
+      reason: `${reason}: ${e.issues[0]?.diagnostics ?? ''}`.slice(0, 300),
+    });
+  }
+
   /** Counts one pull against the consent's frequency; past it, 429 with Retry-After (audited). */
   private async countPull(action: string): Promise<void> {
     const consent = this.consent!;
@@ -346,6 +398,8 @@ export class RecordRepository {
 
   private versionText = async (v: RecordDoc) => renderRecord(present(await this.deps.store.text(v.contentId)), v);
   private currentText = async (d: CurrentDoc) => renderRecord(present(await this.deps.store.currentText(d)), d);
+  private subsetText = async (d: CurrentDoc, elements: readonly string[]) =>
+    renderSubset(present(await this.deps.store.currentText(d)), d, elements);
 }
 
 /**

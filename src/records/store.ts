@@ -12,14 +12,24 @@ import { createHash } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import type { Binary, Filter } from 'mongodb';
 import { isDuplicateKey as isDuplicate } from '../db/mongo.js';
-import { type Collections, type CurrentDoc, type RecordDoc } from './model.js';
-import { canonicalContent, topLevelValue } from '../fhir/json-text.js';
+import {
+  type CareContextDoc,
+  type Collections,
+  type ContentDoc,
+  type CurrentDoc,
+  type IdentifierDoc,
+  type RecordDoc,
+} from './model.js';
+import { InsertBatcher } from '../db/batcher.js';
+import { storedSpans } from './render.js';
+import { type MemberSpan, canonicalContent, topLevelMembers, topLevelValue } from '../fhir/json-text.js';
 import type { IndexKeys } from './index-keys.js';
 import { cursorFilter, type SearchQuery } from './search.js';
 import { type Engine, guardedUpdate } from '../db/engine.js';
 import { PatientIndex, indexKeyOf, keysOf, newestFirst } from './patient-index.js';
 import { matchesFilter } from './match.js';
 import { currentContent, packContent, readContent } from './content.js';
+import type { ListedRecord } from './model.js';
 
 const SERVER_SET = new Set(['id', 'meta']);
 /** Concurrent upserts of one _id may race to insert; the loser's write is already done by the winner. */
@@ -36,8 +46,8 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
  * The caller's own Bundle.meta (all but the server-set versionId and lastUpdated), as a hash independent of key order
  * and whitespace.
  */
-function metaFingerprint(text: string): string {
-  const raw = topLevelValue(text, 'meta');
+function metaFingerprint(text: string, members?: MemberSpan[]): string {
+  const raw = topLevelValue(text, 'meta', members);
   let meta: unknown = {};
   try {
     meta = raw === undefined ? {} : JSON.parse(raw);
@@ -82,6 +92,11 @@ export interface SearchPage {
   hasPrev: boolean;
 }
 
+/** A page of a listing without content (`_summary`, `_elements`): each record as the store keeps it beside it. */
+export interface ListedPage extends Omit<SearchPage, 'page'> {
+  page: ListedRecord[];
+}
+
 /** Whether pages exist after and before this one, given whether the query found more than a page in its direction. */
 function neighbours(q: SearchQuery, more: boolean): Pick<SearchPage, 'hasNext' | 'hasPrev'> {
   const backwards = q.cursor?.dir === 'prev';
@@ -102,16 +117,36 @@ export class RecordStore {
     readonly engine: Engine,
   ) {
     this.index = new PatientIndex(c.patientIndex, c.meta, engine);
+    this.inserts = {
+      contents: new InsertBatcher(c.contents),
+      identifiers: new InsertBatcher(c.identifiers),
+      versions: new InsertBatcher(c.versions),
+      current: new InsertBatcher(c.current),
+      careContexts: new InsertBatcher(c.careContexts),
+    };
   }
+
+  /**
+   * The upload path's inserts, combined across concurrent uploads (db/batcher.ts): an upload's writes are inserts
+   * wherever they can be, so under load (and in an import) they travel as a few batched commands.
+   */
+  private inserts: {
+    contents: InsertBatcher<ContentDoc>;
+    identifiers: InsertBatcher<IdentifierDoc>;
+    versions: InsertBatcher<RecordDoc>;
+    current: InsertBatcher<CurrentDoc>;
+    careContexts: InsertBatcher<CareContextDoc>;
+  };
 
   async upload(input: UploadInput): Promise<UploadResult> {
     const { keys, provider } = input;
-    const contentHash = sha256(canonicalContent(input.text, SERVER_SET));
-    const metaHash = metaFingerprint(input.text);
+    const members = topLevelMembers(input.text); // one scan of the text serves both hashes
+    const contentHash = sha256(canonicalContent(input.text, SERVER_SET, members));
+    const metaHash = metaFingerprint(input.text, members);
     const contentId = sha256(input.text);
     const packed = packContent(contentId, input.text);
     const [, { recordId, fresh }] = await Promise.all([
-      ignoreDuplicate(this.c.contents.insertOne(packed)), // content-addressed: a duplicate is the same text
+      ignoreDuplicate(this.inserts.contents.insert(packed)), // content-addressed: a duplicate is the same text
       this.recordIdFor(provider, keys.identifierKey),
     ]);
     for (let attempt = 0; attempt < 50; attempt++) {
@@ -119,7 +154,7 @@ export class RecordStore {
       // (then the insert below clashes and the next attempt looks).
       const latest = fresh && attempt === 0 ? null : await this.latestVersion(recordId);
       if (latest && (await this.sameRecord(latest, input, contentHash, metaHash))) {
-        await this.publish(latest); // repairs what a crash after the version insert left undone
+        await this.publish(latest, undefined, true); // repairs what a crash after the version insert left undone
         await this.rememberCareContext(latest, keys.demographicKey);
         return { created: false, record: latest };
       }
@@ -141,14 +176,30 @@ export class RecordStore {
         recordDate: keys.recordDate,
         receivedAt: input.now,
         bytes: Buffer.byteLength(input.text),
+        title: keys.title,
+        author: keys.author,
+        members: storedSpans(members),
       };
-      try {
-        await this.c.versions.insertOne(record);
-      } catch (e) {
-        if (isDuplicate(e)) continue; // another upload took this version: look again
-        throw e;
-      }
-      await this.publish(record, packed.z);
+      const commit = async (): Promise<boolean> => {
+        try {
+          await this.inserts.versions.insert(record);
+          return true;
+        } catch (e) {
+          if (isDuplicate(e)) return false; // another upload took this version: look again
+          throw e;
+        }
+      };
+      // A record id assigned just now: its first version is published under the index's firstVersion (no entry of it
+      // can exist yet, so on FerretDB the entries are written without a read).
+      const committed =
+        fresh && attempt === 0
+          ? await this.index.firstVersion(record, async (put) => {
+              if (!(await commit())) return false;
+              await this.publish(record, packed.z, false, put);
+              return true;
+            })
+          : (await commit()) && (await this.publish(record, packed.z), true);
+      if (!committed) continue;
       await this.rememberCareContext(record, keys.demographicKey);
       return { created: true, record };
     }
@@ -177,21 +228,20 @@ export class RecordStore {
   }
 
   /**
-   * The record id of a provider's bundle identifier, assigned on first sight.
-   * Every lookup on the upload path is by _id, and every write is an insert
-   * where it can be (see publish).
+   * The record id of a provider's bundle identifier, assigned on first sight:
+   * an insert of a new id first (most uploads are new documents), and a read
+   * only when the identifier is taken. Every lookup on the upload path is by
+   * _id, and every write is an insert where it can be (see publish).
    */
   private async recordIdFor(provider: string, identifierKey: string): Promise<{ recordId: string; fresh: boolean }> {
     const _id = `${provider}|${identifierKey}`;
-    const found = await this.c.identifiers.findOne({ _id });
-    if (found) return { recordId: found.recordId, fresh: false };
     const recordId = uuidv4();
     try {
-      await this.c.identifiers.insertOne({ _id, recordId });
+      await this.inserts.identifiers.insert({ _id, recordId });
       return { recordId, fresh: true };
     } catch (e) {
       if (!isDuplicate(e)) throw e;
-    } // another upload assigned it first
+    } // known already (or another upload assigned it first)
     return { recordId: (await this.c.identifiers.findOne({ _id }))!.recordId, fresh: false };
   }
 
@@ -214,17 +264,35 @@ export class RecordStore {
   }
 
   /**
-   * Points the record's current entry at `v` (with its compressed content)
-   * unless a newer version is already there. A first version is an insert, a
-   * repeat of the current version writes nothing, and only a new version of
-   * an existing record updates the pointer: a guarded write "only over an
-   * older version" (db/engine.ts), atomic on MongoDB, and by _id under the
-   * per-document lock on FerretDB, where a further condition would be neither
-   * atomic nor indexed.
+   * Makes committed version `v` visible: first in the patient index (after
+   * taking the record out of a former patient's index documents), then as
+   * the record's current entry (with its compressed content), unless a newer
+   * version is already there.
+   *
+   * The index goes first so that it never lags a committed version: an index
+   * entry always describes a stored version (listings from the index alone,
+   * `_summary`, show nothing uncommitted), and it is at most one write ahead
+   * of the current pointer, which full pages and reads re-check. A crash in
+   * between is mended by sending the upload again (the repeat path publishes).
+   *
+   * A first version is an insert, a repeat of the current version writes
+   * nothing, and only a new version of an existing record updates the
+   * pointer: a guarded write "only over an older version" (db/engine.ts),
+   * atomic on MongoDB, and by _id under the per-document lock on FerretDB,
+   * where a further condition would be neither atomic nor indexed.
+   * `repair`: called for a repeat, which may find everything in place. `put`: how the index entries are written
+   * (PatientIndex.firstVersion's for a record id just assigned).
    */
-  private async publish(v: RecordDoc, z?: Binary): Promise<void> {
+  private async publish(
+    v: RecordDoc,
+    z?: Binary,
+    repair = false,
+    put = (d: CurrentDoc) => this.index.put(d, { readFirst: repair }),
+  ): Promise<void> {
     const { _id, ...fields } = v;
     const doc: CurrentDoc = { ...fields, _id: v.recordId, versionId: _id };
+    if (v.version > 1) await this.leaveFormerPatient(doc);
+    await put(doc);
     const withContent = async (): Promise<CurrentDoc> => {
       // The content travels with the pointer; a repair (no content at hand) reads it once.
       const packed = z ?? (await this.c.contents.findOne({ _id: v.contentId }))?.z;
@@ -233,32 +301,25 @@ export class RecordStore {
     // Usually the first sight of a record: insert, and look only if that clashes.
     const cur =
       v.version === 1 ? null : await this.c.current.findOne({ _id: v.recordId }, { projection: { version: 1 } });
-    if (!cur || cur.version < v.version) {
-      let inserted = false;
-      if (!cur) {
-        try {
-          await this.c.current.insertOne(await withContent());
-          inserted = true;
-        } catch (e) {
-          if (!isDuplicate(e)) throw e;
-        }
-      }
-      if (!inserted) {
-        // The whole pointer, field by field: a replacement with a condition, which guardedUpdate expresses as $set (and
-        // $unset of a content it lacks).
-        const { _id: _r, ...next } = await withContent();
-        await guardedUpdate(
-          this.engine,
-          this.c.current,
-          v.recordId,
-          { version: { $lt: v.version } },
-          { $set: next, ...(next.z ? {} : { $unset: { z: '' as const } }) },
-        );
+    if (cur && cur.version >= v.version) return;
+    if (!cur) {
+      try {
+        await this.inserts.current.insert(await withContent());
+        return;
+      } catch (e) {
+        if (!isDuplicate(e)) throw e;
       }
     }
-    // After the pointer, so the index never lists what is not stored; put keeps the newest version it has seen.
-    await this.index.put(doc);
-    if (v.version > 1) await this.leaveFormerPatient(doc);
+    // The whole pointer, field by field: a replacement with a condition, which guardedUpdate expresses as $set (and
+    // $unset of a content it lacks).
+    const { _id: _r, ...next } = await withContent();
+    await guardedUpdate(
+      this.engine,
+      this.c.current,
+      v.recordId,
+      { version: { $lt: v.version } },
+      { $set: next, ...(next.z ? {} : { $unset: { z: '' as const } }) },
+    );
   }
 
   /**
@@ -293,27 +354,25 @@ export class RecordStore {
   private async rememberCareContext(r: RecordDoc, demographicKey: string | null): Promise<void> {
     const patientKey = r.abhaNumber ?? r.abhaAddress;
     const _id = `${r.provider}|${patientKey}|${r.careContext}`;
-    const known = await this.c.careContexts.findOne({ _id });
-    if (!known) {
-      try {
-        await this.c.careContexts.insertOne({
-          _id,
-          provider: r.provider,
-          abhaNumber: r.abhaNumber,
-          abhaAddress: r.abhaAddress,
-          referenceNumber: r.careContext,
-          display: r.careContextDisplay,
-          hiTypes: [r.hiType],
-          firstSeen: r.receivedAt,
-          lastSeen: r.receivedAt,
-          ...(demographicKey ? { demographicKey } : {}),
-        });
-        return;
-      } catch (e) {
-        if (!isDuplicate(e)) throw e;
-      }
+    // Insert first: a care context's first record is the commonest case, and a clash is one read more.
+    try {
+      await this.inserts.careContexts.insert({
+        _id,
+        provider: r.provider,
+        abhaNumber: r.abhaNumber,
+        abhaAddress: r.abhaAddress,
+        referenceNumber: r.careContext,
+        display: r.careContextDisplay,
+        hiTypes: [r.hiType],
+        firstSeen: r.receivedAt,
+        lastSeen: r.receivedAt,
+        ...(demographicKey ? { demographicKey } : {}),
+      });
+      return;
+    } catch (e) {
+      if (!isDuplicate(e)) throw e;
     }
-    const current = known ?? (await this.c.careContexts.findOne({ _id }))!;
+    const current = (await this.c.careContexts.findOne({ _id }))!;
     if (!current.hiTypes.includes(r.hiType)) {
       await guardedUpdate(
         this.engine,
@@ -441,6 +500,39 @@ export class RecordStore {
     const page = rows.slice(0, q.count);
     if (backwards) page.reverse();
     return { total, page, ...neighbours(q, more) };
+  }
+
+  /**
+   * One page as `search` finds it, without reading any content: a search that names one provider and one patient is
+   * answered from that patient's index document alone (one read by _id; no read of the records collection), its
+   * entries re-checked against `scope` and the query (matchesFilter) as `search` does; others from the records
+   * collection without the content (searchCollection). An index entry is written after the version insert (the
+   * commit point) and always describes a committed version; publish writes the entries before the pointer, so an entry
+   * is never behind it (it may be ahead by one write). A page from the index alone therefore never shows a record or
+   * facts that are not committed. An entry a crash left under a former patient (before publish took it out) is
+   * listed as the pointer, not yet moved either, would still serve it.
+   */
+  async searchListed(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<ListedPage> {
+    const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
+    const key = indexKeyOf(filter);
+    if (key === undefined) return this.searchCollection(filter, q); // already without the content
+    const matching = await this.matchingEntries(key, filter);
+    const after = q.cursor ? matching.filter((e) => matchesFilter(e, cursorFilter(q.cursor!))) : matching;
+    const window = q.cursor?.dir === 'prev' ? after.slice(-q.count) : after.slice(0, q.count);
+    return { total: matching.length, page: window, ...neighbours(q, after.length > q.count) };
+  }
+
+  /**
+   * How many current records match `scope` and the query (`_summary=count`), reading no record: from the patient
+   * index document for a search naming one provider and one patient (with those entries, so the audit can name their
+   * patients), else a count of the records collection.
+   */
+  async countMatching(scope: Filter<CurrentDoc>, q: SearchQuery): Promise<{ total: number; matched: ListedRecord[] }> {
+    const filter = { $and: [q.filter, scope] } as Filter<CurrentDoc>;
+    const key = indexKeyOf(filter);
+    if (key === undefined) return { total: await this.c.current.countDocuments(filter), matched: [] };
+    const matched = await this.matchingEntries(key, filter);
+    return { total: matched.length, matched };
   }
 
   async ping(): Promise<void> {

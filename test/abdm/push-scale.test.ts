@@ -26,7 +26,7 @@ import { validatorOptions } from '../../src/config.js';
 import { DocumentValidator } from '../../src/fhir/validate.js';
 import { RecordStore } from '../../src/records/store.js';
 import { indexKeys } from '../../src/records/index-keys.js';
-import { keysOf } from '../../src/records/patient-index.js';
+import { entryOf, keysOf } from '../../src/records/patient-index.js';
 import type { CurrentDoc, IndexEntry } from '../../src/records/model.js';
 
 const HIP = 'HIP-SCALE';
@@ -62,9 +62,9 @@ beforeAll(async () => {
   const store = new RecordStore(t.collections, t.engine);
   // The patient index, collected here and written once below (see the file header).
   const published: CurrentDoc[] = [];
-  (store as unknown as { index: { put(d: CurrentDoc): Promise<void> } }).index = {
-    put: async (d) => void published.push(d),
-  };
+  const put = async (d: CurrentDoc) => void published.push(d);
+  type Index = { put: typeof put; firstVersion<T>(r: unknown, work: (p: typeof put) => Promise<T>): Promise<T> };
+  (store as unknown as { index: Index }).index = { put, firstVersion: (_r, work) => work(put) };
   const kinds: RecordKind[] = ['Prescription', 'DiagnosticReport'];
   const started = Date.now();
   const one = async (i: number) => {
@@ -92,15 +92,7 @@ beforeAll(async () => {
   const index = new Map<string, Record<string, IndexEntry>>();
   for (const d of published)
     for (const key of keysOf(d)) {
-      const entry: IndexEntry = {
-        version: d.version,
-        provider: d.provider,
-        abhaNumber: d.abhaNumber,
-        abhaAddress: d.abhaAddress,
-        careContext: d.careContext,
-        hiType: d.hiType,
-        recordDate: d.recordDate,
-      };
+      const entry: IndexEntry = entryOf(d);
       index.set(key, { ...index.get(key), [d._id]: entry });
     }
   await t.collections.patientIndex.insertMany([...index].map(([_id, entries]) => ({ _id, entries })));

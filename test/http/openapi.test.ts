@@ -65,6 +65,7 @@ const GET_ROUTES = [
   '/admin/health-information/transactions/{id}',
   '/admin/hip-links',
   '/fhir/AuditEvent',
+  '/fhir/Bundle',
   '/healthz',
   '/readyz',
 ];

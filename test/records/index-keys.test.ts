@@ -142,7 +142,19 @@ describe('indexKeys of validated fixtures', () => {
           `${patientName(doc).toLowerCase()}|${doc.facts.patient.resource.gender === 'male' ? 'M' : 'F'}|${doc.facts.patient.resource.birthDate.slice(0, 4)}`,
         )
         .digest('hex'),
+      title: 'Prescription record',
+      author: ['Dr. Meera Kulkarni'],
     });
+  });
+
+  it("author: a reference's display, else the name of what it resolves to", () => {
+    const b = JSON.parse(example('prescription'));
+    const composition = b.entry[0].resource;
+    composition.author[0].display = '  '; // nothing to show: the Practitioner's name instead
+    expect(indexKeys(validator.validateText(JSON.stringify(b))).author).toEqual(['Dr. Meera Kulkarni']);
+    const practitioner = b.entry.find((e: any) => e.fullUrl === composition.author[0].reference).resource;
+    practitioner.name = [{ text: 'Meera K.', family: 'Kulkarni' }];
+    expect(indexKeys(validator.validateText(JSON.stringify(b))).author).toEqual(['Meera K.']);
   });
 
   it('demographicKey: normalised name, gender code and year; null when one is missing', () => {

@@ -281,4 +281,35 @@ describe('patient index under concurrency', () => {
     const { ids } = await walk(`patient-abha=${encodeURIComponent(p.abhaAddress)}&_count=100`);
     expect(ids.sort()).toEqual(current.map((c) => c._id).sort());
   }, 60_000);
+
+  it("a new record's first version racing its later versions: the entry ends at the current version", async () => {
+    // The first version of a record id just assigned is indexed without a read (PatientIndex.firstVersion); versions
+    // 2, 3, … sent at the same moment must still leave the entry at the newest, whatever order the writes land in.
+    for (let round = 0; round < 5; round++) {
+      const p = g.patient();
+      const base = g.record(p, 'Prescription', { careContext: { referenceNumber: 'CC-R', display: 'R' }, entries: 3 });
+      const variants = Array.from({ length: 6 }, (_, i) => {
+        const b = structuredClone(base.bundle) as any;
+        b.timestamp = `2025-01-0${i + 1}T00:00:00+05:30`;
+        return b;
+      });
+      const res = await Promise.all(
+        variants.map((b) =>
+          t.request('/fhir/Bundle', {
+            method: 'POST',
+            body: JSON.stringify(b),
+            headers: uploadHeaders('CC-R'),
+            as: ['hip', HIP],
+          }),
+        ),
+      );
+      for (const r of res) expect(r.status).toBe(201);
+      const [current] = await t.collections.current.find({ abhaAddress: p.abhaAddress }).toArray();
+      expect(current.version).toBe(6);
+      for (const key of keysOf(current)) {
+        const entries = (await t.collections.patientIndex.findOne({ _id: key }))!.entries;
+        expect(entries[current._id].version).toBe(6);
+      }
+    }
+  }, 60_000);
 });

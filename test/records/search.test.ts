@@ -43,6 +43,8 @@ describe('parseSearch: parameters', () => {
       'type',
       'date',
       '_count',
+      '_summary',
+      '_elements',
       '_cursor',
     ]);
   });
@@ -51,7 +53,7 @@ describe('parseSearch: parameters', () => {
     expect400(
       'patient=123',
       'patient',
-      /^Unknown search parameter 'patient'; supported: patient-abha, care-context, type, date, _count, _cursor$/,
+      /^Unknown search parameter 'patient'; supported: patient-abha, care-context, type, date, _count, _summary, _elements, _cursor$/,
     );
     expect400('type=Prescription&_sort=date', '_sort');
     expect400('PATIENT-ABHA=91441720935586', 'PATIENT-ABHA');

@@ -108,25 +108,38 @@ func ensureIDPathIndexes(ctx context.Context, file string) error {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 
-	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table'`)
+	// Only tables that lack the index are touched: a CREATE INDEX, even IF NOT EXISTS, is a write to the schema,
+	// and one per table every pass kept FerretDB's own writers waiting under load.
+	rows, err := db.QueryContext(ctx, `SELECT type, name FROM sqlite_master WHERE type IN ('table', 'index')`)
 	if err != nil {
 		return err
 	}
-	var tables []string
+	var all []string
+	indexed := map[string]bool{}
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var kind, name string
+		if err := rows.Scan(&kind, &name); err != nil {
 			rows.Close()
 			return err
+		}
+		if kind == "index" {
+			indexed[name] = true
+			continue
 		}
 		if strings.HasPrefix(name, "_ferretdb_") || strings.HasPrefix(name, "sqlite_") {
 			continue // FerretDB's metadata table, SQLite's own
 		}
-		tables = append(tables, name)
+		all = append(all, name)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	var tables []string
+	for _, t := range all {
+		if !indexed[t+idIndexSuffix] {
+			tables = append(tables, t)
+		}
 	}
 
 	for _, t := range tables {
