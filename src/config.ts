@@ -48,7 +48,7 @@ export const ConfigSchema = z.object({
     .transform((v) => v === 'true'),
   DB_COMMAND_METRICS: z
     .enum(['true', 'false'])
-    .default('true')
+    .default('false')
     .transform((v) => v === 'true'),
   SEARCH_DEFAULT_COUNT: z.coerce.number().int().min(1).max(1000).default(20),
   SEARCH_MAX_COUNT: z.coerce.number().int().min(1).max(1000).default(100),

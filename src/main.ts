@@ -48,9 +48,12 @@ async function main() {
     throw e;
   }
   const validator = new DocumentValidator(validatorOptions(config));
+  const metrics = new Metrics(true);
   let database;
   try {
-    database = await connectDatabase(config, (msg) => log.info(msg));
+    // With DB_COMMAND_METRICS, every command sent to the database is counted (abha_vault_db_commands_total).
+    const onCommand = config.DB_COMMAND_METRICS ? (name: string) => metrics.dbCommand(name) : undefined;
+    database = await connectDatabase(config, (msg) => log.info(msg), { onCommand });
   } catch (e) {
     if (e instanceof EmbeddedDatabaseError) {
       console.error(e.message);
@@ -95,7 +98,7 @@ async function main() {
     verifier,
     log,
     version,
-    metrics: new Metrics(true),
+    metrics,
     baseUrl: () => baseUrl,
   });
   // The web page's files are built now rather than at its first visit; a failure is logged, and retried then.

@@ -31,7 +31,28 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function connectDatabase(config: Config, log: (msg: string) => void): Promise<Database> {
+/**
+ * Commands the driver sends for itself rather than for the server's work (handshake, authentication, closing its
+ * sessions): not counted by countCommands. The heartbeat's `hello` is not command-monitored at all.
+ */
+const DRIVER_COMMANDS = new Set(['hello', 'ismaster', 'isMaster', 'saslStart', 'saslContinue', 'endSessions']);
+
+/**
+ * Calls `count` with the name of each command `client` sends to the database (`find`, `insert`, `getMore`, …), the
+ * driver's own excepted (DRIVER_COMMANDS). The client must have been created with `monitorCommands: true`.
+ */
+export function countCommands(client: MongoClient, count: (command: string) => void): void {
+  client.on('commandStarted', (e) => {
+    if (!DRIVER_COMMANDS.has(e.commandName)) count(e.commandName);
+  });
+}
+
+/** `onCommand`: called with each command's name (countCommands), e.g. to count them in a metric. */
+export async function connectDatabase(
+  config: Config,
+  log: (msg: string) => void,
+  opts: { onCommand?: (command: string) => void } = {},
+): Promise<Database> {
   let uri = config.MONGODB_URI;
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!uri) {
@@ -43,7 +64,9 @@ export async function connectDatabase(config: Config, log: (msg: string) => void
     serverSelectionTimeoutMS: config.DB_TIMEOUT_MS,
     connectTimeoutMS: config.DB_TIMEOUT_MS,
     appName: 'abha-vault',
+    monitorCommands: !!opts.onCommand,
   });
+  if (opts.onCommand) countCommands(client, opts.onCommand);
   await client.connect();
   const db = client.db(config.MONGODB_DB);
   const engine = await detectEngine(db);

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics: request counts and latency by route, validation
- * failures by rule, database errors, and how long health-information
- * transfers take. One registry per app.
+ * failures by rule, database errors, the commands sent to the database, and
+ * how long health-information transfers take. One registry per app.
  *
  * The transfer histogram is one per process (`hiTransferSeconds`): the
  * transfers (abdm/transfer.ts) observe it without being handed an app's
@@ -48,6 +48,12 @@ export class Metrics {
     help: 'Requests that failed because the database was unavailable',
     registers: [this.registry],
   });
+  readonly dbCommands = new Counter({
+    name: 'abha_vault_db_commands_total',
+    help: "Commands sent to the database, by command name (find, insert, getMore, …; the driver's own excepted)",
+    labelNames: ['command'],
+    registers: [this.registry],
+  });
 
   /** The process's transfer histogram, exposed in this registry too. */
   readonly hiTransferSeconds = hiTransferSeconds;
@@ -55,6 +61,11 @@ export class Metrics {
   constructor(defaults = false) {
     this.registry.registerMetric(hiTransferSeconds);
     if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts one command sent to the database (db/mongo.ts connectDatabase's onCommand). */
+  dbCommand(command: string) {
+    this.dbCommands.inc({ command });
   }
 
   /** Counts each rule a rejected upload broke (element paths without indexes, so the label set stays bounded). */
