@@ -237,20 +237,27 @@ describe('search by patient from the index', () => {
 });
 
 describe('patient index under concurrency', () => {
+  /** Uploads all of `bundles` at once, as provider HIP under `careContext`. */
+  const uploadAll = (bundles: unknown[], careContext: string) =>
+    Promise.all(
+      bundles.map((b) =>
+        t.request('/fhir/Bundle', {
+          method: 'POST',
+          body: JSON.stringify(b),
+          headers: uploadHeaders(careContext),
+          as: ['hip', HIP],
+        }),
+      ),
+    );
+
   it('40 concurrent uploads for one patient leave 40 entries, each at its newest version', async () => {
     const p = g.patient();
     const recs = Array.from({ length: 40 }, (_, i) =>
       g.record(p, RECORD_KINDS[i % 3], { careContext: { referenceNumber: 'CC-C', display: 'C' }, entries: 5 }),
     );
-    const res = await Promise.all(
-      recs.map((r) =>
-        t.request('/fhir/Bundle', {
-          method: 'POST',
-          body: JSON.stringify(r.bundle),
-          headers: uploadHeaders('CC-C'),
-          as: ['hip', HIP],
-        }),
-      ),
+    const res = await uploadAll(
+      recs.map((r) => r.bundle),
+      'CC-C',
     );
     for (const r of res) expect(r.status).toBe(201);
     // A second version of ten of them, concurrently too.
@@ -259,16 +266,7 @@ describe('patient index under concurrency', () => {
       (b as any).timestamp = '2025-01-01T00:00:00+05:30';
       return b;
     });
-    const res2 = await Promise.all(
-      changed.map((b) =>
-        t.request('/fhir/Bundle', {
-          method: 'POST',
-          body: JSON.stringify(b),
-          headers: uploadHeaders('CC-C'),
-          as: ['hip', HIP],
-        }),
-      ),
-    );
+    const res2 = await uploadAll(changed, 'CC-C');
     for (const r of res2) expect(r.status).toBe(201);
     const current = await t.collections.current.find({ abhaAddress: p.abhaAddress }).toArray();
     expect(current).toHaveLength(40);
@@ -293,16 +291,7 @@ describe('patient index under concurrency', () => {
         b.timestamp = `2025-01-0${i + 1}T00:00:00+05:30`;
         return b;
       });
-      const res = await Promise.all(
-        variants.map((b) =>
-          t.request('/fhir/Bundle', {
-            method: 'POST',
-            body: JSON.stringify(b),
-            headers: uploadHeaders('CC-R'),
-            as: ['hip', HIP],
-          }),
-        ),
-      );
+      const res = await uploadAll(variants, 'CC-R');
       for (const r of res) expect(r.status).toBe(201);
       const [current] = await t.collections.current.find({ abhaAddress: p.abhaAddress }).toArray();
       expect(current.version).toBe(6);
